@@ -1,0 +1,26 @@
+//! Names of the Kafka record headers the pipeline writes, and helpers to read them back.
+//!
+//! Every record the producer writes carries `kind`, `source` and `received_at_ms`; a
+//! dead-lettered record also carries `error`. Header values are UTF-8 text.
+
+use rdkafka::message::{BorrowedHeaders, Headers};
+
+/// Message kind, one of [`crate::Kind::as_str`] (`tweet`, `retweet`, `delete`, `limit`, ...).
+pub const KIND: &str = "kind";
+/// Where the line came from: `replay:<file name>`, `replay:stdin`, or a live source name.
+pub const SOURCE: &str = "source";
+/// When the producer received the line: milliseconds since the Unix epoch, decimal text.
+/// The record timestamp (CreateTime) carries the same instant.
+pub const RECEIVED_AT_MS: &str = "received_at_ms";
+/// Why a line was dead-lettered (only on `deadletter` records).
+pub const ERROR: &str = "error";
+
+/// The value of the first header named `name`, if present and UTF-8.
+pub fn get<'a>(headers: Option<&'a BorrowedHeaders>, name: &str) -> Option<&'a str> {
+    let headers = headers?;
+    headers
+        .iter()
+        .find(|header| header.key == name)
+        .and_then(|header| header.value)
+        .and_then(|value| std::str::from_utf8(value).ok())
+}

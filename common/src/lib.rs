@@ -1,0 +1,18 @@
+//! Shared building blocks of tweet-pipeline: the stream message model and routing by field
+//! inspection, line framing, Kafka client configuration, the one Prometheus registry, logging
+//! and shutdown.
+//!
+//! The binaries (`tweet-producer`, `tweet-consumer`) only parse their command line, wire these
+//! pieces together and run.
+
+pub mod config;
+pub mod framing;
+pub mod headers;
+pub mod kafka;
+pub mod metrics;
+pub mod post;
+pub mod route;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use route::{route_line, Destination, Kind, LineClass, Routed};

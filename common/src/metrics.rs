@@ -1,0 +1,322 @@
+//! The one Prometheus registry and every metric the pipeline exports; `/metrics` serving.
+//!
+//! Names follow the Prometheus naming guide (`<app>_<subsystem>_<what>_<unit>`, counters end in
+//! `_total`, base units). Labels come from closed sets only: `topic` is the topic's role
+//! (`tweets`, `retweets`, `control`, `deadletter`), never a configured name; `kind` is a
+//! [`crate::Kind`]; `reason` and `language` are fixed vocabularies.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::{http::header, routing::get, Router};
+use prometheus::{
+    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
+};
+use tokio_util::sync::CancellationToken;
+
+/// Metric name prefix.
+const NAMESPACE: &str = "tweet_pipeline";
+
+fn counter(registry: &Registry, subsystem: &str, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::with_opts(
+        Opts::new(name, help)
+            .namespace(NAMESPACE)
+            .subsystem(subsystem),
+    )
+    .expect("metric options are static and valid");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
+}
+
+fn counter_vec(
+    registry: &Registry,
+    subsystem: &str,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> IntCounterVec {
+    let metric = IntCounterVec::new(
+        Opts::new(name, help)
+            .namespace(NAMESPACE)
+            .subsystem(subsystem),
+        labels,
+    )
+    .expect("metric options are static and valid");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
+}
+
+fn gauge(registry: &Registry, subsystem: &str, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::with_opts(
+        Opts::new(name, help)
+            .namespace(NAMESPACE)
+            .subsystem(subsystem),
+    )
+    .expect("metric options are static and valid");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
+}
+
+/// Metrics of `tweet-producer`.
+#[derive(Clone)]
+pub struct ProducerMetrics {
+    /// Lines read from the source, keep-alives included.
+    pub lines_read: IntCounter,
+    /// Blank keep-alive lines (counted, not written).
+    pub keepalives: IntCounter,
+    /// Records acknowledged by the broker, by `topic` role and `kind`.
+    pub records_sent: IntCounterVec,
+    /// Records the broker did not acknowledge (librdkafka gave up), by `topic` role.
+    pub delivery_failures: IntCounterVec,
+    /// Lines written to the dead-letter topic, by `reason` (`malformed`, `unknown`, `oversized`).
+    pub deadlettered: IntCounterVec,
+    /// Times the local producer queue was full and reading waited (backpressure).
+    pub queue_full_waits: IntCounter,
+    /// Records handed to librdkafka and not yet acknowledged or failed.
+    pub in_flight_records: IntGauge,
+}
+
+impl ProducerMetrics {
+    /// Registers the producer's metrics in `registry`.
+    ///
+    /// # Panics
+    /// If they are already registered there (a programming error: register once at start-up).
+    pub fn register(registry: &Registry) -> Self {
+        const S: &str = "producer";
+        Self {
+            lines_read: counter(
+                registry,
+                S,
+                "lines_read_total",
+                "Lines read from the stream source, keep-alives included.",
+            ),
+            keepalives: counter(
+                registry,
+                S,
+                "keepalives_total",
+                "Blank keep-alive lines received (not written to Kafka).",
+            ),
+            records_sent: counter_vec(
+                registry,
+                S,
+                "records_sent_total",
+                "Records acknowledged by Kafka, by topic role and message kind.",
+                &["topic", "kind"],
+            ),
+            delivery_failures: counter_vec(
+                registry,
+                S,
+                "delivery_failures_total",
+                "Records Kafka did not acknowledge, by topic role.",
+                &["topic"],
+            ),
+            deadlettered: counter_vec(
+                registry,
+                S,
+                "deadletter_lines_total",
+                "Lines routed to the dead-letter topic, by reason.",
+                &["reason"],
+            ),
+            queue_full_waits: counter(
+                registry,
+                S,
+                "queue_full_waits_total",
+                "Times the producer queue was full and reading paused (backpressure).",
+            ),
+            in_flight_records: gauge(
+                registry,
+                S,
+                "in_flight_records",
+                "Records handed to the Kafka client and not yet acknowledged or failed.",
+            ),
+        }
+    }
+}
+
+/// Metrics of `tweet-consumer`.
+#[derive(Clone)]
+pub struct ConsumerMetrics {
+    /// Records consumed, by `topic` role and `kind`.
+    pub records: IntCounterVec,
+    /// Post rows inserted or updated in the store.
+    pub rows_written: IntCounter,
+    /// Delete notices applied (row removed or future insert prevented).
+    pub deletes_applied: IntCounter,
+    /// Records consumed but not stored, by `reason` (`unparseable`, `no_id`, `foreign_topic`).
+    pub records_skipped: IntCounterVec,
+    /// Posts analysed, by detected `language` (ISO 639-1 where one exists, else 639-3, or
+    /// `unknown`) and `sentiment` (`positive`, `neutral`, `negative`, `none` for non-English).
+    pub posts_analysed: IntCounterVec,
+    /// Seconds from the producer receiving a line to its row being committed, by `topic` role.
+    pub processing_latency: HistogramVec,
+    /// Records per processed batch.
+    pub batch_records: HistogramVec,
+}
+
+impl ConsumerMetrics {
+    /// Registers the consumer's metrics in `registry`.
+    ///
+    /// # Panics
+    /// If they are already registered there.
+    pub fn register(registry: &Registry) -> Self {
+        const S: &str = "consumer";
+        let latency = HistogramVec::new(
+            HistogramOpts::new("processing_latency_seconds", "Seconds from the producer receiving a line to its result being committed to the store.")
+                .namespace(NAMESPACE)
+                .subsystem(S)
+                // 0.5 ms .. ~65 s
+                .buckets(exponential_buckets(0.0005, 2.0, 18).expect("static buckets")),
+            &["topic"],
+        )
+        .expect("metric options are static and valid");
+        registry
+            .register(Box::new(latency.clone()))
+            .expect("each metric is registered once");
+        let batch = HistogramVec::new(
+            HistogramOpts::new("batch_records", "Records per batch committed to the store.")
+                .namespace(NAMESPACE)
+                .subsystem(S)
+                .buckets(exponential_buckets(1.0, 4.0, 8).expect("static buckets")),
+            &["group"],
+        )
+        .expect("metric options are static and valid");
+        registry
+            .register(Box::new(batch.clone()))
+            .expect("each metric is registered once");
+        Self {
+            records: counter_vec(
+                registry,
+                S,
+                "records_total",
+                "Records consumed, by topic role and message kind.",
+                &["topic", "kind"],
+            ),
+            rows_written: counter(
+                registry,
+                S,
+                "rows_written_total",
+                "Post rows inserted or updated in the store.",
+            ),
+            deletes_applied: counter(
+                registry,
+                S,
+                "deletes_applied_total",
+                "Delete notices applied to the store.",
+            ),
+            records_skipped: counter_vec(
+                registry,
+                S,
+                "records_skipped_total",
+                "Records consumed but not stored, by reason.",
+                &["reason"],
+            ),
+            posts_analysed: counter_vec(
+                registry,
+                S,
+                "posts_analysed_total",
+                "Posts analysed, by detected language and sentiment label.",
+                &["language", "sentiment"],
+            ),
+            processing_latency: latency,
+            batch_records: batch,
+        }
+    }
+}
+
+/// Renders `registry` in the Prometheus text exposition format (version 0.0.4).
+pub fn render(registry: &Registry) -> String {
+    let mut buffer = Vec::new();
+    // Encoding into a Vec cannot fail for well-formed metric families.
+    if let Err(error) = TextEncoder::new().encode(&registry.gather(), &mut buffer) {
+        tracing::warn!(%error, "encoding metrics failed");
+    }
+    String::from_utf8(buffer).unwrap_or_default()
+}
+
+/// Binds `addr` and serves `GET /metrics` until `shutdown` is cancelled. Returns the bound
+/// address (useful with port 0) once listening.
+///
+/// # Errors
+/// When the address cannot be bound (in use, not local, no permission).
+pub async fn serve(
+    addr: SocketAddr,
+    registry: Registry,
+    shutdown: CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen for /metrics on {addr}; pick another --metrics-addr or 'off'")
+    })?;
+    let bound = listener
+        .local_addr()
+        .context("reading the metrics listener's address")?;
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let registry = registry.clone();
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    render(&registry),
+                )
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "metrics endpoint stopped");
+        }
+    });
+    tracing::info!(%bound, "serving Prometheus metrics on /metrics");
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_conventions_and_render() {
+        let registry = Registry::new();
+        let producer = ProducerMetrics::register(&registry);
+        let consumer = ConsumerMetrics::register(&registry);
+        producer
+            .records_sent
+            .with_label_values(&["tweets", "tweet"])
+            .inc();
+        consumer
+            .processing_latency
+            .with_label_values(&["tweets"])
+            .observe(0.01);
+        let text = render(&registry);
+        assert!(
+            text.contains(
+                "tweet_pipeline_producer_records_sent_total{kind=\"tweet\",topic=\"tweets\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("tweet_pipeline_consumer_processing_latency_seconds_bucket"));
+        for family in registry.gather() {
+            let name = family.name();
+            assert!(name.starts_with("tweet_pipeline_"), "{name}");
+            if family.get_field_type() == prometheus::proto::MetricType::COUNTER {
+                assert!(
+                    name.ends_with("_total"),
+                    "counter {name} must end in _total"
+                );
+            }
+        }
+    }
+}

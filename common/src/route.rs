@@ -1,0 +1,586 @@
+//! Routing by field inspection: decides, from a stream line's top-level keys alone, which topic
+//! a line goes to, what kind of message it is and which key it gets.
+//!
+//! The line itself is never rewritten: the producer writes the exact bytes it received. Routing
+//! only reads the top-level keys (nested objects are skipped without being built), so a 3 KB
+//! status costs one validating scan.
+//!
+//! Shapes recognised (sources: X API v1.1 "Streaming message types" and "Consuming streaming
+//! data" documents; X API v2 "Filtered stream" integration guide):
+//!
+//! | shape (top-level key)                    | kind            | destination | key                        |
+//! |------------------------------------------|-----------------|-------------|----------------------------|
+//! | status with non-null `retweeted_status`   | `retweet`       | retweets    | `id_str` (or `id`)         |
+//! | other status (`id`/`id_str` + text/user)  | `tweet`         | tweets      | `id_str` (or `id`)         |
+//! | `delete`                                 | `delete`        | control     | the deleted post's id      |
+//! | `scrub_geo`                              | `scrub_geo`     | control     | `up_to_status_id_str`      |
+//! | `status_withheld`                        | `status_withheld` | control   | the withheld post's id     |
+//! | `limit`, `disconnect`, `warning`, `user_withheld`, `event`, `friends`/`friends_str`, `control`, `for_user` | same name | control | none |
+//! | v2 `data` whose `referenced_tweets` has `retweeted` | `retweet` | retweets  | `data.id`                  |
+//! | other v2 `data`                          | `tweet`         | tweets      | `data.id`                  |
+//! | v2 `errors` without `data`               | `stream_error`  | control     | none                       |
+//! | blank line (keep-alive)                  | not a record    | –           | –                          |
+//! | invalid JSON or invalid UTF-8            | `malformed`     | deadletter  | none                       |
+//! | valid JSON of no known shape             | `unknown`       | deadletter  | none                       |
+//! | line over `max_line_bytes` (framing)     | `oversized`     | deadletter  | none (value: the first `max_line_bytes`) |
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+/// Which topic a line goes to. The topic names themselves are configuration
+/// ([`crate::config::TopicNames`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Destination {
+    /// Original posts, replies and quotes.
+    Tweets,
+    /// Retweets (v1.1 `retweeted_status`, v2 `referenced_tweets` of type `retweeted`).
+    Retweets,
+    /// Control messages: deletes, limits, disconnects, warnings, withheld notices, v2 errors.
+    Control,
+    /// Lines that could not be routed, with the reason in a header.
+    DeadLetter,
+}
+
+impl Destination {
+    /// Every destination, in display order.
+    pub const ALL: [Destination; 4] = [
+        Destination::Tweets,
+        Destination::Retweets,
+        Destination::Control,
+        Destination::DeadLetter,
+    ];
+
+    /// Stable lowercase name, used as a metric label and in summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Destination::Tweets => "tweets",
+            Destination::Retweets => "retweets",
+            Destination::Control => "control",
+            Destination::DeadLetter => "deadletter",
+        }
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind of a stream message: a closed set, written to the `kind` record header and used as
+/// a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// An original post, reply or quote.
+    Tweet,
+    /// A retweet.
+    Retweet,
+    /// v1.1 status deletion notice (`delete.status`).
+    Delete,
+    /// v1.1 location deletion notice.
+    ScrubGeo,
+    /// v1.1 limit notice: how many matching posts were not delivered.
+    Limit,
+    /// v1.1 status withheld in some countries.
+    StatusWithheld,
+    /// v1.1 user withheld in some countries.
+    UserWithheld,
+    /// v1.1 disconnect message (the server is about to close the stream).
+    Disconnect,
+    /// v1.1 stall warning (`FALLING_BEHIND`).
+    Warning,
+    /// v1.1 user-stream event (favorite, follow, ...).
+    Event,
+    /// v1.1 user-stream friends list preamble.
+    Friends,
+    /// v1.1 site-stream control message or `for_user` envelope.
+    SiteControl,
+    /// v2 in-stream error object (e.g. `operational-disconnect`).
+    StreamError,
+    /// Not valid JSON (or not valid UTF-8).
+    Malformed,
+    /// Valid JSON of no known shape.
+    Unknown,
+    /// A line longer than the framer's maximum (`max_line_bytes`); its first bytes are kept.
+    Oversized,
+}
+
+impl Kind {
+    /// Every kind, in declaration order.
+    pub const ALL: [Kind; 16] = [
+        Kind::Tweet,
+        Kind::Retweet,
+        Kind::Delete,
+        Kind::ScrubGeo,
+        Kind::Limit,
+        Kind::StatusWithheld,
+        Kind::UserWithheld,
+        Kind::Disconnect,
+        Kind::Warning,
+        Kind::Event,
+        Kind::Friends,
+        Kind::SiteControl,
+        Kind::StreamError,
+        Kind::Malformed,
+        Kind::Unknown,
+        Kind::Oversized,
+    ];
+
+    /// Stable snake_case name: the `kind` header value and metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Tweet => "tweet",
+            Kind::Retweet => "retweet",
+            Kind::Delete => "delete",
+            Kind::ScrubGeo => "scrub_geo",
+            Kind::Limit => "limit",
+            Kind::StatusWithheld => "status_withheld",
+            Kind::UserWithheld => "user_withheld",
+            Kind::Disconnect => "disconnect",
+            Kind::Warning => "warning",
+            Kind::Event => "event",
+            Kind::Friends => "friends",
+            Kind::SiteControl => "control",
+            Kind::StreamError => "stream_error",
+            Kind::Malformed => "malformed",
+            Kind::Unknown => "unknown",
+            Kind::Oversized => "oversized",
+        }
+    }
+
+    /// Parses a `kind` header value written by [`Kind::as_str`].
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "tweet" => Kind::Tweet,
+            "retweet" => Kind::Retweet,
+            "delete" => Kind::Delete,
+            "scrub_geo" => Kind::ScrubGeo,
+            "limit" => Kind::Limit,
+            "status_withheld" => Kind::StatusWithheld,
+            "user_withheld" => Kind::UserWithheld,
+            "disconnect" => Kind::Disconnect,
+            "warning" => Kind::Warning,
+            "event" => Kind::Event,
+            "friends" => Kind::Friends,
+            "control" => Kind::SiteControl,
+            "stream_error" => Kind::StreamError,
+            "malformed" => Kind::Malformed,
+            "unknown" => Kind::Unknown,
+            "oversized" => Kind::Oversized,
+            _ => return None,
+        })
+    }
+
+    /// The topic this kind of message is written to.
+    pub fn destination(self) -> Destination {
+        match self {
+            Kind::Tweet => Destination::Tweets,
+            Kind::Retweet => Destination::Retweets,
+            Kind::Malformed | Kind::Unknown | Kind::Oversized => Destination::DeadLetter,
+            _ => Destination::Control,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The routing decision for one non-blank line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routed<'a> {
+    /// What the line is.
+    pub kind: Kind,
+    /// Record key: the post id (for a delete notice, the deleted post's id); `None` for
+    /// messages that concern no single post.
+    pub key: Option<Cow<'a, str>>,
+    /// Why a dead-lettered line could not be routed (`None` for every other kind). Written to
+    /// the `error` header; it describes the position and problem, never the content.
+    pub reason: Option<String>,
+}
+
+impl Routed<'_> {
+    /// The topic the line goes to.
+    pub fn destination(&self) -> Destination {
+        self.kind.destination()
+    }
+}
+
+/// What a line of a stream is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineClass<'a> {
+    /// A blank line (only spaces, tabs, CR, LF): the stream's keep-alive. Counted, not written.
+    KeepAlive,
+    /// Anything else: written to Kafka as it is.
+    Record(Routed<'a>),
+}
+
+/// Classifies one line (without its line terminator).
+///
+/// Never fails: every line is either a keep-alive or a record for some topic, malformed and
+/// unknown lines included (they go to the dead-letter topic with a reason).
+pub fn route_line(line: &[u8]) -> LineClass<'_> {
+    if line
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    {
+        return LineClass::KeepAlive;
+    }
+    // serde_json skips the strings of ignored fields without checking their UTF-8, so the
+    // whole line is checked first: downstream JSON readers need valid UTF-8.
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text,
+        Err(error) => {
+            return LineClass::Record(Routed {
+                kind: Kind::Malformed,
+                key: None,
+                reason: Some(format!(
+                    "invalid utf-8: {} valid bytes, then an invalid sequence",
+                    error.valid_up_to()
+                )),
+            })
+        }
+    };
+    LineClass::Record(match serde_json::from_str::<Probe<'_>>(text) {
+        Ok(probe) => probe.route(),
+        Err(error) if error.is_data() => Routed {
+            kind: Kind::Unknown,
+            key: None,
+            reason: Some(format!("unknown shape: {error}")),
+        },
+        Err(error) => Routed {
+            kind: Kind::Malformed,
+            key: None,
+            reason: Some(format!("malformed json: {error}")),
+        },
+    })
+}
+
+/// A post id as the APIs send it: v1.1 gives both a number `id` and a string `id_str` (use the
+/// string: ids exceed 2^53); v2 gives only the string `id`.
+#[derive(Deserialize, Default)]
+struct IdRef<'a> {
+    #[serde(borrow, default)]
+    id_str: Option<Cow<'a, str>>,
+    #[serde(default)]
+    id: Option<IdValue<'a>>,
+}
+
+/// `id` is a number in v1.1 and a string in v2.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdValue<'a> {
+    Number(u64),
+    #[serde(borrow)]
+    String(Cow<'a, str>),
+}
+
+impl<'a> IdRef<'a> {
+    fn into_key(self) -> Option<Cow<'a, str>> {
+        match (self.id_str, self.id) {
+            (Some(id), _) => Some(id),
+            (None, Some(IdValue::String(id))) => Some(id),
+            (None, Some(IdValue::Number(id))) => Some(Cow::Owned(id.to_string())),
+            (None, None) => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct DeleteNotice<'a> {
+    #[serde(borrow, default)]
+    status: Option<IdRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ScrubGeo<'a> {
+    #[serde(borrow, default)]
+    up_to_status_id_str: Option<Cow<'a, str>>,
+    #[serde(default)]
+    up_to_status_id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ReferencedTweet<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct V2Data<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    referenced_tweets: Option<Vec<ReferencedTweet<'a>>>,
+}
+
+/// The top-level keys routing looks at; every other key is skipped by `serde`
+/// without being built.
+#[derive(Deserialize)]
+struct Probe<'a> {
+    // statuses (v1.1)
+    #[serde(borrow, default)]
+    id_str: Option<Cow<'a, str>>,
+    #[serde(default)]
+    id: Option<IdValue<'a>>,
+    #[serde(default)]
+    text: Option<IgnoredAny>,
+    #[serde(default)]
+    full_text: Option<IgnoredAny>,
+    #[serde(default)]
+    user: Option<IgnoredAny>,
+    /// `Option<IgnoredAny>` would also be `Some` for an explicit `null`; a status with
+    /// `"retweeted_status": null` is not a retweet.
+    #[serde(default)]
+    retweeted_status: Option<NonNull>,
+    // control messages (v1.1)
+    #[serde(borrow, default)]
+    delete: Option<DeleteNotice<'a>>,
+    #[serde(borrow, default)]
+    scrub_geo: Option<ScrubGeo<'a>>,
+    #[serde(borrow, default)]
+    status_withheld: Option<IdRef<'a>>,
+    #[serde(default)]
+    limit: Option<IgnoredAny>,
+    #[serde(default)]
+    disconnect: Option<IgnoredAny>,
+    #[serde(default)]
+    warning: Option<IgnoredAny>,
+    #[serde(default)]
+    user_withheld: Option<IgnoredAny>,
+    #[serde(default)]
+    event: Option<IgnoredAny>,
+    #[serde(default)]
+    friends: Option<IgnoredAny>,
+    #[serde(default)]
+    friends_str: Option<IgnoredAny>,
+    #[serde(default)]
+    control: Option<IgnoredAny>,
+    #[serde(default)]
+    for_user: Option<IgnoredAny>,
+    // v2 filtered stream
+    #[serde(borrow, default)]
+    data: Option<V2Data<'a>>,
+    #[serde(default)]
+    errors: Option<IgnoredAny>,
+}
+
+/// Deserializes from any value but `null` (which, through `Option`, becomes `None`).
+struct NonNull;
+
+impl<'de> Deserialize<'de> for NonNull {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| NonNull)
+    }
+}
+
+impl<'a> Probe<'a> {
+    fn route(self) -> Routed<'a> {
+        let routed = |kind, key| Routed {
+            kind,
+            key,
+            reason: None,
+        };
+        if let Some(delete) = self.delete {
+            return routed(Kind::Delete, delete.status.and_then(IdRef::into_key));
+        }
+        if let Some(scrub) = self.scrub_geo {
+            let key = scrub
+                .up_to_status_id_str
+                .or_else(|| scrub.up_to_status_id.map(|id| Cow::Owned(id.to_string())));
+            return routed(Kind::ScrubGeo, key);
+        }
+        if let Some(withheld) = self.status_withheld {
+            return routed(Kind::StatusWithheld, withheld.into_key());
+        }
+        let control = [
+            (self.limit.is_some(), Kind::Limit),
+            (self.disconnect.is_some(), Kind::Disconnect),
+            (self.warning.is_some(), Kind::Warning),
+            (self.user_withheld.is_some(), Kind::UserWithheld),
+            (
+                self.friends.is_some() || self.friends_str.is_some(),
+                Kind::Friends,
+            ),
+            (
+                self.control.is_some() || self.for_user.is_some(),
+                Kind::SiteControl,
+            ),
+        ];
+        if let Some(&(_, kind)) = control.iter().find(|(present, _)| *present) {
+            return routed(kind, None);
+        }
+        let has_id = self.id_str.is_some() || self.id.is_some();
+        let has_body = self.text.is_some() || self.full_text.is_some() || self.user.is_some();
+        if has_id && has_body {
+            let kind = if self.retweeted_status.is_some() {
+                Kind::Retweet
+            } else {
+                Kind::Tweet
+            };
+            let key = IdRef {
+                id_str: self.id_str,
+                id: self.id,
+            }
+            .into_key();
+            return routed(kind, key);
+        }
+        // A user-stream event also has no id; checked after statuses because a status never
+        // carries `event`, but an event's `target_object` may be a status nested below.
+        if self.event.is_some() {
+            return routed(Kind::Event, None);
+        }
+        if let Some(data) = self.data {
+            let retweet = data
+                .referenced_tweets
+                .iter()
+                .flatten()
+                .any(|r| r.kind == "retweeted");
+            let kind = if retweet { Kind::Retweet } else { Kind::Tweet };
+            return routed(kind, Some(data.id));
+        }
+        if self.errors.is_some() {
+            return routed(Kind::StreamError, None);
+        }
+        Routed {
+            kind: Kind::Unknown,
+            key: None,
+            reason: Some("unknown shape: no known top-level field".to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(line: &str) -> Routed<'_> {
+        match route_line(line.as_bytes()) {
+            LineClass::Record(routed) => routed,
+            LineClass::KeepAlive => panic!("{line:?} routed as keep-alive"),
+        }
+    }
+
+    #[test]
+    fn blank_lines_are_keep_alives() {
+        for line in ["", "\r", " ", "\r\n", " \t "] {
+            assert_eq!(
+                route_line(line.as_bytes()),
+                LineClass::KeepAlive,
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn statuses_and_retweets() {
+        let tweet = record(r#"{"id":5,"id_str":"5","text":"hi","user":{"id":1}}"#);
+        assert_eq!((tweet.kind, tweet.key.as_deref()), (Kind::Tweet, Some("5")));
+        let rt = record(r#"{"id_str":"7","text":"RT","retweeted_status":{"id_str":"5"}}"#);
+        assert_eq!((rt.kind, rt.key.as_deref()), (Kind::Retweet, Some("7")));
+        assert_eq!(rt.destination(), Destination::Retweets);
+        let null_rt = record(r#"{"id_str":"8","text":"x","retweeted_status":null}"#);
+        assert_eq!(null_rt.kind, Kind::Tweet);
+        // No id_str: the numeric id, printed exactly even above 2^53.
+        let numeric = record(r#"{"id":505874924095815700,"text":"x"}"#);
+        assert_eq!(numeric.key.as_deref(), Some("505874924095815700"));
+    }
+
+    #[test]
+    fn control_messages_keyed_by_post_where_there_is_one() {
+        let delete = record(
+            r#"{"delete":{"status":{"id":1,"id_str":"1234","user_id":3,"user_id_str":"3"},"timestamp_ms":"1"}}"#,
+        );
+        assert_eq!(
+            (delete.kind, delete.key.as_deref()),
+            (Kind::Delete, Some("1234"))
+        );
+        let scrub = record(
+            r#"{"scrub_geo":{"user_id":1,"user_id_str":"1","up_to_status_id":99,"up_to_status_id_str":"99"}}"#,
+        );
+        assert_eq!(
+            (scrub.kind, scrub.key.as_deref()),
+            (Kind::ScrubGeo, Some("99"))
+        );
+        let limit = record(r#"{"limit":{"track":121564}} "#);
+        assert_eq!((limit.kind, limit.key.clone()), (Kind::Limit, None));
+        assert_eq!(limit.destination(), Destination::Control);
+        let withheld = record(
+            r#"{"status_withheld":{"id":1234567890,"user_id":1,"withheld_in_countries":["DE"]}}"#,
+        );
+        assert_eq!(withheld.key.as_deref(), Some("1234567890"));
+        assert_eq!(
+            record(r#"{"disconnect":{"code":7,"stream_name":"x","reason":"admin logout"}}"#).kind,
+            Kind::Disconnect
+        );
+        assert_eq!(
+            record(r#"{"warning":{"code":"FALLING_BEHIND","percent_full":60}}"#).kind,
+            Kind::Warning
+        );
+        assert_eq!(
+            record(r#"{"user_withheld":{"id":1,"withheld_in_countries":["DE"]}}"#).kind,
+            Kind::UserWithheld
+        );
+        assert_eq!(record(r#"{"friends":[1,2]}"#).kind, Kind::Friends);
+        assert_eq!(record(r#"{"event":"favorite","source":{},"target":{},"target_object":{"id":1,"text":"x"}}"#).kind, Kind::Event);
+    }
+
+    #[test]
+    fn v2_posts_and_errors() {
+        let post =
+            record(r#"{"data":{"id":"1377","text":"x"},"matching_rules":[{"id":1,"tag":null}]}"#);
+        assert_eq!(
+            (post.kind, post.key.as_deref()),
+            (Kind::Tweet, Some("1377"))
+        );
+        let rt = record(
+            r#"{"data":{"id":"9","text":"RT","referenced_tweets":[{"type":"retweeted","id":"1"}]}}"#,
+        );
+        assert_eq!(rt.kind, Kind::Retweet);
+        let quote = record(
+            r#"{"data":{"id":"9","text":"q","referenced_tweets":[{"type":"quoted","id":"1"}]}}"#,
+        );
+        assert_eq!(quote.kind, Kind::Tweet);
+        let error = record(
+            r#"{"errors":[{"title":"operational-disconnect","disconnect_type":"OperationalDisconnect"}]}"#,
+        );
+        assert_eq!(
+            (error.kind, error.destination()),
+            (Kind::StreamError, Destination::Control)
+        );
+    }
+
+    #[test]
+    fn bad_input_goes_to_deadletter_with_a_reason() {
+        let truncated = record(r#"{"id_str":"1","text":"cut off mid-obj"#);
+        assert_eq!(truncated.kind, Kind::Malformed);
+        assert!(truncated
+            .reason
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("malformed json: EOF"));
+        match route_line(b"{\"id\":1,\"text\":\"\xff\xfe\"}") {
+            LineClass::Record(r) => assert_eq!(r.kind, Kind::Malformed),
+            other => panic!("invalid utf-8 routed as {other:?}"),
+        }
+        for unknown in [r#"[1,2]"#, r#"42"#, r#"{"hello":"world"}"#, r#"{"id":"x"}"#] {
+            let routed = record(unknown);
+            assert_eq!(routed.kind, Kind::Unknown, "{unknown}");
+            assert_eq!(routed.destination(), Destination::DeadLetter);
+            assert!(routed.reason.is_some());
+        }
+    }
+
+    #[test]
+    fn kind_names_round_trip() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(Kind::parse("nonsense"), None);
+    }
+}

@@ -1,0 +1,223 @@
+//! The replay source: reads a recorded stream (JSON lines, plain or gzip, or stdin) and writes
+//! every line through the router to Kafka, optionally paced (`--rate`) and looped (`--loop`).
+//!
+//! Runs on a blocking thread: file reads, decompression and the producer's backpressure wait
+//! all block.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use flate2::read::MultiGzDecoder;
+use tokio_util::sync::CancellationToken;
+use tweet_pipeline_common::framing::{Frame, LineFramer};
+use tweet_pipeline_common::metrics::ProducerMetrics;
+use tweet_pipeline_common::{route_line, Destination, Kind, LineClass, Routed};
+
+use crate::delivery::{KafkaSink, OutRecord};
+
+/// Read size per chunk.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// What to replay and how fast.
+#[derive(Debug, Clone)]
+pub struct ReplayConfig {
+    /// The recording; `-` reads standard input. Gzip is detected by its magic bytes.
+    pub path: PathBuf,
+    /// Lines per second (keep-alives included); `None` = as fast as Kafka takes them.
+    pub rate_lines_per_s: Option<f64>,
+    /// Start again at the end of the file, until stopped.
+    pub looped: bool,
+    /// Lines longer than this go to the dead-letter topic (their first bytes).
+    pub max_line_bytes: usize,
+}
+
+/// Counts of one replay run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReplayStats {
+    /// Lines read, keep-alives included.
+    pub lines_read: u64,
+    /// Blank keep-alive lines (not written).
+    pub keepalives: u64,
+    /// Records librdkafka refused outright (counted as failures in the delivery report too).
+    pub send_errors: u64,
+    /// Whether reading stopped on the shutdown signal (not at end of input).
+    pub interrupted: bool,
+}
+
+/// The `source` header value for a path: `replay:<file name>` or `replay:stdin`.
+pub fn source_name(path: &Path) -> String {
+    if path == Path::new("-") {
+        return "replay:stdin".to_owned();
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    format!("replay:{name}")
+}
+
+fn open(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
+    let raw: Box<dyn Read + Send> = if path == Path::new("-") {
+        Box::new(io::stdin())
+    } else {
+        Box::new(
+            File::open(path)
+                .with_context(|| format!("cannot open replay file {}", path.display()))?,
+        )
+    };
+    let mut reader = BufReader::with_capacity(CHUNK_BYTES, raw);
+    // Peek at the first two bytes for the gzip magic number (RFC 1952 section 2.3.1).
+    let magic = io::BufRead::fill_buf(&mut reader)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if magic.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(MultiGzDecoder::new(reader)))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// Why line handling stopped early.
+enum Stop {
+    Cancelled,
+}
+
+/// Replays `config.path` into `sink` until end of input (or forever with `looped`), or until
+/// `cancel` fires; a line is either fully handed to Kafka or not read at all.
+///
+/// # Errors
+/// When the file cannot be opened or read (a gzip stream that is corrupt included).
+pub fn run(
+    config: &ReplayConfig,
+    sink: &KafkaSink,
+    metrics: &ProducerMetrics,
+    cancel: &CancellationToken,
+) -> anyhow::Result<ReplayStats> {
+    let source = source_name(&config.path);
+    let mut stats = ReplayStats::default();
+    let started = Instant::now();
+    let mut buffer = vec![0u8; CHUNK_BYTES];
+    loop {
+        let mut reader = open(&config.path)?;
+        let mut framer = LineFramer::new(config.max_line_bytes);
+        let mut handle = |frame: Frame<'_>| -> Result<(), Stop> {
+            if cancel.is_cancelled() {
+                return Err(Stop::Cancelled);
+            }
+            if let Some(rate) = config.rate_lines_per_s {
+                let due = started + Duration::from_secs_f64(stats.lines_read as f64 / rate);
+                let wait = due.saturating_duration_since(Instant::now());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
+                }
+            }
+            stats.lines_read += 1;
+            metrics.lines_read.inc();
+            let received_at_ms = now_ms();
+            let (payload, routed) = match frame {
+                Frame::Line(line) => match route_line(line) {
+                    LineClass::KeepAlive => {
+                        stats.keepalives += 1;
+                        metrics.keepalives.inc();
+                        return Ok(());
+                    }
+                    LineClass::Record(routed) => (line, routed),
+                },
+                Frame::Oversized { prefix, len_bytes } => (
+                    prefix,
+                    Routed {
+                        kind: Kind::Oversized,
+                        key: None,
+                        reason: Some(format!(
+                            "oversized line: {len_bytes} bytes > max {} (value holds the first {} bytes)",
+                            config.max_line_bytes,
+                            prefix.len()
+                        )),
+                    },
+                ),
+            };
+            let record = OutRecord {
+                payload,
+                key: routed.key.as_deref(),
+                kind: routed.kind,
+                error: routed.reason.as_deref(),
+                source: &source,
+                received_at_ms,
+            };
+            send(sink, metrics, &mut stats, record)
+        };
+        let finished = loop {
+            let read = match reader.read(&mut buffer) {
+                Ok(0) => break framer.finish(&mut handle),
+                Ok(n) => n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    return Err(error)
+                        .with_context(|| format!("reading {} failed", config.path.display()))
+                }
+            };
+            if let Err(stop) = framer.push(&buffer[..read], &mut handle) {
+                break Err(stop);
+            }
+        };
+        match finished {
+            Err(Stop::Cancelled) => {
+                stats.interrupted = true;
+                return Ok(stats);
+            }
+            Ok(()) if config.looped && !cancel.is_cancelled() => {
+                tracing::debug!(lines_read = stats.lines_read, "end of recording; looping");
+            }
+            Ok(()) => return Ok(stats),
+        }
+    }
+}
+
+fn send(
+    sink: &KafkaSink,
+    metrics: &ProducerMetrics,
+    stats: &mut ReplayStats,
+    record: OutRecord<'_>,
+) -> Result<(), Stop> {
+    if record.kind.destination() == Destination::DeadLetter {
+        let reason = match record.kind {
+            Kind::Oversized => "oversized",
+            Kind::Malformed => "malformed",
+            _ => "unknown",
+        };
+        metrics.deadlettered.with_label_values(&[reason]).inc();
+        tracing::debug!(
+            kind = record.kind.as_str(),
+            error = record.error,
+            "line dead-lettered"
+        );
+    }
+    if let Err(error) = sink.send_blocking(&record) {
+        stats.send_errors += 1;
+        tracing::error!(kind = record.kind.as_str(), key = record.key, bytes = record.payload.len(), %error, "Kafka refused a record");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_names() {
+        assert_eq!(source_name(Path::new("-")), "replay:stdin");
+        assert_eq!(
+            source_name(Path::new("data/sample/a.jsonl.gz")),
+            "replay:a.jsonl.gz"
+        );
+    }
+}

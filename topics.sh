@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Creates the pipeline's topics, idempotently, on $KAFKA_BOOTSTRAP (default 127.0.0.1:9092),
+# with the real kafka-topics from the local Kafka classpath (scripts/kafka-local.sh).
+# Existing topics are left as they are (their partition count is reported, never reduced).
+#
+#   topic       partitions  cleanup  retention           why
+#   tweets      $PARTITIONS delete   7 days or 1 GiB/p   raw posts; replayable for a week
+#   retweets    $PARTITIONS delete   7 days or 1 GiB/p   raw retweets, same
+#   control     $PARTITIONS delete   7 days or 256 MiB/p delete/limit/disconnect/... notices
+#   deadletter  $PARTITIONS delete   30 days or 256 MiB/p malformed/unknown lines kept for inspection
+#   scheduled   $PARTITIONS compact  (latest per id)     scheduled posts by id; a tombstone cancels
+#
+# Time and size both bound each data topic (whichever is hit first), as the Kafka seed article
+# set up its tweet topic, so a long collection run can't fill the disk. Replication factor is
+# $REPLICATION (1 on the single local node; use 3 on a real cluster).
+#
+# Environment: KAFKA_BOOTSTRAP, PARTITIONS (default 2), REPLICATION (default 1),
+# TOPIC_PREFIX (default empty: prepended to every name, e.g. "dev-").
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
+PARTITIONS="${PARTITIONS:-2}"
+REPLICATION="${REPLICATION:-1}"
+PREFIX="${TOPIC_PREFIX:-}"
+
+DAY_MS=86400000
+GIB=1073741824
+MIB=1048576
+
+[ "$PARTITIONS" -ge 2 ] 2>/dev/null || { echo "topics.sh: PARTITIONS must be a number >= 2 (got '$PARTITIONS')" >&2; exit 2; }
+
+create() {
+  local name="$PREFIX$1"; shift
+  "$ROOT/scripts/kafka-local.sh" topics --create --if-not-exists --topic "$name" \
+    --partitions "$PARTITIONS" --replication-factor "$REPLICATION" "$@" >/dev/null
+  local have
+  have="$("$ROOT/scripts/kafka-local.sh" topics --describe --topic "$name" | grep -o 'PartitionCount: *[0-9]*' | grep -o '[0-9]*$')"
+  printf 'topics.sh: %-12s %s partitions\n' "$name" "$have"
+}
+
+create tweets     --config cleanup.policy=delete --config retention.ms=$((7 * DAY_MS))  --config retention.bytes=$GIB
+create retweets   --config cleanup.policy=delete --config retention.ms=$((7 * DAY_MS))  --config retention.bytes=$GIB
+create control    --config cleanup.policy=delete --config retention.ms=$((7 * DAY_MS))  --config retention.bytes=$((256 * MIB))
+create deadletter --config cleanup.policy=delete --config retention.ms=$((30 * DAY_MS)) --config retention.bytes=$((256 * MIB))
+create scheduled  --config cleanup.policy=compact --config min.compaction.lag.ms=0
