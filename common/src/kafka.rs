@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rdkafka::client::ClientContext;
+use anyhow::Context as _;
+use rdkafka::client::{Client, ClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::KafkaError;
 
@@ -91,6 +92,32 @@ impl ClientContext for LoggingContext {
 /// librdkafka's default is 1 GiB; 32 MiB keeps the producer's memory bounded while still holding
 /// several seconds of a full-rate stream (about 10,000 posts/s of 3 KB) if the broker is slow.
 pub const PRODUCER_QUEUE_MAX_KBYTES: u32 = 32 * 1024;
+
+/// Checks with one metadata request that the cluster answers within `timeout` and that every
+/// topic in `topics` exists with at least one partition.
+///
+/// # Errors
+/// A message naming the unreachable bootstrap address or the missing topic, and what to do.
+pub fn check_topics<C: ClientContext>(
+    client: &Client<C>,
+    bootstrap: &str,
+    topics: &[&str],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let metadata = client.fetch_metadata(None, timeout).with_context(|| {
+        format!("cannot reach Kafka at {bootstrap}; start the local broker with scripts/kafka-local.sh start, or set --bootstrap")
+    })?;
+    for name in topics {
+        let found = metadata.topics().iter().find(|t| t.name() == *name);
+        match found {
+            Some(topic) if topic.error().is_none() && !topic.partitions().is_empty() => {}
+            _ => anyhow::bail!(
+                "topic '{name}' does not exist on {bootstrap}; create the topics with ./topics.sh (or name existing ones with the --*-topic flags)"
+            ),
+        }
+    }
+    Ok(())
+}
 
 /// Producer settings: idempotent (which implies `acks=all`, bounded in-flight requests and
 /// ordered retries, librdkafka CONFIGURATION.md `enable.idempotence`), lz4-compressed batches,

@@ -248,10 +248,19 @@ pub fn route_line(line: &[u8]) -> LineClass<'_> {
     };
     LineClass::Record(match serde_json::from_str::<Probe<'_>>(text) {
         Ok(probe) => probe.route(),
-        Err(error) if error.is_data() => Routed {
-            kind: Kind::Unknown,
-            key: None,
-            reason: Some(format!("unknown shape: {error}")),
+        // A type error stops serde before the end of the input; only a whole valid document
+        // is of an unknown shape, anything else is malformed.
+        Err(error) if error.is_data() => match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => Routed {
+                kind: Kind::Unknown,
+                key: None,
+                reason: Some(format!("unknown shape: {error}")),
+            },
+            Err(syntax) => Routed {
+                kind: Kind::Malformed,
+                key: None,
+                reason: Some(format!("malformed json: {syntax}")),
+            },
         },
         Err(error) => Routed {
             kind: Kind::Malformed,
@@ -568,6 +577,12 @@ mod tests {
             LineClass::Record(r) => assert_eq!(r.kind, Kind::Malformed),
             other => panic!("invalid utf-8 routed as {other:?}"),
         }
+        let fragment = record(r#"  "id": 505874924095815700,"#);
+        assert_eq!(
+            fragment.kind,
+            Kind::Malformed,
+            "a pretty-printed fragment is not JSON"
+        );
         for unknown in [r#"[1,2]"#, r#"42"#, r#"{"hello":"world"}"#, r#"{"id":"x"}"#] {
             let routed = record(unknown);
             assert_eq!(routed.kind, Kind::Unknown, "{unknown}");

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -163,27 +163,13 @@ impl KafkaSink {
             kafka::producer_config(kafka, "tweet-producer")
                 .create_with_context(context)
                 .context("invalid Kafka producer configuration (check -X properties)")?;
-        let metadata = producer
-            .client()
-            .fetch_metadata(None, metadata_timeout)
-            .with_context(|| {
-                format!(
-                    "cannot reach Kafka at {}; start the local broker with scripts/kafka-local.sh start, or set --bootstrap",
-                    kafka.bootstrap
-                )
-            })?;
-        for destination in Destination::ALL {
-            let name = topics.name(destination);
-            let found = metadata.topics().iter().find(|t| t.name() == name);
-            match found {
-                Some(topic) if topic.error().is_none() && !topic.partitions().is_empty() => {}
-                _ => bail!(
-                    "topic '{name}' does not exist on {}; create the topics with ./topics.sh (or pass --{}-topic)",
-                    kafka.bootstrap,
-                    destination.as_str()
-                ),
-            }
-        }
+        let names: Vec<&str> = Destination::ALL.iter().map(|d| topics.name(*d)).collect();
+        kafka::check_topics(
+            producer.client(),
+            &kafka.bootstrap,
+            &names,
+            metadata_timeout,
+        )?;
         Ok(Self {
             producer,
             topics,

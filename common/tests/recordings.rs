@@ -1,0 +1,337 @@
+//! Routing over every line of every recording in `../shared/data/twitter_v1/`.
+//!
+//! Each line must be accounted for exactly once, and the counts per kind must equal (a) an
+//! independent classification that builds the whole JSON document (`serde_json::Value`) and
+//! (b) for the stream recordings, the counts that `shared/data/MANIFEST.md` gives per file.
+//!
+//! The recordings are not in this repository (they are users' content). When they are absent
+//! the test fails and says so; set `TWEET_PIPELINE_ALLOW_MISSING_DATA=1` to skip instead.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use tweet_pipeline_common::framing::{Frame, LineFramer, DEFAULT_MAX_LINE_BYTES};
+use tweet_pipeline_common::{route_line, Kind, LineClass};
+
+fn shared_data() -> Option<PathBuf> {
+    let dir = std::env::var_os("TWEET_PIPELINE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    if dir.join("twitter_v1").is_dir() {
+        return Some(dir);
+    }
+    if std::env::var_os("TWEET_PIPELINE_ALLOW_MISSING_DATA").is_some() {
+        eprintln!(
+            "SKIPPED: shared data not found at {} (TWEET_PIPELINE_ALLOW_MISSING_DATA is set)",
+            dir.display()
+        );
+        return None;
+    }
+    panic!(
+        "shared recordings not found at {}: put the shared/ folder beside the checkout, point \
+         TWEET_PIPELINE_SHARED_DATA at its data/ folder, or set TWEET_PIPELINE_ALLOW_MISSING_DATA=1 to skip",
+        dir.display()
+    );
+}
+
+fn recordings(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.join("twitter_v1")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable data folder") {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("jsonl" | "json" | "txt")
+            ) {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Lines as `\n`-separated pieces, `\r` stripped, a last unterminated piece included: counted
+/// without the framer under test.
+fn independent_lines(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    if lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines
+        .into_iter()
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .collect()
+}
+
+/// The same routing rules, applied to a fully built JSON document.
+fn independent_kind(line: &[u8]) -> Option<&'static str> {
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Some("malformed");
+    };
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return Some("malformed");
+    };
+    let Some(object) = value.as_object() else {
+        return Some("unknown");
+    };
+    let has = |key: &str| object.contains_key(key);
+    let kind = if has("delete") {
+        "delete"
+    } else if has("scrub_geo") {
+        "scrub_geo"
+    } else if has("status_withheld") {
+        "status_withheld"
+    } else if has("limit") {
+        "limit"
+    } else if has("disconnect") {
+        "disconnect"
+    } else if has("warning") {
+        "warning"
+    } else if has("user_withheld") {
+        "user_withheld"
+    } else if has("friends") || has("friends_str") {
+        "friends"
+    } else if has("control") || has("for_user") {
+        "control"
+    } else if (has("id") || has("id_str")) && (has("text") || has("full_text") || has("user")) {
+        match object.get("retweeted_status") {
+            Some(Value::Null) | None => "tweet",
+            Some(_) => "retweet",
+        }
+    } else if has("event") {
+        "event"
+    } else if let Some(data) = object.get("data") {
+        let retweet = data["referenced_tweets"]
+            .as_array()
+            .is_some_and(|refs| refs.iter().any(|r| r["type"] == "retweeted"));
+        if retweet {
+            "retweet"
+        } else {
+            "tweet"
+        }
+    } else if has("errors") {
+        "stream_error"
+    } else {
+        "unknown"
+    };
+    Some(kind)
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Counts {
+    lines: usize,
+    keepalives: usize,
+    kinds: BTreeMap<&'static str, usize>,
+}
+
+fn route_file(bytes: &[u8]) -> Counts {
+    let mut counts = Counts::default();
+    let mut framer = LineFramer::new(DEFAULT_MAX_LINE_BYTES);
+    let mut on_frame = |frame: Frame<'_>| -> Result<(), ()> {
+        counts.lines += 1;
+        match frame {
+            Frame::Line(line) => match route_line(line) {
+                LineClass::KeepAlive => counts.keepalives += 1,
+                LineClass::Record(routed) => {
+                    assert_eq!(
+                        routed.reason.is_some(),
+                        routed.destination() == tweet_pipeline_common::Destination::DeadLetter
+                    );
+                    *counts.kinds.entry(routed.kind.as_str()).or_default() += 1;
+                }
+            },
+            Frame::Oversized { .. } => {
+                *counts.kinds.entry(Kind::Oversized.as_str()).or_default() += 1
+            }
+        }
+        Ok(())
+    };
+    framer.push(bytes, &mut on_frame).unwrap();
+    framer.finish(&mut on_frame).unwrap();
+    counts
+}
+
+#[test]
+fn every_line_of_every_recording_is_routed_once_and_counts_match_an_independent_count() {
+    let Some(dir) = shared_data() else { return };
+    let files = recordings(&dir);
+    assert!(
+        files.len() >= 30,
+        "expected the twitter_v1 recordings, found {} files",
+        files.len()
+    );
+    let mut total_lines = 0;
+    for path in &files {
+        let bytes = std::fs::read(path).expect("readable recording");
+        let routed = route_file(&bytes);
+        let lines = independent_lines(&bytes);
+        let mut expected = Counts {
+            lines: lines.len(),
+            ..Counts::default()
+        };
+        for line in &lines {
+            match independent_kind(line) {
+                None => expected.keepalives += 1,
+                Some(kind) => *expected.kinds.entry(kind).or_default() += 1,
+            }
+        }
+        let accounted = routed.keepalives + routed.kinds.values().sum::<usize>();
+        assert_eq!(
+            accounted,
+            routed.lines,
+            "{}: a line counted twice or not at all",
+            path.display()
+        );
+        assert_eq!(routed, expected, "{}", path.display());
+        total_lines += routed.lines;
+    }
+    assert!(total_lines > 30_000, "only {total_lines} lines read");
+}
+
+/// Per-file counts from `shared/data/MANIFEST.md` sections 1 and 2:
+/// (file, statuses, of which retweets, delete notices, limit notices).
+const MANIFEST: &[(&str, usize, usize, usize, usize)] = &[
+    (
+        "stream_sample/sample_2013-05-05_MyCSHome.jsonl",
+        819,
+        196,
+        128,
+        0,
+    ),
+    (
+        "stream_sample/sample_2013-05-07_brebory.jsonl",
+        278,
+        70,
+        36,
+        0,
+    ),
+    (
+        "stream_sample/sample_2014-07-04_houxu.jsonl",
+        777,
+        233,
+        103,
+        0,
+    ),
+    (
+        "stream_sample/sample_2014-07-13_jay6413682.jsonl",
+        227,
+        79,
+        41,
+        0,
+    ),
+    (
+        "stream_sample/sample_2015-03-20_han-han.jsonl",
+        874,
+        343,
+        122,
+        0,
+    ),
+    (
+        "stream_sample/sample_2015-10-03_juloi.jsonl",
+        513,
+        197,
+        353,
+        0,
+    ),
+    (
+        "stream_sample/sample_2016-11-18_acidpizza.jsonl",
+        209,
+        83,
+        28,
+        0,
+    ),
+    (
+        "stream_filter/filter_locations_2015-11-01_insight.jsonl",
+        234,
+        0,
+        0,
+        12,
+    ),
+    (
+        "stream_filter/filter_locations_2016-01-19_insight.jsonl",
+        651,
+        0,
+        0,
+        42,
+    ),
+    (
+        "stream_filter/filter_locations_2018-01-23_pablobarbera.jsonl",
+        646,
+        0,
+        0,
+        2,
+    ),
+    (
+        "stream_filter/filter_japanese_2017-08-03_pablobarbera.jsonl",
+        176,
+        64,
+        0,
+        0,
+    ),
+    (
+        "stream_filter/filter_track-apple_2020-03-19_elidgonzalez.jsonl",
+        275,
+        155,
+        0,
+        0,
+    ),
+];
+
+#[test]
+fn stream_recordings_match_the_manifest() {
+    let Some(dir) = shared_data() else { return };
+    for &(file, statuses, retweets, deletes, limits) in MANIFEST {
+        let bytes = std::fs::read(dir.join("twitter_v1").join(file))
+            .expect("recording listed in the manifest");
+        let counts = route_file(&bytes);
+        let mut expected = BTreeMap::new();
+        for (kind, n) in [
+            ("tweet", statuses - retweets),
+            ("retweet", retweets),
+            ("delete", deletes),
+            ("limit", limits),
+        ] {
+            if n > 0 {
+                expected.insert(kind, n);
+            }
+        }
+        assert_eq!(counts.kinds, expected, "{file}");
+        assert_eq!(counts.keepalives, 0, "{file}");
+    }
+}
+
+#[test]
+fn control_message_recordings_cover_every_v1_type() {
+    let Some(dir) = shared_data() else { return };
+    let bytes = std::fs::read(dir.join("twitter_v1/control_messages/doc_style_examples.jsonl"))
+        .expect("control examples");
+    let counts = route_file(&bytes);
+    let expected: BTreeMap<&str, usize> = [
+        ("delete", 3),
+        ("disconnect", 2),
+        ("limit", 3),
+        ("scrub_geo", 4),
+        ("status_withheld", 3),
+        ("user_withheld", 3),
+        ("warning", 3),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(counts.kinds, expected);
+    // The truncated HTTP capture ends mid-object: one malformed line, nothing else.
+    let bytes =
+        std::fs::read(dir.join(
+            "twitter_v1/raw_http/statuses_filter_2015-12-02T165907Z_truncated.body.decoded.txt",
+        ))
+        .expect("raw capture");
+    let counts = route_file(&bytes);
+    assert_eq!(counts.kinds, [("malformed", 1)].into_iter().collect());
+}

@@ -1,0 +1,176 @@
+//! Text analysis of one post: language identification (whatlang) and, for English text, VADER
+//! sentiment (vader-parity, which reproduces Python vaderSentiment 3.3.2's scores).
+//!
+//! VADER's lexicon and rules are English-only (Hutto & Gilbert, ICWSM-14), so other languages
+//! get no score rather than a wrong one. Which posts are English: the platform's own `lang`
+//! tag when it gives one (it has seen more than the text: the author's history, the client),
+//! otherwise whatlang's detection.
+
+use vader_parity::SentimentIntensityAnalyzer;
+
+/// The standard VADER thresholds on the compound score (vaderSentiment README, "About the
+/// Scoring"): ≥ 0.05 positive, ≤ -0.05 negative, neutral between.
+pub const POSITIVE_THRESHOLD: f64 = 0.05;
+/// See [`POSITIVE_THRESHOLD`].
+pub const NEGATIVE_THRESHOLD: f64 = -0.05;
+
+/// A sentiment label by the standard thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Label {
+    /// compound ≥ 0.05
+    Positive,
+    /// -0.05 < compound < 0.05
+    Neutral,
+    /// compound ≤ -0.05
+    Negative,
+}
+
+impl Label {
+    /// From a compound score in [-1, 1].
+    pub fn from_compound(compound: f64) -> Self {
+        if compound >= POSITIVE_THRESHOLD {
+            Label::Positive
+        } else if compound <= NEGATIVE_THRESHOLD {
+            Label::Negative
+        } else {
+            Label::Neutral
+        }
+    }
+
+    /// `positive`, `neutral` or `negative`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Label::Positive => "positive",
+            Label::Neutral => "neutral",
+            Label::Negative => "negative",
+        }
+    }
+}
+
+/// VADER scores of an English text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sentiment {
+    /// Normalised weighted composite in [-1, 1].
+    pub compound: f64,
+    /// Proportion of positive tokens in [0, 1].
+    pub pos: f64,
+    /// Proportion of neutral tokens in [0, 1].
+    pub neu: f64,
+    /// Proportion of negative tokens in [0, 1].
+    pub neg: f64,
+    /// Label by the standard thresholds.
+    pub label: Label,
+}
+
+/// What analysis found in one text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Analysis {
+    /// The detected language: ISO 639-1 where the language has one (so it compares with the
+    /// platform's `lang`), else ISO 639-3; `None` when whatlang could not tell.
+    pub language: Option<&'static str>,
+    /// whatlang's confidence in [0, 1].
+    pub confidence: f64,
+    /// VADER scores, for English text only.
+    pub sentiment: Option<Sentiment>,
+}
+
+/// Analyses texts. Building one loads the VADER lexicons (a few ms); reuse it.
+pub struct Analyzer {
+    vader: SentimentIntensityAnalyzer,
+}
+
+impl Default for Analyzer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Analyzer {
+    /// Loads the VADER lexicons.
+    pub fn new() -> Self {
+        Self {
+            vader: SentimentIntensityAnalyzer::new(),
+        }
+    }
+
+    /// Detects the language of `text` and scores it if it is English. `platform_lang` is the
+    /// post's own `lang` tag, if any (`und` counts as none).
+    pub fn analyze(&self, text: &str, platform_lang: Option<&str>) -> Analysis {
+        let detected = whatlang::detect(text);
+        let language = detected.as_ref().map(|info| iso_639_1_or_3(info.lang()));
+        let confidence = detected
+            .as_ref()
+            .map(|info| info.confidence())
+            .unwrap_or(0.0);
+        let english = match platform_lang {
+            Some(lang) if lang != "und" => lang == "en" || lang.starts_with("en-"),
+            _ => language == Some("en"),
+        };
+        let sentiment = english.then(|| {
+            let scores = self.vader.polarity_scores(text);
+            Sentiment {
+                compound: scores.compound,
+                pos: scores.pos,
+                neu: scores.neu,
+                neg: scores.neg,
+                label: Label::from_compound(scores.compound),
+            }
+        });
+        Analysis {
+            language,
+            confidence,
+            sentiment,
+        }
+    }
+}
+
+/// whatlang names languages by ISO 639-3; the platforms tag posts with ISO 639-1 (BCP 47).
+fn iso_639_1_or_3(lang: whatlang::Lang) -> &'static str {
+    let code = lang.code();
+    isolang::Language::from_639_3(code)
+        .and_then(|l| l.to_639_1())
+        .unwrap_or(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn english_text_gets_vader_scores() {
+        let analyzer = Analyzer::new();
+        let a = analyzer.analyze("I love this team, what a great game tonight!", None);
+        assert_eq!(a.language, Some("en"));
+        let s = a.sentiment.expect("english text is scored");
+        assert_eq!(s.label, Label::Positive);
+        assert!(s.compound > 0.5, "{s:?}");
+        let a = analyzer.analyze(
+            "This is the worst, most awful referee I have ever seen",
+            Some("en"),
+        );
+        assert_eq!(a.sentiment.map(|s| s.label), Some(Label::Negative));
+    }
+
+    #[test]
+    fn other_languages_get_no_score() {
+        let analyzer = Analyzer::new();
+        let a = analyzer.analyze(
+            "Me encanta este equipo, qué partido tan bueno esta noche",
+            None,
+        );
+        assert_eq!(a.language, Some("es"));
+        assert_eq!(a.sentiment, None);
+        // The platform's tag wins over detection.
+        let a = analyzer.analyze("I love it", Some("ja"));
+        assert_eq!(a.sentiment, None);
+        let a = analyzer.analyze("jajaja", Some("und"));
+        assert!(a.language != Some("en") || a.sentiment.is_some());
+    }
+
+    #[test]
+    fn thresholds_are_inclusive() {
+        assert_eq!(Label::from_compound(0.05), Label::Positive);
+        assert_eq!(Label::from_compound(-0.05), Label::Negative);
+        assert_eq!(Label::from_compound(0.0499), Label::Neutral);
+    }
+}

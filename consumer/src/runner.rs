@@ -1,0 +1,247 @@
+//! The at-least-once consumer loop every consumer-group role runs on.
+//!
+//! Records are polled into batches (up to `batch_max_records`, or whatever arrived within
+//! `batch_max_wait` of the first); the role's [`Handler`] makes each batch's side effect
+//! durable; only then are the batch's offsets stored, and librdkafka commits stored offsets
+//! every second, synchronously on partition revoke (rebalance) and at shutdown. A crash
+//! therefore re-delivers at most the uncommitted tail, which idempotent handlers absorb.
+//! Partitions are processed in order: one thread, batches in poll order.
+//!
+//! The loop runs on its own thread (`BaseConsumer`): analysis is CPU work and SQLite blocks,
+//! neither belongs on the async reactor.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use tweet_pipeline_common::kafka::ClientLog;
+
+/// How long one poll waits when nothing arrives (also how quickly shutdown is noticed).
+const POLL_TIMEOUT: Duration = Duration::from_millis(200);
+/// Longest wait between retries of a failing batch.
+const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+/// Timeout of the metadata requests made by the end-of-partitions check.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Makes a batch's side effect durable.
+pub trait Handler {
+    /// Processes `batch` (records in poll order) durably. An error means nothing durable
+    /// happened that cannot be repeated: the same batch is offered again after a backoff,
+    /// and its offsets are not stored until it succeeds.
+    fn handle(&mut self, batch: &[BorrowedMessage<'_>]) -> anyhow::Result<()>;
+}
+
+/// Batching and stopping.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Most records per batch.
+    pub batch_max_records: usize,
+    /// Longest wait, after a batch's first record, for more records.
+    pub batch_max_wait: Duration,
+    /// Stop once every assigned partition has been read to its end (like `kcat -e`).
+    pub exit_at_end: bool,
+}
+
+/// Counts of one run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunStats {
+    /// Records handled (and whose offsets were stored).
+    pub records: u64,
+    /// Batches handled.
+    pub batches: u64,
+    /// Failed attempts that were retried.
+    pub retries: u64,
+}
+
+/// Consumer context: commits stored offsets synchronously before partitions are revoked, so
+/// the next owner starts exactly after what this instance made durable.
+#[derive(Debug, Default)]
+pub struct RebalanceContext {
+    log: ClientLog,
+}
+
+impl ClientContext for RebalanceContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            tracing::info!(partitions = %describe(partitions), "partitions revoked; committing stored offsets");
+            commit_sync(consumer);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = %describe(partitions), "partitions assigned");
+            }
+            Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
+            Rebalance::Revoke(_) => {}
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(error) => {
+                tracing::warn!(%error, "offset commit failed; it is retried with the next commit")
+            }
+        }
+    }
+}
+
+fn describe(partitions: &TopicPartitionList) -> String {
+    partitions
+        .elements()
+        .iter()
+        .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Commits the stored offsets synchronously; "nothing to commit" is not an error.
+pub fn commit_sync<C: ConsumerContext>(consumer: &BaseConsumer<C>) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(error) => tracing::warn!(%error, "synchronous offset commit failed"),
+    }
+}
+
+/// Runs the loop until `cancel` fires (or, with `exit_at_end`, until every assigned partition
+/// is read to its end), then commits stored offsets synchronously.
+///
+/// # Errors
+/// None from the loop itself today: poll errors are logged and retried, handler errors are
+/// retried with backoff. The `Result` leaves room for fatal conditions.
+pub fn run<C: ConsumerContext, H: Handler>(
+    consumer: &BaseConsumer<C>,
+    handler: &mut H,
+    config: &RunnerConfig,
+    cancel: &CancellationToken,
+) -> anyhow::Result<RunStats> {
+    let mut stats = RunStats::default();
+    let mut batch: Vec<BorrowedMessage<'_>> = Vec::with_capacity(config.batch_max_records);
+    while !cancel.is_cancelled() {
+        collect_batch(consumer, config, &mut batch);
+        if batch.is_empty() {
+            if config.exit_at_end && at_end(consumer) {
+                tracing::info!(
+                    records = stats.records,
+                    "every assigned partition read to its end"
+                );
+                break;
+            }
+            continue;
+        }
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match handler.handle(&batch) {
+                Ok(()) => break,
+                Err(error) => {
+                    stats.retries += 1;
+                    let first = &batch[0];
+                    tracing::error!(
+                        topic = first.topic(),
+                        partition = first.partition(),
+                        offset = first.offset(),
+                        records = batch.len(),
+                        error = format!("{error:#}"),
+                        "batch failed; offsets not stored, retrying"
+                    );
+                    if cancel.is_cancelled() {
+                        // Not stored, so not lost: the next run starts at this batch again.
+                        commit_sync(consumer);
+                        return Ok(stats);
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+                }
+            }
+        }
+        for message in &batch {
+            // Fails only for partitions no longer assigned (revoked mid-batch): their next owner
+            // re-processes those records, which the idempotent handler absorbs.
+            if let Err(error) = consumer.store_offset_from_message(message) {
+                tracing::debug!(topic = message.topic(), partition = message.partition(), %error, "offset not stored");
+            }
+        }
+        stats.records += batch.len() as u64;
+        stats.batches += 1;
+        batch.clear();
+    }
+    commit_sync(consumer);
+    Ok(stats)
+}
+
+fn collect_batch<'c, C: ConsumerContext>(
+    consumer: &'c BaseConsumer<C>,
+    config: &RunnerConfig,
+    batch: &mut Vec<BorrowedMessage<'c>>,
+) {
+    let mut deadline = None;
+    while batch.len() < config.batch_max_records {
+        let timeout = match deadline {
+            None => POLL_TIMEOUT,
+            Some(deadline) => {
+                let left = deadline - Instant::now().min(deadline);
+                if left.is_zero() {
+                    break;
+                }
+                left
+            }
+        };
+        match consumer.poll(timeout) {
+            None => break,
+            Some(Ok(message)) => {
+                deadline.get_or_insert_with(|| Instant::now() + config.batch_max_wait);
+                batch.push(message);
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%error, "consumer poll error");
+                break;
+            }
+        }
+    }
+}
+
+/// Whether every assigned partition has been consumed to its high watermark.
+fn at_end<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> bool {
+    let assignment = match consumer.assignment() {
+        Ok(assignment) if assignment.count() > 0 => assignment,
+        _ => return false,
+    };
+    let positions = consumer.position().unwrap_or(assignment);
+    let committed = consumer
+        .committed_offsets(positions.clone(), WATERMARK_TIMEOUT)
+        .ok();
+    positions.elements().iter().all(|element| {
+        let (topic, partition) = (element.topic(), element.partition());
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) else {
+            return false;
+        };
+        let next = match element.offset() {
+            Offset::Offset(offset) => offset,
+            _ => match committed
+                .as_ref()
+                .and_then(|c| c.find_partition(topic, partition))
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(offset)) => offset,
+                _ => low,
+            },
+        };
+        next >= high
+    })
+}
