@@ -34,9 +34,6 @@ create() {
   local name="$PREFIX$1"; shift
   "$ROOT/scripts/kafka-local.sh" topics --create --if-not-exists --topic "$name" \
     --partitions "$PARTITIONS" --replication-factor "$REPLICATION" "$@" >/dev/null
-  local have
-  have="$("$ROOT/scripts/kafka-local.sh" topics --describe --topic "$name" | grep -o 'PartitionCount: *[0-9]*' | grep -o '[0-9]*$')"
-  printf 'topics.sh: %-12s %s partitions\n' "$name" "$have"
 }
 
 create tweets     --config cleanup.policy=delete --config retention.ms=$((7 * DAY_MS))  --config retention.bytes=$GIB
@@ -44,3 +41,11 @@ create retweets   --config cleanup.policy=delete --config retention.ms=$((7 * DA
 create control    --config cleanup.policy=delete --config retention.ms=$((7 * DAY_MS))  --config retention.bytes=$((256 * MIB))
 create deadletter --config cleanup.policy=delete --config retention.ms=$((30 * DAY_MS)) --config retention.bytes=$((256 * MIB))
 create scheduled  --config cleanup.policy=compact --config min.compaction.lag.ms=0
+
+# One describe for all five (kafka-topics takes a regular expression): report what exists.
+names="tweets|retweets|control|deadletter|scheduled"
+"$ROOT/scripts/kafka-local.sh" topics --describe --topic "^${PREFIX//./\\.}(${names})\$" \
+  | awk '$1 == "Topic:" && /PartitionCount:/ {
+      for (i = 1; i <= NF; i++) if ($i == "PartitionCount:") count = $(i + 1)
+      printf "topics.sh: %-12s %s partitions\n", $2, count
+    }'

@@ -155,7 +155,7 @@ mod tests {
     fn other_languages_get_no_score() {
         let analyzer = Analyzer::new();
         let a = analyzer.analyze(
-            "Me encanta este equipo, qué partido tan bueno esta noche",
+            "El equipo jugó muy bien anoche y los aficionados estaban felices en el estadio",
             None,
         );
         assert_eq!(a.language, Some("es"));
@@ -163,8 +163,13 @@ mod tests {
         // The platform's tag wins over detection.
         let a = analyzer.analyze("I love it", Some("ja"));
         assert_eq!(a.sentiment, None);
-        let a = analyzer.analyze("jajaja", Some("und"));
-        assert!(a.language != Some("en") || a.sentiment.is_some());
+        // `und` means the platform could not tell: detection decides.
+        let a = analyzer.analyze(
+            "What a wonderful and happy day this has been for all of us",
+            Some("und"),
+        );
+        assert_eq!(a.language, Some("en"));
+        assert!(a.sentiment.is_some());
     }
 
     #[test]

@@ -244,6 +244,7 @@ impl Store {
     ///
     /// # Errors
     /// When SQLite fails.
+    #[cfg(test)]
     pub fn post_count(&self) -> Result<u64, StoreError> {
         Ok(self
             .conn
@@ -254,6 +255,7 @@ impl Store {
     ///
     /// # Errors
     /// When SQLite fails.
+    #[cfg(test)]
     pub fn contains(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn

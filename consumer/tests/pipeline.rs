@@ -1,0 +1,421 @@
+//! End to end against a real Kafka broker (scripts/kafka-local.sh start; scripts/test.sh does
+//! it): a real recording replayed by `tweet-producer` into topics made for this test, read
+//! back record by record, then analysed and stored by `tweet-consumer` twice.
+//!
+//! Needs the two binaries built (`cargo build --release --bins`; scripts/test.sh does it) and
+//! the shared recordings beside the checkout (`../shared/data`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tweet_pipeline_common::config::TopicNames;
+use tweet_pipeline_common::{route_line, Destination, Kind, LineClass};
+
+const PARTITIONS: i32 = 2;
+
+fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+fn shared_data() -> PathBuf {
+    let dir = std::env::var_os("TWEET_PIPELINE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    assert!(
+        dir.join("twitter_v1").is_dir(),
+        "shared recordings not found at {}: put shared/ beside the checkout or set TWEET_PIPELINE_SHARED_DATA",
+        dir.display()
+    );
+    dir
+}
+
+fn binary(name: &str) -> PathBuf {
+    let consumer = PathBuf::from(env!("CARGO_BIN_EXE_tweet-consumer"));
+    let path = consumer.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} not found: build the binaries first (cargo build --release --bins, as scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Creates the four pipeline topics under a fresh prefix; panics with advice if no broker.
+async fn create_topics(prefix: &str) -> TopicNames {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client");
+    admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap_or_else(|e| {
+            panic!(
+                "no Kafka broker at {}: {e}; start one with scripts/kafka-local.sh start",
+                bootstrap()
+            )
+        });
+    let names = TopicNames::with_prefix(prefix);
+    let topics: Vec<NewTopic<'_>> = Destination::ALL
+        .iter()
+        .map(|d| NewTopic::new(names.name(*d), PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
+    for result in admin
+        .create_topics(
+            &topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("create topics")
+    {
+        result.expect("topic created");
+    }
+    names
+}
+
+fn topic_flags(names: &TopicNames) -> Vec<String> {
+    vec![
+        format!("--tweets-topic={}", names.tweets),
+        format!("--retweets-topic={}", names.retweets),
+        format!("--control-topic={}", names.control),
+        format!("--deadletter-topic={}", names.deadletter),
+        format!("--bootstrap={}", bootstrap()),
+        "--metrics-addr=off".to_owned(),
+    ]
+}
+
+fn run(command: &mut Command) -> Output {
+    let output = command.output().expect("binary runs");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The number after `label` in a summary printed on stdout.
+fn summary_value(output: &Output, label: &str) -> u64 {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix(label)
+                .map(|rest| rest.trim().parse().expect("a count"))
+        })
+        .unwrap_or_else(|| panic!("no '{label}' in summary:\n{stdout}"))
+}
+
+/// A real recording: two sample-stream files (tweets, retweets, deletes), a filter-stream file
+/// (CRLF, extended tweets, limit notices), a keep-alive between each, and the truncated HTTP
+/// capture last (a real cut-off message, no final newline).
+fn recording(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let data = shared_data().join("twitter_v1");
+    let mut bytes = Vec::new();
+    for file in [
+        "stream_sample/sample_2013-05-05_MyCSHome.jsonl",
+        "stream_sample/sample_2015-10-03_juloi.jsonl",
+        "stream_filter/filter_locations_2018-01-23_pablobarbera.jsonl",
+    ] {
+        bytes.extend(std::fs::read(data.join(file)).expect("recording"));
+        if !bytes.ends_with(b"\n") {
+            bytes.push(b'\n');
+        }
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend(
+        std::fs::read(
+            data.join("raw_http/statuses_filter_2015-12-02T165907Z_truncated.body.decoded.txt"),
+        )
+        .expect("capture"),
+    );
+    let path = dir.join("recording.jsonl");
+    std::fs::write(&path, &bytes).expect("write recording");
+    (path, bytes)
+}
+
+/// (topic, key, value) of every record the recording must produce, by the routing rules.
+fn expected_records(
+    bytes: &[u8],
+    names: &TopicNames,
+) -> (Vec<(String, Option<String>, Vec<u8>)>, usize) {
+    let mut records = Vec::new();
+    let mut keepalives = 0;
+    for line in bytes.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        match route_line(line) {
+            LineClass::KeepAlive => keepalives += 1,
+            LineClass::Record(routed) => records.push((
+                names.name(routed.destination()).to_owned(),
+                routed.key.map(|k| k.into_owned()),
+                line.to_vec(),
+            )),
+        }
+    }
+    (records, keepalives)
+}
+
+/// Reads every record of `topics` from the beginning until `count` arrived (or 60 s passed).
+fn read_back(
+    topics: &[&str],
+    count: usize,
+) -> Vec<(String, Option<String>, Vec<u8>, BTreeMap<String, String>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("read-back"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics {
+        for partition in 0..PARTITIONS {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut records = Vec::new();
+    while records.len() < count && Instant::now() < deadline {
+        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
+            let message = result.expect("consume");
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push((
+                message.topic().to_owned(),
+                message
+                    .key()
+                    .map(|k| String::from_utf8(k.to_vec()).expect("utf-8 key")),
+                message.payload().unwrap_or_default().to_vec(),
+                headers,
+            ));
+        }
+    }
+    // Anything beyond `count` would be a duplicate: give it a moment to show up.
+    let settle = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < settle {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            records.push((
+                message.topic().to_owned(),
+                None,
+                message.payload().unwrap_or_default().to_vec(),
+                BTreeMap::new(),
+            ));
+        }
+    }
+    records
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
+    let prefix = unique("e2e");
+    let names = create_topics(&format!("{prefix}-")).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, bytes) = recording(dir.path());
+    let (expected, keepalives) = expected_records(&bytes, &names);
+
+    // 1. Producer: every non-blank line becomes exactly one record on its topic, unchanged.
+    let produced = run(Command::new(binary("tweet-producer"))
+        .arg("--replay")
+        .arg(&path)
+        .args(topic_flags(&names)));
+    let lines = expected.len() + keepalives;
+    assert_eq!(summary_value(&produced, "lines read"), lines as u64);
+    assert_eq!(
+        summary_value(&produced, "keep-alives (skipped)"),
+        keepalives as u64
+    );
+    assert_eq!(keepalives, 3);
+    assert_eq!(summary_value(&produced, "failed"), 0);
+    assert_eq!(summary_value(&produced, "unacknowledged"), 0);
+
+    let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
+    let records = read_back(&topics, expected.len());
+    assert_eq!(
+        records.len(),
+        expected.len(),
+        "records in Kafka vs non-blank lines"
+    );
+    for (topic, _, payload, headers) in &records {
+        let kind = headers
+            .get("kind")
+            .and_then(|k| Kind::parse(k))
+            .expect("kind header");
+        assert_eq!(names.name(kind.destination()), topic);
+        assert_eq!(
+            headers.get("source").map(String::as_str),
+            Some("replay:recording.jsonl")
+        );
+        assert!(headers
+            .get("received_at_ms")
+            .and_then(|t| t.parse::<i64>().ok())
+            .is_some());
+        if topic == &names.deadletter {
+            assert!(
+                headers
+                    .get("error")
+                    .is_some_and(|e| e.starts_with("malformed json")),
+                "{headers:?}"
+            );
+            assert!(
+                payload.starts_with(b"{\"created_at\""),
+                "the cut-off capture, as received"
+            );
+        }
+    }
+    let mut got: Vec<_> = records.into_iter().map(|(t, k, v, _)| (t, k, v)).collect();
+    let mut want = expected.clone();
+    got.sort();
+    want.sort();
+    assert!(
+        got == want,
+        "records in Kafka differ from the lines of the recording"
+    );
+    let per_topic = |t: &str| want.iter().filter(|(topic, _, _)| topic == t).count();
+    assert!(per_topic(&names.tweets) > 1000 && per_topic(&names.retweets) > 300);
+    assert!(per_topic(&names.control) > 480 && per_topic(&names.deadletter) == 1);
+
+    // 2. Analysis consumer: one row per distinct post, deletes applied.
+    let statuses: BTreeSet<String> = want
+        .iter()
+        .filter(|(t, _, _)| t == &names.tweets || t == &names.retweets)
+        .map(|(_, k, _)| k.clone().expect("post key"))
+        .collect();
+    let deleted: BTreeSet<String> = want
+        .iter()
+        .filter(|(t, _, v)| t == &names.control && v.starts_with(b"{\"delete\""))
+        .map(|(_, k, _)| k.clone().expect("delete key"))
+        .collect();
+    let expected_rows: BTreeSet<String> = statuses.difference(&deleted).cloned().collect();
+    assert!(
+        statuses.len() - expected_rows.len() >= 1,
+        "the recording deletes some of its own posts"
+    );
+
+    let db = dir.path().join("tweets.db");
+    let group = unique("analysis");
+    let consume = || {
+        run(Command::new(env!("CARGO_BIN_EXE_tweet-consumer"))
+            .args(["--group", &group, "--role", "analysis", "--exit-at-end"])
+            .arg("--db")
+            .arg(&db)
+            .args(topic_flags(&names)))
+    };
+    let first = consume();
+    let consumed =
+        per_topic(&names.tweets) + per_topic(&names.retweets) + per_topic(&names.control);
+    assert_eq!(summary_value(&first, "records consumed"), consumed as u64);
+    let conn = rusqlite::Connection::open(&db).expect("store");
+    let stored = || -> BTreeSet<String> {
+        let mut statement = conn.prepare("SELECT id FROM posts").unwrap();
+        let ids = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .unwrap();
+        ids.collect::<Result<_, _>>().unwrap()
+    };
+    let rows = stored();
+    assert_eq!(rows.len(), expected_rows.len());
+    assert!(
+        rows == expected_rows,
+        "stored ids differ from the distinct undeleted posts"
+    );
+    let scored: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM posts WHERE sentiment_label IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let english: i64 = conn
+        .query_row("SELECT COUNT(*) FROM posts WHERE lang = 'en' OR lang LIKE 'en-%' OR ((lang IS NULL OR lang = 'und') AND detected_lang = 'en')", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        scored, english,
+        "exactly the English posts carry a sentiment"
+    );
+    assert!(english > 100);
+
+    // 3. A second run from the committed offsets adds nothing.
+    let second = consume();
+    assert_eq!(summary_value(&second, "records consumed"), 0);
+    assert_eq!(summary_value(&second, "rows written"), 0);
+    assert!(stored() == rows);
+
+    // The group's committed offsets are the end of every partition.
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", &group)
+        .create()
+        .expect("consumer");
+    let mut partitions = TopicPartitionList::new();
+    for topic in [&names.tweets, &names.retweets, &names.control] {
+        for partition in 0..PARTITIONS {
+            partitions.add_partition(topic, partition);
+        }
+    }
+    let committed = probe
+        .committed_offsets(partitions, Duration::from_secs(10))
+        .expect("committed offsets");
+    for element in committed.elements() {
+        let (_, high) = probe
+            .fetch_watermarks(
+                element.topic(),
+                element.partition(),
+                Duration::from_secs(10),
+            )
+            .expect("watermarks");
+        let committed = match element.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        };
+        assert_eq!(
+            committed,
+            high,
+            "{}[{}]",
+            element.topic(),
+            element.partition()
+        );
+    }
+    delete_topics(&names).await;
+}
+
+/// Removes a passed test's topics (a failed test leaves them for inspection).
+async fn delete_topics(names: &TopicNames) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client");
+    let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
+    let _ = admin.delete_topics(&topics, &AdminOptions::new()).await;
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests, routing over the shared recordings, and the end-to-end tests
+# against a real local Kafka broker, which this script starts (and stops again, if it started it).
+#
+#   scripts/test.sh            everything
+#   scripts/test.sh -- ARGS    ARGS passed to cargo test (e.g. a test name filter)
+#
+# Needs ../shared/data beside the checkout for the recording-based tests.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$PATH"
+export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
+[ "${1:-}" = "--" ] && shift
+
+started=$SECONDS
+scripts/ensure-deps.sh
+
+echo "== build (release)"
+cargo build --release --locked --bins
+
+echo "== local Kafka broker"
+broker_started_here=0
+if ! scripts/kafka-local.sh status >/dev/null 2>&1; then
+  scripts/kafka-local.sh start
+  broker_started_here=1
+fi
+cleanup() {
+  if [ "$broker_started_here" = 1 ]; then scripts/kafka-local.sh stop || true; fi
+}
+trap cleanup EXIT
+
+echo "== topics.sh (idempotent: twice, under a throw-away prefix)"
+prefix="ci-$$-"
+TOPIC_PREFIX="$prefix" ./topics.sh
+out="$(TOPIC_PREFIX="$prefix" ./topics.sh)"
+for topic in tweets retweets control deadletter scheduled; do
+  grep -q "^topics.sh: ${prefix}${topic} *2 partitions$" <<<"$out" || { echo "topics.sh did not report ${prefix}${topic} with 2 partitions:"; echo "$out"; exit 1; }
+done
+scripts/kafka-local.sh topics --delete --topic "${prefix}.*" >/dev/null 2>&1 || true
+
+echo "== cargo test"
+cargo test --release --locked --workspace "$@"
+
+echo "== all tests passed in $((SECONDS - started)) s"
