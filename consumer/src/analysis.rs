@@ -107,7 +107,7 @@ impl AnalysisHandler {
                                 .unwrap_or("none"),
                         ])
                         .inc();
-                    self.writes.push(Write::Upsert(PostRow {
+                    self.writes.push(Write::Upsert(Box::new(PostRow {
                         id: post.id.into_owned(),
                         kind: post.kind.as_str(),
                         retweet_of: post.retweet_of.map(|id| id.into_owned()),
@@ -122,7 +122,7 @@ impl AnalysisHandler {
                             .map(|s| (s.compound, s.pos, s.neu, s.neg, s.label.as_str())),
                         received_at_ms,
                         source,
-                    }));
+                    })));
                 }
                 Err(error) => self.skip(message, "unparseable", &error),
             },

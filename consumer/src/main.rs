@@ -22,7 +22,7 @@ use tweet_pipeline_common::{kafka, shutdown, telemetry};
 
 use crate::analysis::AnalysisHandler;
 use crate::runner::{RebalanceContext, RunnerConfig};
-use crate::store::Store;
+use crate::store::{LanguageSentiment, Store};
 
 /// Default `/metrics` address of the consumer.
 const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9102";
@@ -207,7 +207,7 @@ fn print_stats(db: &Path, top: usize) -> anyhow::Result<()> {
     let store =
         Store::open(db).with_context(|| format!("cannot open the store {}", db.display()))?;
     let table = store.language_sentiment_table()?;
-    let total: u64 = table.iter().map(|(_, p, n, g, u)| p + n + g + u).sum();
+    let total: u64 = table.iter().map(LanguageSentiment::total).sum();
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -219,19 +219,20 @@ fn print_stats(db: &Path, top: usize) -> anyhow::Result<()> {
         "{:<10}{:>9}{:>9}{:>9}{:>10}{:>9}",
         "language", "positive", "neutral", "negative", "unscored", "total"
     )?;
-    for (language, positive, neutral, negative, unscored) in table.iter().take(top) {
-        let sum = positive + neutral + negative + unscored;
+    for row in table.iter().take(top) {
         writeln!(
             out,
-            "{language:<10}{positive:>9}{neutral:>9}{negative:>9}{unscored:>10}{sum:>9}"
+            "{:<10}{:>9}{:>9}{:>9}{:>10}{:>9}",
+            row.language,
+            row.positive,
+            row.neutral,
+            row.negative,
+            row.unscored,
+            row.total()
         )?;
     }
     if table.len() > top {
-        let rest: u64 = table
-            .iter()
-            .skip(top)
-            .map(|(_, p, n, g, u)| p + n + g + u)
-            .sum();
+        let rest: u64 = table.iter().skip(top).map(LanguageSentiment::total).sum();
         writeln!(
             out,
             "{:<10}{:>46}",

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 
 /// Current schema version (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -89,7 +89,7 @@ pub struct PostRow {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
     /// Insert or replace a post (unless its id was deleted).
-    Upsert(PostRow),
+    Upsert(Box<PostRow>),
     /// Delete a post and keep it from being stored later.
     Delete {
         /// The deleted post's id.
@@ -97,6 +97,28 @@ pub enum Write {
         /// Where the delete notice was read.
         source: SourcePosition,
     },
+}
+
+/// Posts of one detected language by sentiment label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LanguageSentiment {
+    /// Detected language code, `?` when undetected.
+    pub language: String,
+    /// Posts labelled positive.
+    pub positive: u64,
+    /// Posts labelled neutral.
+    pub neutral: u64,
+    /// Posts labelled negative.
+    pub negative: u64,
+    /// Posts without a sentiment (not English).
+    pub unscored: u64,
+}
+
+impl LanguageSentiment {
+    /// All posts of the language.
+    pub fn total(&self) -> u64 {
+        self.positive + self.neutral + self.negative + self.unscored
+    }
 }
 
 /// What one batch changed.
@@ -257,6 +279,7 @@ impl Store {
     /// When SQLite fails.
     #[cfg(test)]
     pub fn contains(&self, id: &str) -> Result<bool, StoreError> {
+        use rusqlite::OptionalExtension as _;
         Ok(self
             .conn
             .query_row("SELECT 1 FROM posts WHERE id = ?1", [id], |_| Ok(()))
@@ -264,14 +287,11 @@ impl Store {
             .is_some())
     }
 
-    /// Posts per (detected language, sentiment label), most frequent languages first:
-    /// `(language or "?", positive, neutral, negative, unscored)`.
+    /// Posts per detected language and sentiment label, most frequent languages first.
     ///
     /// # Errors
     /// When SQLite fails.
-    pub fn language_sentiment_table(
-        &self,
-    ) -> Result<Vec<(String, u64, u64, u64, u64)>, StoreError> {
+    pub fn language_sentiment_table(&self) -> Result<Vec<LanguageSentiment>, StoreError> {
         let mut statement = self.conn.prepare(
             "SELECT COALESCE(detected_lang, '?') AS language,
                     SUM(CASE WHEN sentiment_label = 'positive' THEN 1 ELSE 0 END),
@@ -281,13 +301,13 @@ impl Store {
              FROM posts GROUP BY language ORDER BY COUNT(*) DESC, language",
         )?;
         let rows = statement.query_map([], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
+            Ok(LanguageSentiment {
+                language: row.get(0)?,
+                positive: row.get(1)?,
+                neutral: row.get(2)?,
+                negative: row.get(3)?,
+                unscored: row.get(4)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -333,7 +353,10 @@ mod tests {
     fn upserts_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(&dir.path().join("t.db")).unwrap();
-        let batch = vec![Write::Upsert(row("1", 0)), Write::Upsert(row("2", 1))];
+        let batch = vec![
+            Write::Upsert(Box::new(row("1", 0))),
+            Write::Upsert(Box::new(row("2", 1))),
+        ];
         store.apply(&batch, 10).unwrap();
         store.apply(&batch, 11).unwrap();
         assert_eq!(store.post_count().unwrap(), 2);
@@ -345,15 +368,17 @@ mod tests {
         let mut store = Store::open(&dir.path().join("t.db")).unwrap();
         // post then delete
         store
-            .apply(&[Write::Upsert(row("1", 0)), delete("1")], 1)
+            .apply(&[Write::Upsert(Box::new(row("1", 0))), delete("1")], 1)
             .unwrap();
         // delete then post
         let outcome = store
-            .apply(&[delete("2"), Write::Upsert(row("2", 5))], 2)
+            .apply(&[delete("2"), Write::Upsert(Box::new(row("2", 5)))], 2)
             .unwrap();
         assert_eq!(outcome.rows_suppressed, 1);
         // a replay of the post after its delete
-        store.apply(&[Write::Upsert(row("1", 0))], 3).unwrap();
+        store
+            .apply(&[Write::Upsert(Box::new(row("1", 0)))], 3)
+            .unwrap();
         assert!(!store.contains("1").unwrap());
         assert!(!store.contains("2").unwrap());
         assert_eq!(store.post_count().unwrap(), 0);
@@ -365,11 +390,18 @@ mod tests {
         let path = dir.path().join("t.db");
         Store::open(&path)
             .unwrap()
-            .apply(&[Write::Upsert(row("1", 0))], 1)
+            .apply(&[Write::Upsert(Box::new(row("1", 0)))], 1)
             .unwrap();
         let store = Store::open(&path).unwrap();
         assert_eq!(store.post_count().unwrap(), 1);
         let table = store.language_sentiment_table().unwrap();
-        assert_eq!(table, vec![("en".to_owned(), 1, 0, 0, 0)]);
+        let en = LanguageSentiment {
+            language: "en".to_owned(),
+            positive: 1,
+            neutral: 0,
+            negative: 0,
+            unscored: 0,
+        };
+        assert_eq!(table, vec![en]);
     }
 }

@@ -5,125 +5,18 @@
 //! Needs the two binaries built (`cargo build --release --bins`; scripts/test.sh does it) and
 //! the shared recordings beside the checkout (`../shared/data`).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+mod support;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::{
+    assert_group_at_end, binary, create_topics, delete_topics, read_back, run, shared_data,
+    summary_value, topic_flags, unique,
+};
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::{route_line, Destination, Kind, LineClass};
-
-const PARTITIONS: i32 = 2;
-
-fn bootstrap() -> String {
-    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
-}
-
-fn shared_data() -> PathBuf {
-    let dir = std::env::var_os("TWEET_PIPELINE_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-    assert!(
-        dir.join("twitter_v1").is_dir(),
-        "shared recordings not found at {}: put shared/ beside the checkout or set TWEET_PIPELINE_SHARED_DATA",
-        dir.display()
-    );
-    dir
-}
-
-fn binary(name: &str) -> PathBuf {
-    let consumer = PathBuf::from(env!("CARGO_BIN_EXE_tweet-consumer"));
-    let path = consumer.with_file_name(name);
-    assert!(
-        path.exists(),
-        "{} not found: build the binaries first (cargo build --release --bins, as scripts/test.sh does)",
-        path.display()
-    );
-    path
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-/// Creates the four pipeline topics under a fresh prefix; panics with advice if no broker.
-async fn create_topics(prefix: &str) -> TopicNames {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin client");
-    admin
-        .inner()
-        .fetch_metadata(None, Duration::from_secs(10))
-        .unwrap_or_else(|e| {
-            panic!(
-                "no Kafka broker at {}: {e}; start one with scripts/kafka-local.sh start",
-                bootstrap()
-            )
-        });
-    let names = TopicNames::with_prefix(prefix);
-    let topics: Vec<NewTopic<'_>> = Destination::ALL
-        .iter()
-        .map(|d| NewTopic::new(names.name(*d), PARTITIONS, TopicReplication::Fixed(1)))
-        .collect();
-    for result in admin
-        .create_topics(
-            &topics,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .expect("create topics")
-    {
-        result.expect("topic created");
-    }
-    names
-}
-
-fn topic_flags(names: &TopicNames) -> Vec<String> {
-    vec![
-        format!("--tweets-topic={}", names.tweets),
-        format!("--retweets-topic={}", names.retweets),
-        format!("--control-topic={}", names.control),
-        format!("--deadletter-topic={}", names.deadletter),
-        format!("--bootstrap={}", bootstrap()),
-        "--metrics-addr=off".to_owned(),
-    ]
-}
-
-fn run(command: &mut Command) -> Output {
-    let output = command.output().expect("binary runs");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\nstdout:\n{}\nstderr:\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
-/// The number after `label` in a summary printed on stdout.
-fn summary_value(output: &Output, label: &str) -> u64 {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .lines()
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix(label)
-                .map(|rest| rest.trim().parse().expect("a count"))
-        })
-        .unwrap_or_else(|| panic!("no '{label}' in summary:\n{stdout}"))
-}
 
 /// A real recording: two sample-stream files (tweets, retweets, deletes), a filter-stream file
 /// (CRLF, extended tweets, limit notices), a keep-alive between each, and the truncated HTTP
@@ -153,11 +46,11 @@ fn recording(dir: &Path) -> (PathBuf, Vec<u8>) {
     (path, bytes)
 }
 
+/// A record as (topic, key, value).
+type Expected = (String, Option<String>, Vec<u8>);
+
 /// (topic, key, value) of every record the recording must produce, by the routing rules.
-fn expected_records(
-    bytes: &[u8],
-    names: &TopicNames,
-) -> (Vec<(String, Option<String>, Vec<u8>)>, usize) {
+fn expected_records(bytes: &[u8], names: &TopicNames) -> (Vec<Expected>, usize) {
     let mut records = Vec::new();
     let mut keepalives = 0;
     for line in bytes.split(|b| *b == b'\n') {
@@ -174,69 +67,6 @@ fn expected_records(
     (records, keepalives)
 }
 
-/// Reads every record of `topics` from the beginning until `count` arrived (or 60 s passed).
-fn read_back(
-    topics: &[&str],
-    count: usize,
-) -> Vec<(String, Option<String>, Vec<u8>, BTreeMap<String, String>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("read-back"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    for topic in topics {
-        for partition in 0..PARTITIONS {
-            assignment
-                .add_partition_offset(topic, partition, Offset::Beginning)
-                .expect("partition");
-        }
-    }
-    consumer.assign(&assignment).expect("assign");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut records = Vec::new();
-    while records.len() < count && Instant::now() < deadline {
-        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
-            let message = result.expect("consume");
-            let headers = message
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_owned(),
-                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            records.push((
-                message.topic().to_owned(),
-                message
-                    .key()
-                    .map(|k| String::from_utf8(k.to_vec()).expect("utf-8 key")),
-                message.payload().unwrap_or_default().to_vec(),
-                headers,
-            ));
-        }
-    }
-    // Anything beyond `count` would be a duplicate: give it a moment to show up.
-    let settle = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < settle {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            records.push((
-                message.topic().to_owned(),
-                None,
-                message.payload().unwrap_or_default().to_vec(),
-                BTreeMap::new(),
-            ));
-        }
-    }
-    records
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
     let prefix = unique("e2e");
@@ -249,7 +79,8 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
     let produced = run(Command::new(binary("tweet-producer"))
         .arg("--replay")
         .arg(&path)
-        .args(topic_flags(&names)));
+        .args(topic_flags(&names))
+        .arg("--metrics-addr=off"));
     let lines = expected.len() + keepalives;
     assert_eq!(summary_value(&produced, "lines read"), lines as u64);
     assert_eq!(
@@ -330,7 +161,8 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
             .args(["--group", &group, "--role", "analysis", "--exit-at-end"])
             .arg("--db")
             .arg(&db)
-            .args(topic_flags(&names)))
+            .args(topic_flags(&names))
+            .arg("--metrics-addr=off"))
     };
     let first = consume();
     let consumed =
@@ -373,49 +205,6 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
     assert!(stored() == rows);
 
     // The group's committed offsets are the end of every partition.
-    let probe: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", &group)
-        .create()
-        .expect("consumer");
-    let mut partitions = TopicPartitionList::new();
-    for topic in [&names.tweets, &names.retweets, &names.control] {
-        for partition in 0..PARTITIONS {
-            partitions.add_partition(topic, partition);
-        }
-    }
-    let committed = probe
-        .committed_offsets(partitions, Duration::from_secs(10))
-        .expect("committed offsets");
-    for element in committed.elements() {
-        let (_, high) = probe
-            .fetch_watermarks(
-                element.topic(),
-                element.partition(),
-                Duration::from_secs(10),
-            )
-            .expect("watermarks");
-        let committed = match element.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        };
-        assert_eq!(
-            committed,
-            high,
-            "{}[{}]",
-            element.topic(),
-            element.partition()
-        );
-    }
+    assert_group_at_end(&group, &[&names.tweets, &names.retweets, &names.control]);
     delete_topics(&names).await;
-}
-
-/// Removes a passed test's topics (a failed test leaves them for inspection).
-async fn delete_topics(names: &TopicNames) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin client");
-    let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
-    let _ = admin.delete_topics(&topics, &AdminOptions::new()).await;
 }

@@ -212,6 +212,29 @@ fn send(
 mod tests {
     use super::*;
 
+    fn read_all(path: &Path) -> Vec<u8> {
+        let mut out = Vec::new();
+        open(path).unwrap().read_to_end(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn gzip_is_detected_by_its_magic_bytes() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let lines = b"{\"id_str\":\"1\",\"text\":\"a\"}\r\n\r\n{\"limit\":{\"track\":3}}\r\n";
+        let plain = dir.path().join("stream.jsonl");
+        std::fs::write(&plain, lines).unwrap();
+        // Named without .gz on purpose: the content decides, not the name.
+        let gz = dir.path().join("stream.bin");
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(lines).unwrap();
+        std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+        assert_eq!(read_all(&plain), lines);
+        assert_eq!(read_all(&gz), lines);
+        assert!(open(&dir.path().join("missing.jsonl")).is_err());
+    }
+
     #[test]
     fn source_names() {
         assert_eq!(source_name(Path::new("-")), "replay:stdin");

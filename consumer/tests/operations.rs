@@ -1,0 +1,241 @@
+//! Running the pipeline as an operator does, against a real Kafka broker: both binaries up at
+//! once with `/metrics` scraped, then stopped with SIGTERM. The producer must exit 0 with every
+//! line it read acknowledged by Kafka (and no record twice); the consumer must commit what it
+//! stored, so a later run ends with one row per distinct post.
+//!
+//! Uses the repository's own sample recording (data/sample/stream.jsonl).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{
+    assert_group_at_end, binary, create_topics, delete_topics, read_back, run, summary_value,
+    topic_flags, unique,
+};
+use tweet_pipeline_common::Destination;
+
+/// Two distinct free ports (both listeners are held until both are known).
+fn free_ports() -> (u16, u16) {
+    let bind = || TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let (a, b) = (bind(), bind());
+    let port = |l: &TcpListener| l.local_addr().expect("bound address").port();
+    (port(&a), port(&b))
+}
+
+/// `GET /metrics` over plain HTTP/1.1; `None` while nothing listens yet.
+fn scrape(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.starts_with("HTTP/1.1 200").then_some(response)
+}
+
+/// The value of the sample `series` (name with labels, as exposed) in a scrape.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// Scrapes until `series` reaches at least `min` (or 60 s pass); returns the last scrape.
+/// `log` is the process's stderr, shown when it fails.
+fn wait_for(port: u16, series: &str, min: f64, log: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let log = || std::fs::read_to_string(log).unwrap_or_default();
+    loop {
+        if let Some(text) = scrape(port) {
+            if sample(&text, series).is_some_and(|v| v >= min) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{series} never reached {min}:\n{text}\n{}",
+                log()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no /metrics on 127.0.0.1:{port}; stderr:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn terminate(child: Child) -> Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    child.wait_with_output().expect("child exits")
+}
+
+/// Starts `command` with stdout piped and stderr written to `log`.
+fn spawn(command: &mut Command, log: &Path) -> Child {
+    command
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("binary starts")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_loses_nothing_and_metrics_are_served() {
+    let prefix = unique("ops");
+    let names = create_topics(&format!("{prefix}-")).await;
+    let recording = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample/stream.jsonl");
+    let (producer_port, consumer_port) = free_ports();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("tweets.db");
+    let group = unique("analysis");
+    let (producer_log, consumer_log) = (
+        dir.path().join("producer.log"),
+        dir.path().join("consumer.log"),
+    );
+
+    let producer = spawn(
+        Command::new(binary("tweet-producer"))
+            .arg("--replay")
+            .arg(&recording)
+            .args(["--loop", "--rate", "1500"])
+            .args(topic_flags(&names))
+            .arg(format!("--metrics-addr=127.0.0.1:{producer_port}")),
+        &producer_log,
+    );
+    let consumer_args = |metrics: String| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tweet-consumer"));
+        command
+            .args(["--group", &group, "--role", "analysis", "--db"])
+            .arg(&db)
+            .args(topic_flags(&names))
+            .arg(metrics);
+        command
+    };
+    let consumer = spawn(
+        &mut consumer_args(format!("--metrics-addr=127.0.0.1:{consumer_port}")),
+        &consumer_log,
+    );
+
+    // The consumer is storing rows while the producer loops over the sample (364 lines).
+    let consumer_metrics = wait_for(
+        consumer_port,
+        "tweet_pipeline_consumer_rows_written_total",
+        100.0,
+        &consumer_log,
+    );
+    let producer_metrics = wait_for(
+        producer_port,
+        "tweet_pipeline_producer_lines_read_total",
+        500.0,
+        &producer_log,
+    );
+    assert!(
+        sample(
+            &producer_metrics,
+            r#"tweet_pipeline_producer_records_sent_total{kind="tweet",topic="tweets"}"#
+        )
+        .is_some_and(|v| v > 0.0),
+        "{producer_metrics}"
+    );
+    assert!(sample(
+        &producer_metrics,
+        r#"tweet_pipeline_producer_records_sent_total{kind="delete",topic="control"}"#
+    )
+    .is_some());
+    assert!(
+        sample(
+            &consumer_metrics,
+            r#"tweet_pipeline_consumer_processing_latency_seconds_count{topic="tweets"}"#
+        )
+        .is_some_and(|v| v > 0.0),
+        "{consumer_metrics}"
+    );
+    assert!(
+        consumer_metrics.contains("tweet_pipeline_consumer_posts_analysed_total{language=\"en\"")
+    );
+    assert!(consumer_metrics
+        .contains("# TYPE tweet_pipeline_consumer_processing_latency_seconds histogram"));
+
+    // SIGTERM mid-stream: stop reading, deliver everything read, exit 0.
+    let produced = terminate(producer);
+    assert!(
+        produced.status.success(),
+        "producer exit {}: {}",
+        produced.status,
+        String::from_utf8_lossy(&produced.stderr)
+    );
+    let lines = summary_value(&produced, "lines read");
+    assert!(lines > 500);
+    assert_eq!(summary_value(&produced, "failed"), 0);
+    assert_eq!(summary_value(&produced, "unacknowledged"), 0);
+    let acked: u64 = Destination::ALL
+        .iter()
+        .map(|d| summary_value(&produced, &format!("records -> {}", names.name(*d))))
+        .sum();
+    assert_eq!(
+        acked + summary_value(&produced, "keep-alives (skipped)"),
+        lines,
+        "every line read is acknowledged"
+    );
+    let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
+    let records = read_back(&topics, acked as usize);
+    assert_eq!(
+        records.len() as u64,
+        acked,
+        "Kafka holds exactly the acknowledged records"
+    );
+
+    // SIGTERM the consumer: it commits what it stored and exits 0.
+    let consumed = terminate(consumer);
+    assert!(
+        consumed.status.success(),
+        "consumer exit {}: {}",
+        consumed.status,
+        String::from_utf8_lossy(&consumed.stderr)
+    );
+    let first = summary_value(&consumed, "records consumed");
+    assert!(first > 0);
+
+    // Finishing the rest from the committed offsets: one row per distinct, undeleted post.
+    let rest = run(consumer_args("--metrics-addr=off".to_owned()).arg("--exit-at-end"));
+    let posts = [&names.tweets, &names.retweets];
+    assert_eq!(
+        first + summary_value(&rest, "records consumed"),
+        records
+            .iter()
+            .filter(|(t, ..)| t != &names.deadletter)
+            .count() as u64,
+        "across a clean stop and restart each record is read exactly once"
+    );
+    let ids: BTreeSet<&str> = records
+        .iter()
+        .filter(|(t, ..)| posts.contains(&t))
+        .filter_map(|(_, k, ..)| k.as_deref())
+        .collect();
+    let deleted: BTreeSet<&str> = records
+        .iter()
+        .filter(|(t, _, v, _)| t == &names.control && v.starts_with(b"{\"delete\""))
+        .filter_map(|(_, k, ..)| k.as_deref())
+        .collect();
+    let conn = rusqlite::Connection::open(&db).expect("store");
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM posts", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows as usize, ids.difference(&deleted).count());
+    assert_group_at_end(&group, &[&names.tweets, &names.retweets, &names.control]);
+    delete_topics(&names).await;
+}

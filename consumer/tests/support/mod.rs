@@ -1,0 +1,234 @@
+//! Helpers shared by the integration tests: the broker address, fresh topics per test, the
+//! binaries, and reading their summaries.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use tweet_pipeline_common::config::TopicNames;
+use tweet_pipeline_common::Destination;
+
+pub const PARTITIONS: i32 = 2;
+
+pub fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+pub fn shared_data() -> PathBuf {
+    let dir = std::env::var_os("TWEET_PIPELINE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
+    assert!(
+        dir.join("twitter_v1").is_dir(),
+        "shared recordings not found at {}: put shared/ beside the checkout or set TWEET_PIPELINE_SHARED_DATA",
+        dir.display()
+    );
+    dir
+}
+
+pub fn binary(name: &str) -> PathBuf {
+    let consumer = PathBuf::from(env!("CARGO_BIN_EXE_tweet-consumer"));
+    let path = consumer.with_file_name(name);
+    assert!(
+        path.exists(),
+        "{} not found: build the binaries first (cargo build --release --bins, as scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Creates the four pipeline topics under a fresh prefix; panics with advice if no broker.
+pub async fn create_topics(prefix: &str) -> TopicNames {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client");
+    admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap_or_else(|e| {
+            panic!(
+                "no Kafka broker at {}: {e}; start one with scripts/kafka-local.sh start",
+                bootstrap()
+            )
+        });
+    let names = TopicNames::with_prefix(prefix);
+    let topics: Vec<NewTopic<'_>> = Destination::ALL
+        .iter()
+        .map(|d| NewTopic::new(names.name(*d), PARTITIONS, TopicReplication::Fixed(1)))
+        .collect();
+    for result in admin
+        .create_topics(
+            &topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("create topics")
+    {
+        result.expect("topic created");
+    }
+    names
+}
+
+/// The flags that point a binary at this test's topics and at the broker.
+pub fn topic_flags(names: &TopicNames) -> Vec<String> {
+    vec![
+        format!("--tweets-topic={}", names.tweets),
+        format!("--retweets-topic={}", names.retweets),
+        format!("--control-topic={}", names.control),
+        format!("--deadletter-topic={}", names.deadletter),
+        format!("--bootstrap={}", bootstrap()),
+    ]
+}
+
+pub fn run(command: &mut Command) -> Output {
+    let output = command.output().expect("binary runs");
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The number after `label` in a summary printed on stdout.
+pub fn summary_value(output: &Output, label: &str) -> u64 {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix(label)
+                .map(|rest| rest.trim().parse().expect("a count"))
+        })
+        .unwrap_or_else(|| panic!("no '{label}' in summary:\n{stdout}"))
+}
+
+/// Removes a passed test's topics (a failed test leaves them for inspection).
+pub async fn delete_topics(names: &TopicNames) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client");
+    let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
+    let _ = admin.delete_topics(&topics, &AdminOptions::new()).await;
+}
+
+/// Reads every record of `topics` from the beginning until `count` arrived (or 60 s passed).
+pub fn read_back(topics: &[&str], count: usize) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", unique("read-back"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics {
+        for partition in 0..PARTITIONS {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&assignment).expect("assign");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut records = Vec::new();
+    while records.len() < count && Instant::now() < deadline {
+        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
+            let message = result.expect("consume");
+            let headers = message
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push((
+                message.topic().to_owned(),
+                message
+                    .key()
+                    .map(|k| String::from_utf8(k.to_vec()).expect("utf-8 key")),
+                message.payload().unwrap_or_default().to_vec(),
+                headers,
+            ));
+        }
+    }
+    // Anything beyond `count` would be a duplicate: give it a moment to show up.
+    let settle = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < settle {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            records.push((
+                message.topic().to_owned(),
+                None,
+                message.payload().unwrap_or_default().to_vec(),
+                BTreeMap::new(),
+            ));
+        }
+    }
+    records
+}
+
+/// One record read back: topic, key, value, headers.
+pub type Record = (String, Option<String>, Vec<u8>, BTreeMap<String, String>);
+
+/// Asserts that `group` has committed the end (high watermark) of every partition of `topics`.
+pub fn assert_group_at_end(group: &str, topics: &[&str]) {
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut partitions = TopicPartitionList::new();
+    for topic in topics {
+        for partition in 0..PARTITIONS {
+            partitions.add_partition(topic, partition);
+        }
+    }
+    let committed = probe
+        .committed_offsets(partitions, Duration::from_secs(10))
+        .expect("committed offsets");
+    for element in committed.elements() {
+        let (_, high) = probe
+            .fetch_watermarks(
+                element.topic(),
+                element.partition(),
+                Duration::from_secs(10),
+            )
+            .expect("watermarks");
+        let committed = match element.offset() {
+            Offset::Offset(o) => o,
+            _ => 0,
+        };
+        assert_eq!(
+            committed,
+            high,
+            "{}[{}]",
+            element.topic(),
+            element.partition()
+        );
+    }
+}
