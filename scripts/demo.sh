@@ -40,12 +40,12 @@ step "posts by language and sentiment (from $DB)"
 
 step "a look at the control topic with the real kafka-console-consumer"
 scripts/kafka-local.sh console-consumer --topic control --from-beginning --max-messages 3 \
-  --property print.key=true --property print.headers=true --property key.separator=' | ' 2>/dev/null | cut -c1-220
+  --formatter-property print.key=true --formatter-property print.headers=true --formatter-property key.separator=' | ' 2>/dev/null | cut -c1-220
 
 cat <<MSG
 
 Inspect any topic the way Kafka users do:
-  scripts/kafka-local.sh console-consumer --topic tweets --from-beginning --property print.key=true --property print.headers=true
+  scripts/kafka-local.sh console-consumer --topic tweets --from-beginning --formatter-property print.key=true --formatter-property print.headers=true
   kcat -b $KAFKA_BOOTSTRAP -C -t retweets -e -f '%k %h %s\n'
 The broker is still running: scripts/kafka-local.sh stop (or status, logs).
 MSG

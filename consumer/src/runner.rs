@@ -179,6 +179,7 @@ pub fn run<C: ConsumerContext, H: Handler>(
         }
         stats.records += batch.len() as u64;
         stats.batches += 1;
+        tracing::debug!(records = batch.len(), total = stats.records, "batch stored");
         batch.clear();
     }
     commit_sync(consumer);
@@ -217,31 +218,85 @@ fn collect_batch<'c, C: ConsumerContext>(
 }
 
 /// Whether every assigned partition has been consumed to its high watermark.
+///
+/// Uses the high watermarks that fetch responses cache in the client where there are any, so
+/// the check costs no request while records flow; a partition without one (nothing fetched
+/// yet) costs a ListOffsets request, and one without a position an OffsetFetch.
 fn at_end<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> bool {
     let assignment = match consumer.assignment() {
         Ok(assignment) if assignment.count() > 0 => assignment,
         _ => return false,
     };
-    let positions = consumer.position().unwrap_or(assignment);
-    let committed = consumer
-        .committed_offsets(positions.clone(), WATERMARK_TIMEOUT)
-        .ok();
-    positions.elements().iter().all(|element| {
+    let Ok(positions) = consumer.position() else {
+        return false;
+    };
+    let mut committed = None;
+    assignment.elements().iter().all(|element| {
         let (topic, partition) = (element.topic(), element.partition());
-        let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, WATERMARK_TIMEOUT) else {
+        // A ListOffsets request waits behind the connection's long-polling fetch (up to
+        // fetch.wait.max.ms, 500 ms); the cached high watermark is free and as fresh as the
+        // last fetch response.
+        let fetched = || {
+            consumer
+                .fetch_watermarks(topic, partition, WATERMARK_TIMEOUT)
+                .ok()
+        };
+        let Some(high) = cached_high_watermark(consumer, topic, partition)
+            .or_else(|| fetched().map(|(_, high)| high))
+        else {
             return false;
         };
-        let next = match element.offset() {
-            Offset::Offset(offset) => offset,
-            _ => match committed
-                .as_ref()
-                .and_then(|c| c.find_partition(topic, partition))
-                .map(|e| e.offset())
-            {
-                Some(Offset::Offset(offset)) => offset,
-                _ => low,
-            },
+        let position = positions
+            .find_partition(topic, partition)
+            .map(|e| e.offset());
+        let next = match position {
+            Some(Offset::Offset(offset)) => offset,
+            _ => {
+                let committed = committed.get_or_insert_with(|| {
+                    consumer
+                        .committed_offsets(assignment.clone(), WATERMARK_TIMEOUT)
+                        .ok()
+                });
+                match committed
+                    .as_ref()
+                    .and_then(|c| c.find_partition(topic, partition))
+                    .map(|e| e.offset())
+                {
+                    Some(Offset::Offset(offset)) => offset,
+                    // Nothing consumed or committed: reading starts at the log start.
+                    _ => match fetched() {
+                        Some((low, _)) => low,
+                        None => return false,
+                    },
+                }
+            }
         };
         next >= high
     })
+}
+
+/// The high watermark librdkafka cached from the last fetch response for a partition
+/// (`rd_kafka_get_watermark_offsets`, librdkafka rdkafka.h), without a request; `None` when
+/// no fetch response has been seen for the partition yet.
+fn cached_high_watermark<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1001_i64, -1001_i64);
+    // SAFETY: the client pointer is valid for the consumer's lifetime, `topic` is a valid
+    // NUL-terminated string for the duration of the call, and `low`/`high` are valid out
+    // pointers; the function only reads client state under its own locks.
+    let error = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
 }
