@@ -14,6 +14,9 @@ pub const SOURCE: &str = "source";
 pub const RECEIVED_AT_MS: &str = "received_at_ms";
 /// Why a line was dead-lettered (only on `deadletter` records).
 pub const ERROR: &str = "error";
+/// Comma-separated tags of the X API v2 rules that matched the post (`matching_rules[].tag`),
+/// only on v2 posts whose rules have tags.
+pub const MATCHING_RULES: &str = "matching_rules";
 
 /// The value of the first header named `name`, if present and UTF-8.
 pub fn get<'a>(headers: Option<&'a BorrowedHeaders>, name: &str) -> Option<&'a str> {

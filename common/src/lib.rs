@@ -12,7 +12,8 @@ pub mod kafka;
 pub mod metrics;
 pub mod post;
 pub mod route;
+pub mod secret;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use route::{route_line, Destination, Kind, LineClass, Routed};
+pub use route::{route_line, route_mastodon_event, Destination, Kind, LineClass, Routed};

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use axum::{http::header, routing::get, Router};
 use prometheus::{
-    exponential_buckets, Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -81,6 +81,16 @@ pub struct ProducerMetrics {
     pub queue_full_waits: IntCounter,
     /// Records handed to librdkafka and not yet acknowledged or failed.
     pub in_flight_records: IntGauge,
+    /// Stream connections established (HTTP 200), by `api` (`x_v2`, `x_v1`, `mastodon`).
+    pub stream_connections: IntCounterVec,
+    /// Stream disconnects and failed connection attempts, by `api` and `reason` (`dropped`,
+    /// `network`, `stall`, `http_5xx`, `http_4xx`, `rate_limited`, `too_many_connections`,
+    /// `unauthorized`).
+    pub stream_disconnects: IntCounterVec,
+    /// 1 while the stream is connected, by `api`.
+    pub stream_connected: IntGaugeVec,
+    /// The wait before the next connection attempt, in seconds (0 when connected), by `api`.
+    pub stream_backoff_seconds: GaugeVec,
 }
 
 impl ProducerMetrics {
@@ -136,6 +146,52 @@ impl ProducerMetrics {
                 "in_flight_records",
                 "Records handed to the Kafka client and not yet acknowledged or failed.",
             ),
+            stream_connections: counter_vec(
+                registry,
+                S,
+                "stream_connections_total",
+                "Streaming connections established (HTTP 200), by API.",
+                &["api"],
+            ),
+            stream_disconnects: counter_vec(
+                registry,
+                S,
+                "stream_disconnects_total",
+                "Stream disconnects and failed connection attempts, by API and reason.",
+                &["api", "reason"],
+            ),
+            stream_connected: {
+                let metric = IntGaugeVec::new(
+                    Opts::new(
+                        "stream_connected",
+                        "1 while the stream is connected, by API.",
+                    )
+                    .namespace(NAMESPACE)
+                    .subsystem(S),
+                    &["api"],
+                )
+                .expect("metric options are static and valid");
+                registry
+                    .register(Box::new(metric.clone()))
+                    .expect("each metric is registered once");
+                metric
+            },
+            stream_backoff_seconds: {
+                let metric = GaugeVec::new(
+                    Opts::new(
+                        "stream_backoff_seconds",
+                        "Wait before the next connection attempt in seconds, by API.",
+                    )
+                    .namespace(NAMESPACE)
+                    .subsystem(S),
+                    &["api"],
+                )
+                .expect("metric options are static and valid");
+                registry
+                    .register(Box::new(metric.clone()))
+                    .expect("each metric is registered once");
+                metric
+            },
         }
     }
 }

@@ -78,6 +78,8 @@ pub enum Kind {
     Tweet,
     /// A retweet.
     Retweet,
+    /// A new version of an edited post (Mastodon `status.update`).
+    Edit,
     /// v1.1 status deletion notice (`delete.status`).
     Delete,
     /// v1.1 location deletion notice.
@@ -110,9 +112,10 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Tweet,
         Kind::Retweet,
+        Kind::Edit,
         Kind::Delete,
         Kind::ScrubGeo,
         Kind::Limit,
@@ -134,6 +137,7 @@ impl Kind {
         match self {
             Kind::Tweet => "tweet",
             Kind::Retweet => "retweet",
+            Kind::Edit => "edit",
             Kind::Delete => "delete",
             Kind::ScrubGeo => "scrub_geo",
             Kind::Limit => "limit",
@@ -156,6 +160,7 @@ impl Kind {
         Some(match s {
             "tweet" => Kind::Tweet,
             "retweet" => Kind::Retweet,
+            "edit" => Kind::Edit,
             "delete" => Kind::Delete,
             "scrub_geo" => Kind::ScrubGeo,
             "limit" => Kind::Limit,
@@ -177,7 +182,7 @@ impl Kind {
     /// The topic this kind of message is written to.
     pub fn destination(self) -> Destination {
         match self {
-            Kind::Tweet => Destination::Tweets,
+            Kind::Tweet | Kind::Edit => Destination::Tweets,
             Kind::Retweet => Destination::Retweets,
             Kind::Malformed | Kind::Unknown | Kind::Oversized => Destination::DeadLetter,
             _ => Destination::Control,
@@ -202,6 +207,30 @@ pub struct Routed<'a> {
     /// Why a dead-lettered line could not be routed (`None` for every other kind). Written to
     /// the `error` header; it describes the position and problem, never the content.
     pub reason: Option<String>,
+    /// The tags of the v2 `matching_rules` that selected the post (empty otherwise).
+    pub rule_tags: Vec<Cow<'a, str>>,
+}
+
+impl<'a> Routed<'a> {
+    /// A routing decision without a reason or rule tags.
+    pub fn new(kind: Kind, key: Option<Cow<'a, str>>) -> Self {
+        Self {
+            kind,
+            key,
+            reason: None,
+            rule_tags: Vec::new(),
+        }
+    }
+
+    /// A dead-letter decision with its reason.
+    pub fn dead_letter(kind: Kind, reason: String) -> Self {
+        Self {
+            kind,
+            key: None,
+            reason: Some(reason),
+            rule_tags: Vec::new(),
+        }
+    }
 }
 
 impl Routed<'_> {
@@ -236,14 +265,13 @@ pub fn route_line(line: &[u8]) -> LineClass<'_> {
     let text = match std::str::from_utf8(line) {
         Ok(text) => text,
         Err(error) => {
-            return LineClass::Record(Routed {
-                kind: Kind::Malformed,
-                key: None,
-                reason: Some(format!(
+            return LineClass::Record(Routed::dead_letter(
+                Kind::Malformed,
+                format!(
                     "invalid utf-8: {} valid bytes, then an invalid sequence",
                     error.valid_up_to()
-                )),
-            })
+                ),
+            ))
         }
     };
     LineClass::Record(match serde_json::from_str::<Probe<'_>>(text) {
@@ -251,23 +279,63 @@ pub fn route_line(line: &[u8]) -> LineClass<'_> {
         // A type error stops serde before the end of the input; only a whole valid document
         // is of an unknown shape, anything else is malformed.
         Err(error) if error.is_data() => match serde_json::from_str::<IgnoredAny>(text) {
-            Ok(_) => Routed {
-                kind: Kind::Unknown,
-                key: None,
-                reason: Some(format!("unknown shape: {error}")),
-            },
-            Err(syntax) => Routed {
-                kind: Kind::Malformed,
-                key: None,
-                reason: Some(format!("malformed json: {syntax}")),
-            },
+            Ok(_) => Routed::dead_letter(Kind::Unknown, format!("unknown shape: {error}")),
+            Err(syntax) => {
+                Routed::dead_letter(Kind::Malformed, format!("malformed json: {syntax}"))
+            }
         },
-        Err(error) => Routed {
-            kind: Kind::Malformed,
-            key: None,
-            reason: Some(format!("malformed json: {error}")),
-        },
+        Err(error) => Routed::dead_letter(Kind::Malformed, format!("malformed json: {error}")),
     })
+}
+
+/// Classifies one Mastodon streaming event (Server-Sent Events: the `event:` name and the
+/// `data:` payload). Source: Mastodon documentation, "Streaming API methods" (event types).
+///
+/// | event            | kind                  | destination       | key            |
+/// |------------------|-----------------------|-------------------|----------------|
+/// | `update`         | `tweet` / `retweet` (when `reblog` is set) | tweets / retweets | status `id` |
+/// | `status.update`  | `edit`                | tweets            | status `id`    |
+/// | `delete`         | `delete`              | control           | the payload (a status id) |
+/// | other events     | `event`               | control           | none           |
+///
+/// A payload that is not a status where one is expected is dead-lettered with the reason.
+pub fn route_mastodon_event<'a>(event: &str, data: &'a [u8]) -> Routed<'a> {
+    #[derive(Deserialize)]
+    struct Status<'a> {
+        #[serde(borrow)]
+        id: Cow<'a, str>,
+        #[serde(default)]
+        reblog: Option<NonNull>,
+    }
+    let status = || match std::str::from_utf8(data) {
+        Err(error) => Err(format!(
+            "invalid utf-8: {} valid bytes",
+            error.valid_up_to()
+        )),
+        Ok(text) => serde_json::from_str::<Status<'_>>(text)
+            .map_err(|error| format!("malformed mastodon status: {error}")),
+    };
+    match event {
+        "update" | "status.update" => match status() {
+            Ok(status) => {
+                let kind = match (event, status.reblog.is_some()) {
+                    ("status.update", _) => Kind::Edit,
+                    (_, true) => Kind::Retweet,
+                    (_, false) => Kind::Tweet,
+                };
+                Routed::new(kind, Some(status.id))
+            }
+            Err(reason) => Routed::dead_letter(Kind::Malformed, reason),
+        },
+        "delete" => match std::str::from_utf8(data).map(str::trim) {
+            Ok(id) if !id.is_empty() => Routed::new(Kind::Delete, Some(Cow::Borrowed(id))),
+            _ => Routed::dead_letter(
+                Kind::Malformed,
+                "delete event without a status id".to_owned(),
+            ),
+        },
+        _ => Routed::new(Kind::Event, None),
+    }
 }
 
 /// A post id as the APIs send it: v1.1 gives both a number `id` and a string `id_str` (use the
@@ -377,6 +445,15 @@ struct Probe<'a> {
     data: Option<V2Data<'a>>,
     #[serde(default)]
     errors: Option<IgnoredAny>,
+    #[serde(borrow, default)]
+    matching_rules: Option<Vec<MatchingRule<'a>>>,
+}
+
+/// v2 `matching_rules` entry: `{"id": "...", "tag": "..."}` (the tag may be null).
+#[derive(Deserialize)]
+struct MatchingRule<'a> {
+    #[serde(borrow, default)]
+    tag: Option<Cow<'a, str>>,
 }
 
 /// Deserializes from any value but `null` (which, through `Option`, becomes `None`).
@@ -390,11 +467,7 @@ impl<'de> Deserialize<'de> for NonNull {
 
 impl<'a> Probe<'a> {
     fn route(self) -> Routed<'a> {
-        let routed = |kind, key| Routed {
-            kind,
-            key,
-            reason: None,
-        };
+        let routed = Routed::new;
         if let Some(delete) = self.delete {
             return routed(Kind::Delete, delete.status.and_then(IdRef::into_key));
         }
@@ -451,16 +524,22 @@ impl<'a> Probe<'a> {
                 .flatten()
                 .any(|r| r.kind == "retweeted");
             let kind = if retweet { Kind::Retweet } else { Kind::Tweet };
-            return routed(kind, Some(data.id));
+            let mut routed = routed(kind, Some(data.id));
+            routed.rule_tags = self
+                .matching_rules
+                .into_iter()
+                .flatten()
+                .filter_map(|rule| rule.tag)
+                .collect();
+            return routed;
         }
         if self.errors.is_some() {
             return routed(Kind::StreamError, None);
         }
-        Routed {
-            kind: Kind::Unknown,
-            key: None,
-            reason: Some("unknown shape: no known top-level field".to_owned()),
-        }
+        Routed::dead_letter(
+            Kind::Unknown,
+            "unknown shape: no known top-level field".to_owned(),
+        )
     }
 }
 
@@ -589,6 +668,48 @@ mod tests {
             assert_eq!(routed.destination(), Destination::DeadLetter);
             assert!(routed.reason.is_some());
         }
+    }
+
+    #[test]
+    fn v2_rule_tags_are_kept() {
+        let post = record(
+            r#"{"data":{"id":"1","text":"x"},"matching_rules":[{"id":"5","tag":"tweet-pipeline:nba"},{"id":6,"tag":null}]}"#,
+        );
+        assert_eq!(post.rule_tags, vec!["tweet-pipeline:nba"]);
+    }
+
+    #[test]
+    fn mastodon_events() {
+        let update = route_mastodon_event(
+            "update",
+            br#"{"id":"109","content":"<p>hi</p>","reblog":null}"#,
+        );
+        assert_eq!(
+            (update.kind, update.key.as_deref()),
+            (Kind::Tweet, Some("109"))
+        );
+        let reblog = route_mastodon_event("update", br#"{"id":"110","reblog":{"id":"109"}}"#);
+        assert_eq!(reblog.kind, Kind::Retweet);
+        let edit = route_mastodon_event(
+            "status.update",
+            br#"{"id":"109","edited_at":"2022-11-21T00:00:00Z"}"#,
+        );
+        assert_eq!(
+            (edit.kind, edit.destination()),
+            (Kind::Edit, Destination::Tweets)
+        );
+        let delete = route_mastodon_event("delete", b"109");
+        assert_eq!(
+            (delete.kind, delete.key.as_deref()),
+            (Kind::Delete, Some("109"))
+        );
+        assert_eq!(
+            route_mastodon_event("notification", b"{}").kind,
+            Kind::Event
+        );
+        let broken = route_mastodon_event("update", br#"tps://mastodon.social/@x","#);
+        assert_eq!(broken.kind, Kind::Malformed);
+        assert!(broken.reason.is_some());
     }
 
     #[test]

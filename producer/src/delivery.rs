@@ -102,6 +102,8 @@ pub struct OutRecord<'a> {
     pub kind: Kind,
     /// Why the line is dead-lettered (the `error` header), if it is.
     pub error: Option<&'a str>,
+    /// Comma-separated tags of the v2 rules that matched (the `matching_rules` header).
+    pub rule_tags: Option<&'a str>,
     /// Value of the `source` header.
     pub source: &'a str,
     /// When the line was received, milliseconds since the Unix epoch.
@@ -208,6 +210,12 @@ impl KafkaSink {
             headers = headers.insert(Header {
                 key: headers::ERROR,
                 value: Some(error),
+            });
+        }
+        if let Some(tags) = record.rule_tags {
+            headers = headers.insert(Header {
+                key: headers::MATCHING_RULES,
+                value: Some(tags),
             });
         }
         let mut base = BaseRecord::with_opaque_to(self.topics.name(destination), kind_index)

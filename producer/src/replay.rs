@@ -7,16 +7,16 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use flate2::read::MultiGzDecoder;
 use tokio_util::sync::CancellationToken;
 use tweet_pipeline_common::framing::{Frame, LineFramer};
 use tweet_pipeline_common::metrics::ProducerMetrics;
-use tweet_pipeline_common::{route_line, Destination, Kind, LineClass, Routed};
 
-use crate::delivery::{KafkaSink, OutRecord};
+use crate::delivery::KafkaSink;
+use crate::ingest::{Ingest, IngestStats};
 
 /// Read size per chunk.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -37,12 +37,8 @@ pub struct ReplayConfig {
 /// Counts of one replay run.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReplayStats {
-    /// Lines read, keep-alives included.
-    pub lines_read: u64,
-    /// Blank keep-alive lines (not written).
-    pub keepalives: u64,
-    /// Records librdkafka refused outright (counted as failures in the delivery report too).
-    pub send_errors: u64,
+    /// What was read and written.
+    pub ingest: IngestStats,
     /// Whether reading stopped on the shutdown signal (not at end of input).
     pub interrupted: bool,
 }
@@ -79,13 +75,6 @@ fn open(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// Why line handling stopped early.
 enum Stop {
     Cancelled,
@@ -102,8 +91,12 @@ pub fn run(
     metrics: &ProducerMetrics,
     cancel: &CancellationToken,
 ) -> anyhow::Result<ReplayStats> {
-    let source = source_name(&config.path);
-    let mut stats = ReplayStats::default();
+    let mut ingest = Ingest::new(
+        sink,
+        metrics,
+        source_name(&config.path),
+        config.max_line_bytes,
+    );
     let started = Instant::now();
     let mut buffer = vec![0u8; CHUNK_BYTES];
     loop {
@@ -114,46 +107,14 @@ pub fn run(
                 return Err(Stop::Cancelled);
             }
             if let Some(rate) = config.rate_lines_per_s {
-                let due = started + Duration::from_secs_f64(stats.lines_read as f64 / rate);
+                let due = started + Duration::from_secs_f64(ingest.stats.lines_read as f64 / rate);
                 let wait = due.saturating_duration_since(Instant::now());
                 if !wait.is_zero() {
                     std::thread::sleep(wait);
                 }
             }
-            stats.lines_read += 1;
-            metrics.lines_read.inc();
-            let received_at_ms = now_ms();
-            let (payload, routed) = match frame {
-                Frame::Line(line) => match route_line(line) {
-                    LineClass::KeepAlive => {
-                        stats.keepalives += 1;
-                        metrics.keepalives.inc();
-                        return Ok(());
-                    }
-                    LineClass::Record(routed) => (line, routed),
-                },
-                Frame::Oversized { prefix, len_bytes } => (
-                    prefix,
-                    Routed {
-                        kind: Kind::Oversized,
-                        key: None,
-                        reason: Some(format!(
-                            "oversized line: {len_bytes} bytes > max {} (value holds the first {} bytes)",
-                            config.max_line_bytes,
-                            prefix.len()
-                        )),
-                    },
-                ),
-            };
-            let record = OutRecord {
-                payload,
-                key: routed.key.as_deref(),
-                kind: routed.kind,
-                error: routed.reason.as_deref(),
-                source: &source,
-                received_at_ms,
-            };
-            send(sink, metrics, &mut stats, record)
+            ingest.frame(frame);
+            Ok(())
         };
         let finished = loop {
             let read = match reader.read(&mut buffer) {
@@ -171,41 +132,25 @@ pub fn run(
         };
         match finished {
             Err(Stop::Cancelled) => {
-                stats.interrupted = true;
-                return Ok(stats);
+                return Ok(ReplayStats {
+                    ingest: ingest.stats,
+                    interrupted: true,
+                })
             }
             Ok(()) if config.looped && !cancel.is_cancelled() => {
-                tracing::debug!(lines_read = stats.lines_read, "end of recording; looping");
+                tracing::debug!(
+                    lines_read = ingest.stats.lines_read,
+                    "end of recording; looping"
+                );
             }
-            Ok(()) => return Ok(stats),
+            Ok(()) => {
+                return Ok(ReplayStats {
+                    ingest: ingest.stats,
+                    interrupted: false,
+                })
+            }
         }
     }
-}
-
-fn send(
-    sink: &KafkaSink,
-    metrics: &ProducerMetrics,
-    stats: &mut ReplayStats,
-    record: OutRecord<'_>,
-) -> Result<(), Stop> {
-    if record.kind.destination() == Destination::DeadLetter {
-        let reason = match record.kind {
-            Kind::Oversized => "oversized",
-            Kind::Malformed => "malformed",
-            _ => "unknown",
-        };
-        metrics.deadlettered.with_label_values(&[reason]).inc();
-        tracing::debug!(
-            kind = record.kind.as_str(),
-            error = record.error,
-            "line dead-lettered"
-        );
-    }
-    if let Err(error) = sink.send_blocking(&record) {
-        stats.send_errors += 1;
-        tracing::error!(kind = record.kind.as_str(), key = record.key, bytes = record.payload.len(), %error, "Kafka refused a record");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,131 @@
+//! From a framed line to a Kafka record: routing, the dead-letter reasons, counting. Shared by
+//! every source (replay, the X streams, Mastodon), so all of them route the same way.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tweet_pipeline_common::framing::Frame;
+use tweet_pipeline_common::metrics::ProducerMetrics;
+use tweet_pipeline_common::{route_line, Destination, Kind, LineClass, Routed};
+
+use crate::delivery::{KafkaSink, OutRecord};
+
+/// Counts of what a source read.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IngestStats {
+    /// Lines (or events) read, keep-alives included.
+    pub lines_read: u64,
+    /// Keep-alives: blank lines, SSE heartbeats (counted, not written).
+    pub keepalives: u64,
+    /// Records librdkafka refused outright (also failures in the delivery report).
+    pub send_errors: u64,
+    /// The id of the last post written, for back-filling a gap after a disconnect.
+    pub last_post_id: Option<String>,
+    /// When the last post was received, Unix ms.
+    pub last_post_at_ms: Option<i64>,
+}
+
+/// Routes lines of one source into Kafka.
+pub struct Ingest<'a> {
+    sink: &'a KafkaSink,
+    metrics: &'a ProducerMetrics,
+    /// The `source` header value.
+    source: String,
+    max_line_bytes: usize,
+    /// What was read so far.
+    pub stats: IngestStats,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl<'a> Ingest<'a> {
+    /// An ingest for `source` (the `source` header value) writing to `sink`.
+    pub fn new(
+        sink: &'a KafkaSink,
+        metrics: &'a ProducerMetrics,
+        source: String,
+        max_line_bytes: usize,
+    ) -> Self {
+        Self {
+            sink,
+            metrics,
+            source,
+            max_line_bytes,
+            stats: IngestStats::default(),
+        }
+    }
+
+    /// Lines longer than this are dead-lettered.
+    pub fn max_line_bytes(&self) -> usize {
+        self.max_line_bytes
+    }
+
+    /// Counts one keep-alive (a blank line or an SSE heartbeat).
+    pub fn keepalive(&mut self) {
+        self.stats.lines_read += 1;
+        self.stats.keepalives += 1;
+        self.metrics.lines_read.inc();
+        self.metrics.keepalives.inc();
+    }
+
+    /// Routes one framed line by field inspection and writes it. Blocks while Kafka's local
+    /// queue is full.
+    pub fn frame(&mut self, frame: Frame<'_>) {
+        match frame {
+            Frame::Line(line) => match route_line(line) {
+                LineClass::KeepAlive => self.keepalive(),
+                LineClass::Record(routed) => self.record(line, routed),
+            },
+            Frame::Oversized { prefix, len_bytes } => {
+                let reason = format!(
+                    "oversized line: {len_bytes} bytes > max {} (value holds the first {} bytes)",
+                    self.max_line_bytes,
+                    prefix.len()
+                );
+                self.record(prefix, Routed::dead_letter(Kind::Oversized, reason));
+            }
+        }
+    }
+
+    /// Writes one already-routed payload (SSE events are routed by their event name).
+    pub fn record(&mut self, payload: &[u8], routed: Routed<'_>) {
+        self.stats.lines_read += 1;
+        self.metrics.lines_read.inc();
+        let received_at_ms = now_ms();
+        let destination = routed.destination();
+        if destination == Destination::DeadLetter {
+            self.metrics
+                .deadlettered
+                .with_label_values(&[routed.kind.as_str()])
+                .inc();
+            tracing::debug!(
+                kind = routed.kind.as_str(),
+                error = routed.reason.as_deref(),
+                "line dead-lettered"
+            );
+        }
+        if matches!(destination, Destination::Tweets | Destination::Retweets) {
+            self.stats.last_post_id = routed.key.as_deref().map(str::to_owned);
+            self.stats.last_post_at_ms = Some(received_at_ms);
+        }
+        let rule_tags = (!routed.rule_tags.is_empty()).then(|| routed.rule_tags.join(","));
+        let record = OutRecord {
+            payload,
+            key: routed.key.as_deref(),
+            kind: routed.kind,
+            error: routed.reason.as_deref(),
+            rule_tags: rule_tags.as_deref(),
+            source: &self.source,
+            received_at_ms,
+        };
+        if let Err(error) = self.sink.send_blocking(&record) {
+            self.stats.send_errors += 1;
+            tracing::error!(kind = record.kind.as_str(), key = record.key, bytes = payload.len(), %error, "Kafka refused a record");
+        }
+    }
+}

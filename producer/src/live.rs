@@ -1,0 +1,411 @@
+//! The live streaming loop shared by every API: connect, read chunks with a stall timer, frame
+//! them into lines (or Server-Sent Events), route and write each one, and reconnect as the
+//! APIs document ([`crate::reconnect`]). Only a 401/403 stops it, or the shutdown signal.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use tokio_util::sync::CancellationToken;
+use tweet_pipeline_common::framing::{Frame, LineFramer};
+use tweet_pipeline_common::metrics::ProducerMetrics;
+use tweet_pipeline_common::route_mastodon_event;
+
+use crate::delivery::KafkaSink;
+use crate::ingest::{Ingest, IngestStats};
+use crate::reconnect::{with_jitter, Backoff, Disconnect};
+
+/// How long a connection attempt (until the response headers) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much of an error response body is read to classify it.
+const ERROR_BODY_MAX_BYTES: usize = 16 * 1024;
+/// A connection that stayed up this long counts as healthy even if it brought no posts.
+const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+
+/// How a stream's body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One JSON message per `\r\n`-terminated line; blank lines are keep-alives (X APIs).
+    Lines,
+    /// Server-Sent Events; `:` comment lines are heartbeats (Mastodon).
+    ServerSentEvents,
+}
+
+/// What one API needs to connect.
+pub trait StreamApi {
+    /// Closed-set label for metrics and logs (`x_v2`, `x_v1`, `mastodon`).
+    fn label(&self) -> &'static str;
+    /// The `source` header value of its records.
+    fn source(&self) -> String;
+    /// The body framing.
+    fn framing(&self) -> Framing;
+    /// Silence (no data, no keep-alive) after which the connection counts as stalled.
+    fn stall_timeout(&self) -> Duration;
+    /// Builds the streaming request (signed, where the API wants a signature per request).
+    fn request(&self, client: &reqwest::Client) -> anyhow::Result<reqwest::RequestBuilder>;
+    /// What to tell the operator when the API answers 401/403.
+    fn unauthorized_hint(&self) -> &'static str;
+}
+
+/// Classifies a non-200 answer to a connection attempt. `body` is the start of the body.
+pub fn classify_status(status: u16, body: &str) -> Disconnect {
+    match status {
+        401 | 403 => Disconnect::Unauthorized(status),
+        429 if body.contains("TooManyConnections") => Disconnect::TooManyConnections,
+        420 | 429 => Disconnect::RateLimited(status),
+        _ => Disconnect::Http(status),
+    }
+}
+
+/// Runs `api` until `cancel` fires, or until the API refuses the credential (an error that
+/// names it).
+///
+/// # Errors
+/// On 401/403, or when the request cannot be built.
+pub async fn run<A: StreamApi>(
+    api: &A,
+    client: &reqwest::Client,
+    sink: &KafkaSink,
+    metrics: &ProducerMetrics,
+    max_line_bytes: usize,
+    cancel: &CancellationToken,
+) -> anyhow::Result<IngestStats> {
+    let label = api.label();
+    let mut ingest = Ingest::new(sink, metrics, api.source(), max_line_bytes);
+    let mut backoff = Backoff::default();
+    let connected = metrics.stream_connected.with_label_values(&[label]);
+    let backoff_gauge = metrics.stream_backoff_seconds.with_label_values(&[label]);
+    while !cancel.is_cancelled() {
+        tracing::info!(api = label, "connecting");
+        let disconnect = tokio::select! {
+            _ = cancel.cancelled() => break,
+            outcome = connect_and_read(api, client, &mut ingest, metrics, cancel) => outcome?,
+        };
+        connected.set(0);
+        let Some(disconnect) = disconnect else { break };
+        metrics
+            .stream_disconnects
+            .with_label_values(&[label, disconnect.reason()])
+            .inc();
+        let Some(delay) = backoff.next_delay(disconnect) else {
+            bail!(
+                "the {label} stream refused the credential ({}); {}",
+                match disconnect {
+                    Disconnect::Unauthorized(status) => status,
+                    _ => 0,
+                },
+                api.unauthorized_hint()
+            );
+        };
+        let delay = with_jitter(delay, rand::random::<f64>());
+        backoff_gauge.set(delay.as_secs_f64());
+        tracing::warn!(
+            api = label,
+            reason = disconnect.reason(),
+            detail = ?disconnect,
+            retry_in_ms = delay.as_millis() as u64,
+            last_post_id = ingest.stats.last_post_id.as_deref(),
+            last_post_at_ms = ingest.stats.last_post_at_ms,
+            "stream disconnected; reconnecting (back-fill from the last post id if the gap matters)"
+        );
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        backoff_gauge.set(0.0);
+    }
+    Ok(ingest.stats)
+}
+
+/// One connection: `Ok(None)` when stopped by `cancel`, `Ok(Some(reason))` when it ended.
+async fn connect_and_read<A: StreamApi>(
+    api: &A,
+    client: &reqwest::Client,
+    ingest: &mut Ingest<'_>,
+    metrics: &ProducerMetrics,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Option<Disconnect>> {
+    let request = api.request(client)?;
+    let mut response = match tokio::time::timeout(CONNECT_TIMEOUT, request.send()).await {
+        Err(_elapsed) => return Ok(Some(Disconnect::Network)),
+        Ok(Err(error)) => {
+            tracing::debug!(api = api.label(), error = %without_url(&error), "connection attempt failed");
+            return Ok(Some(Disconnect::Network));
+        }
+        Ok(Ok(response)) => response,
+    };
+    let status = response.status().as_u16();
+    if status != 200 {
+        let body = read_error_body(&mut response).await;
+        tracing::debug!(api = api.label(), status, body = %body, "connection refused");
+        return Ok(Some(classify_status(status, &body)));
+    }
+    metrics
+        .stream_connections
+        .with_label_values(&[api.label()])
+        .inc();
+    metrics
+        .stream_connected
+        .with_label_values(&[api.label()])
+        .set(1);
+    tracing::info!(api = api.label(), "connected");
+    let connected_at = Instant::now();
+    let posts_before = ingest.stats.lines_read - ingest.stats.keepalives;
+    let mut framer = LineFramer::new(ingest.max_line_bytes());
+    let mut events = SseParser::default();
+    let framing = api.framing();
+    let ended = loop {
+        let chunk = tokio::select! {
+            _ = cancel.cancelled() => break None,
+            chunk = tokio::time::timeout(api.stall_timeout(), response.chunk()) => chunk,
+        };
+        match chunk {
+            Err(_elapsed) => break Some(Disconnect::Stall),
+            Ok(Err(error)) => {
+                tracing::debug!(api = api.label(), error = %without_url(&error), "read failed");
+                break Some(Disconnect::Network);
+            }
+            Ok(Ok(None)) => break Some(Disconnect::Network),
+            Ok(Ok(Some(bytes))) => {
+                // Routing and the producer's backpressure wait are blocking work.
+                tokio::task::block_in_place(|| {
+                    push(&mut framer, &mut events, framing, &bytes, ingest)
+                });
+            }
+        }
+    };
+    // An unterminated last line is a message cut off by the disconnect: it goes to the
+    // dead-letter topic rather than vanishing.
+    tokio::task::block_in_place(|| finish(&mut framer, &mut events, framing, ingest));
+    let delivered = ingest.stats.lines_read - ingest.stats.keepalives > posts_before;
+    Ok(ended.map(|reason| match reason {
+        Disconnect::Network | Disconnect::Stall
+            if delivered || connected_at.elapsed() >= HEALTHY_AFTER =>
+        {
+            // An established stream that dropped: reconnect at once (the reason stays in the log).
+            tracing::info!(
+                api = api.label(),
+                reason = reason.reason(),
+                "established stream ended"
+            );
+            Disconnect::Dropped
+        }
+        other => other,
+    }))
+}
+
+fn push(
+    framer: &mut LineFramer,
+    events: &mut SseParser,
+    framing: Framing,
+    bytes: &[u8],
+    ingest: &mut Ingest<'_>,
+) {
+    let _ = framer.push(bytes, |frame| {
+        on_frame(frame, events, framing, ingest);
+        Ok::<(), Infallible>(())
+    });
+}
+
+fn finish(
+    framer: &mut LineFramer,
+    events: &mut SseParser,
+    framing: Framing,
+    ingest: &mut Ingest<'_>,
+) {
+    let _ = framer.finish(|frame| {
+        on_frame(frame, events, framing, ingest);
+        Ok::<(), Infallible>(())
+    });
+    if framing == Framing::ServerSentEvents {
+        // An event without its terminating blank line was cut off.
+        if let Some((event, data)) = events.take_partial() {
+            let routed = tweet_pipeline_common::Routed::dead_letter(
+                tweet_pipeline_common::Kind::Malformed,
+                format!("server-sent event '{event}' cut off by the disconnect"),
+            );
+            ingest.record(&data, routed);
+        }
+    }
+}
+
+fn on_frame(frame: Frame<'_>, events: &mut SseParser, framing: Framing, ingest: &mut Ingest<'_>) {
+    match framing {
+        Framing::Lines => ingest.frame(frame),
+        Framing::ServerSentEvents => match frame {
+            Frame::Line(line) => match events.line(line) {
+                SseLine::Heartbeat => ingest.keepalive(),
+                SseLine::Event(event, data) => {
+                    let routed = route_mastodon_event(&event, &data);
+                    ingest.record(&data, routed);
+                }
+                SseLine::Pending => {}
+            },
+            oversized @ Frame::Oversized { .. } => {
+                events.clear();
+                ingest.frame(oversized);
+            }
+        },
+    }
+}
+
+/// What one SSE line completed.
+#[derive(Debug, PartialEq, Eq)]
+enum SseLine {
+    /// A comment line (`:thump`): Mastodon's heartbeat.
+    Heartbeat,
+    /// A blank line dispatched an event: its name (default `message`) and data.
+    Event(String, Vec<u8>),
+    /// Part of an event.
+    Pending,
+}
+
+/// Server-Sent Events parser over framed lines (WHATWG HTML, "Server-sent events",
+/// section 9.2.6 "Interpreting an event stream"): `event:` sets the name, `data:` lines are
+/// joined with `\n`, a blank line dispatches, `:` starts a comment.
+#[derive(Debug, Default)]
+struct SseParser {
+    event: String,
+    data: Vec<u8>,
+    has_data: bool,
+}
+
+impl SseParser {
+    fn line(&mut self, line: &[u8]) -> SseLine {
+        if line.is_empty() {
+            if !self.has_data {
+                self.event.clear();
+                return SseLine::Pending;
+            }
+            let event = if self.event.is_empty() {
+                "message".to_owned()
+            } else {
+                std::mem::take(&mut self.event)
+            };
+            let data = std::mem::take(&mut self.data);
+            self.clear();
+            return SseLine::Event(event, data);
+        }
+        if line[0] == b':' {
+            return SseLine::Heartbeat;
+        }
+        let (field, value) = match memchr_colon(line) {
+            Some(i) => {
+                let value = &line[i + 1..];
+                (&line[..i], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &b""[..]),
+        };
+        match field {
+            b"event" => self.event = String::from_utf8_lossy(value).into_owned(),
+            b"data" => {
+                if self.has_data {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(value);
+                self.has_data = true;
+            }
+            _ => {} // `id`, `retry` and unknown fields are not needed.
+        }
+        SseLine::Pending
+    }
+
+    fn take_partial(&mut self) -> Option<(String, Vec<u8>)> {
+        if !self.has_data {
+            return None;
+        }
+        let event = std::mem::take(&mut self.event);
+        let data = std::mem::take(&mut self.data);
+        self.clear();
+        Some((event, data))
+    }
+
+    fn clear(&mut self) {
+        self.event.clear();
+        self.data.clear();
+        self.has_data = false;
+    }
+}
+
+fn memchr_colon(line: &[u8]) -> Option<usize> {
+    line.iter().position(|b| *b == b':')
+}
+
+/// A reqwest error's text without the URL (which may carry an access token in its query).
+pub fn without_url(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    if let Some(url) = error.url() {
+        text = text.replace(url.as_str(), "<url>");
+    }
+    text
+}
+
+async fn read_error_body(response: &mut reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_MAX_BYTES {
+        match tokio::time::timeout(Duration::from_secs(5), response.chunk()).await {
+            Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    body.truncate(ERROR_BODY_MAX_BYTES);
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_classified_as_documented() {
+        assert_eq!(classify_status(401, ""), Disconnect::Unauthorized(401));
+        assert_eq!(
+            classify_status(403, "client-not-enrolled"),
+            Disconnect::Unauthorized(403)
+        );
+        let zombie = r#"{"title":"ConnectionException","connection_issue":"TooManyConnections"}"#;
+        assert_eq!(classify_status(429, zombie), Disconnect::TooManyConnections);
+        assert_eq!(classify_status(429, "{}"), Disconnect::RateLimited(429));
+        assert_eq!(classify_status(420, ""), Disconnect::RateLimited(420));
+        assert_eq!(classify_status(503, ""), Disconnect::Http(503));
+    }
+
+    #[test]
+    fn sse_events_heartbeats_and_multiline_data() {
+        let mut parser = SseParser::default();
+        let mut out = Vec::new();
+        for line in [
+            ":thump",
+            "event: update",
+            "data: {\"id\":\"1\"}",
+            "",
+            "event: delete",
+            "data: 1",
+            "",
+            "data: a",
+            "data:b",
+            "",
+        ] {
+            match parser.line(line.as_bytes()) {
+                SseLine::Pending => {}
+                other => out.push(other),
+            }
+        }
+        assert_eq!(
+            out,
+            vec![
+                SseLine::Heartbeat,
+                SseLine::Event("update".into(), b"{\"id\":\"1\"}".to_vec()),
+                SseLine::Event("delete".into(), b"1".to_vec()),
+                SseLine::Event("message".into(), b"a\nb".to_vec()),
+            ]
+        );
+        parser.line(b"event: update");
+        parser.line(b"data: {\"id\":");
+        assert_eq!(
+            parser.take_partial(),
+            Some(("update".into(), b"{\"id\":".to_vec()))
+        );
+        assert_eq!(parser.take_partial(), None);
+    }
+}

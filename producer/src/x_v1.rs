@@ -1,0 +1,100 @@
+//! X API v1.1 `POST statuses/filter.json`, signed with OAuth 1.0a (user context).
+//!
+//! Sources: X API v1.1 "POST statuses/filter" reference (`track`: comma-separated phrases,
+//! `stall_warnings`), "Connecting to a streaming endpoint" (keep-alive every 30 s; reconnect
+//! after 90 s of silence; 420 when rate limited), and RFC 5849 (OAuth 1.0 signatures, done by
+//! the oauth1-request crate). The endpoint is gone from X; it lives on in archives and
+//! compatible servers, and in the local emulator.
+
+use std::time::Duration;
+
+use tweet_pipeline_common::secret::Secret;
+
+use crate::live::{Framing, StreamApi};
+
+/// Three missed 30-second keep-alives ("Connecting to a streaming endpoint": "if no data is
+/// received for 90 seconds, reconnect").
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The four OAuth 1.0a credentials of a user context.
+#[derive(Debug, Clone)]
+pub struct OAuthKeys {
+    /// API key (consumer key).
+    pub consumer_key: Secret,
+    /// API key secret.
+    pub consumer_secret: Secret,
+    /// Access token.
+    pub access_token: Secret,
+    /// Access token secret.
+    pub access_token_secret: Secret,
+}
+
+/// The v1.1 configuration.
+#[derive(Debug, Clone)]
+pub struct XV1 {
+    /// Stream root, e.g. `https://stream.twitter.com` (or the local emulator).
+    pub base_url: String,
+    /// OAuth credentials.
+    pub keys: OAuthKeys,
+    /// Track phrases (OR between phrases, AND between words of a phrase).
+    pub track: Vec<String>,
+    /// Stall timeout.
+    pub stall_timeout: Duration,
+}
+
+/// The form parameters of the request (they are part of the OAuth signature base string).
+#[derive(oauth1_request::Request)]
+struct FilterRequest<'a> {
+    stall_warnings: bool,
+    track: &'a str,
+}
+
+impl StreamApi for XV1 {
+    fn label(&self) -> &'static str {
+        "x_v1"
+    }
+
+    fn source(&self) -> String {
+        "x:v1.1".to_owned()
+    }
+
+    fn framing(&self) -> Framing {
+        Framing::Lines
+    }
+
+    fn stall_timeout(&self) -> Duration {
+        self.stall_timeout
+    }
+
+    fn request(&self, client: &reqwest::Client) -> anyhow::Result<reqwest::RequestBuilder> {
+        let url = format!(
+            "{}/1.1/statuses/filter.json",
+            self.base_url.trim_end_matches('/')
+        );
+        let track = self.track.join(",");
+        let request = FilterRequest {
+            stall_warnings: true,
+            track: &track,
+        };
+        let token = oauth1_request::Token::from_parts(
+            self.keys.consumer_key.expose(),
+            self.keys.consumer_secret.expose(),
+            self.keys.access_token.expose(),
+            self.keys.access_token_secret.expose(),
+        );
+        // A fresh nonce and timestamp for every connection attempt.
+        let authorization = oauth1_request::post(&url, &request, &token, oauth1_request::HMAC_SHA1);
+        Ok(client
+            .post(url)
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(oauth1_request::to_form(&request)))
+    }
+
+    fn unauthorized_hint(&self) -> &'static str {
+        "check X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN and X_ACCESS_TOKEN_SECRET (OAuth 1.0a user context)"
+    }
+}
