@@ -8,6 +8,9 @@
 //!   original: the text and `lang` of `retweeted_status` (v1.1) or of the `includes.tweets`
 //!   entry named by `referenced_tweets[type=retweeted]` (v2).
 //! - v2 posts longer than 280 characters carry the whole text in `note_tweet.text`.
+//! - Mastodon statuses (Mastodon docs, "Status" entity) carry HTML in `content`; it is turned
+//!   into plain text (tags dropped, `<br>` and paragraph breaks as newlines, entities decoded).
+//!   A reblog is analysed as the reblogged status; `language` is the platform tag.
 
 use std::borrow::Cow;
 
@@ -76,6 +79,7 @@ pub fn parse_post(payload: &[u8]) -> Result<Post<'_>, PostError> {
     let mut message: V1Status<'_> = serde_json::from_slice(payload)?;
     match message.data.take() {
         Some(data) => v2_post(data, message.includes.take()),
+        None if message.content.is_some() => mastodon_post(message),
         None => v1_post(message),
     }
 }
@@ -90,8 +94,8 @@ struct V1Status<'a> {
     includes: Option<V2Includes<'a>>,
     #[serde(borrow, default)]
     id_str: Option<Cow<'a, str>>,
-    #[serde(default)]
-    id: Option<serde_json::Number>,
+    #[serde(borrow, default)]
+    id: Option<AnyId<'a>>,
     #[serde(borrow, default)]
     text: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -108,6 +112,73 @@ struct V1Status<'a> {
     user: Option<V1User<'a>>,
     #[serde(borrow, default)]
     retweeted_status: Option<Box<V1Status<'a>>>,
+    // Mastodon
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    language: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    account: Option<MastodonAccount<'a>>,
+    #[serde(borrow, default)]
+    reblog: Option<Box<V1Status<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct MastodonAccount<'a> {
+    #[serde(borrow, default)]
+    acct: Option<Cow<'a, str>>,
+}
+
+fn mastodon_post(mut status: V1Status<'_>) -> Result<Post<'_>, PostError> {
+    let id = status.id().ok_or(PostError::NoId)?;
+    let author = status.account.take().and_then(|a| a.acct);
+    let created_at = status
+        .created_at
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let (kind, retweet_of, html, lang) = match status.reblog.take() {
+        Some(mut original) => (
+            PostKind::Retweet,
+            original.id(),
+            original.content.take().or(status.content.take()),
+            original.language.take().or(status.language.take()),
+        ),
+        None => (PostKind::Tweet, None, status.content.take(), status.language.take()),
+    };
+    let html = html.ok_or_else(|| PostError::NoText(id.to_string()))?;
+    Ok(Post {
+        id,
+        kind,
+        retweet_of,
+        text: Cow::Owned(html_to_text(&html)),
+        lang,
+        created_at,
+        author,
+    })
+}
+
+/// Plain text of Mastodon's sanitised status HTML: `<br>` and paragraph ends become newlines,
+/// other tags go, entities are decoded.
+pub fn html_to_text(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(open) = rest.find('<') {
+        text.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            // A stray '<' without a tag end is text.
+            text.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        let tag = rest[open + 1..open + close].trim().to_ascii_lowercase();
+        if tag.starts_with("br") || (tag == "/p" && !rest[open + close + 1..].is_empty()) {
+            text.push('\n');
+        }
+        rest = &rest[open + close + 1..];
+    }
+    text.push_str(rest);
+    html_escape::decode_html_entities(&text).into_owned()
 }
 
 #[derive(Deserialize)]
@@ -122,11 +193,23 @@ struct V1User<'a> {
     screen_name: Option<Cow<'a, str>>,
 }
 
+/// `id` is a number in v1.1 and a string in Mastodon.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AnyId<'a> {
+    Number(serde_json::Number),
+    #[serde(borrow)]
+    Text(Cow<'a, str>),
+}
+
 impl<'a> V1Status<'a> {
     fn id(&mut self) -> Option<Cow<'a, str>> {
-        self.id_str
-            .take()
-            .or_else(|| self.id.take().map(|n| Cow::Owned(n.to_string())))
+        self.id_str.take().or_else(|| {
+            self.id.take().map(|id| match id {
+                AnyId::Number(n) => Cow::Owned(n.to_string()),
+                AnyId::Text(text) => text,
+            })
+        })
     }
 
     fn full_text(&mut self) -> Option<Cow<'a, str>> {
@@ -333,6 +416,18 @@ mod tests {
         assert_eq!(post.kind, PostKind::Retweet);
         assert_eq!(post.text, "the full original");
         assert_eq!(post.retweet_of.as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn mastodon_statuses_lose_their_html() {
+        let raw = br#"{"id":"109","created_at":"2022-11-21T13:10:48.151Z","language":"en","content":"<p>Great game &amp; <a href=\"https://x.y/tags/nba\" class=\"mention hashtag\">#<span>nba</span></a></p><p>second<br />line</p>","account":{"acct":"someone@example.social"},"reblog":null}"#;
+        let post = parse_post(raw).unwrap();
+        assert_eq!(post.text, "Great game & #nba\nsecond\nline");
+        assert_eq!((post.id.as_ref(), post.lang.as_deref(), post.author.as_deref()), ("109", Some("en"), Some("someone@example.social")));
+        assert_eq!(post.kind, PostKind::Tweet);
+        let reblog = br#"{"id":"110","content":"","language":null,"account":{"acct":"b"},"reblog":{"id":"109","content":"<p>orig</p>","language":"de","account":{"acct":"a"}}}"#;
+        let post = parse_post(reblog).unwrap();
+        assert_eq!((post.kind, post.retweet_of.as_deref(), post.text.as_ref(), post.lang.as_deref()), (PostKind::Retweet, Some("109"), "orig", Some("de")));
     }
 
     #[test]

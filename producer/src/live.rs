@@ -77,17 +77,25 @@ pub async fn run<A: StreamApi>(
     let backoff_gauge = metrics.stream_backoff_seconds.with_label_values(&[label]);
     while !cancel.is_cancelled() {
         tracing::info!(api = label, "connecting");
-        let disconnect = tokio::select! {
+        let ended = tokio::select! {
             _ = cancel.cancelled() => break,
             outcome = connect_and_read(api, client, &mut ingest, metrics, cancel) => outcome?,
         };
         connected.set(0);
-        let Some(disconnect) = disconnect else { break };
+        let Some(Ended { disconnect, healthy }) = ended else { break };
         metrics
             .stream_disconnects
             .with_label_values(&[label, disconnect.reason()])
             .inc();
-        let Some(delay) = backoff.next_delay(disconnect) else {
+        // An established stream that delivered data and then dropped is reconnected at once,
+        // whatever ended it; failures before that back off by their kind.
+        let next = match (healthy, disconnect) {
+            (true, _) => Disconnect::Dropped,
+            // Closed before delivering anything: no reason to hurry back.
+            (false, Disconnect::Dropped) => Disconnect::Network,
+            (false, other) => other,
+        };
+        let Some(delay) = backoff.next_delay(next) else {
             bail!(
                 "the {label} stream refused the credential ({}); {}",
                 match disconnect {
@@ -117,20 +125,36 @@ pub async fn run<A: StreamApi>(
     Ok(ingest.stats)
 }
 
-/// One connection: `Ok(None)` when stopped by `cancel`, `Ok(Some(reason))` when it ended.
+/// How a connection (attempt) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ended {
+    /// Why.
+    disconnect: Disconnect,
+    /// Whether it was an established, healthy stream (delivered posts, or stayed up for
+    /// [`HEALTHY_AFTER`]) before it ended.
+    healthy: bool,
+}
+
+/// One connection: `Ok(None)` when stopped by `cancel`.
 async fn connect_and_read<A: StreamApi>(
     api: &A,
     client: &reqwest::Client,
     ingest: &mut Ingest<'_>,
     metrics: &ProducerMetrics,
     cancel: &CancellationToken,
-) -> anyhow::Result<Option<Disconnect>> {
+) -> anyhow::Result<Option<Ended>> {
+    let failed = |disconnect| {
+        Ok(Some(Ended {
+            disconnect,
+            healthy: false,
+        }))
+    };
     let request = api.request(client)?;
     let mut response = match tokio::time::timeout(CONNECT_TIMEOUT, request.send()).await {
-        Err(_elapsed) => return Ok(Some(Disconnect::Network)),
+        Err(_elapsed) => return failed(Disconnect::Network),
         Ok(Err(error)) => {
             tracing::debug!(api = api.label(), error = %without_url(&error), "connection attempt failed");
-            return Ok(Some(Disconnect::Network));
+            return failed(Disconnect::Network);
         }
         Ok(Ok(response)) => response,
     };
@@ -138,7 +162,7 @@ async fn connect_and_read<A: StreamApi>(
     if status != 200 {
         let body = read_error_body(&mut response).await;
         tracing::debug!(api = api.label(), status, body = %body, "connection refused");
-        return Ok(Some(classify_status(status, &body)));
+        return failed(classify_status(status, &body));
     }
     metrics
         .stream_connections
@@ -165,7 +189,8 @@ async fn connect_and_read<A: StreamApi>(
                 tracing::debug!(api = api.label(), error = %without_url(&error), "read failed");
                 break Some(Disconnect::Network);
             }
-            Ok(Ok(None)) => break Some(Disconnect::Network),
+            // The server closed the stream.
+            Ok(Ok(None)) => break Some(Disconnect::Dropped),
             Ok(Ok(Some(bytes))) => {
                 // Routing and the producer's backpressure wait are blocking work.
                 tokio::task::block_in_place(|| {
@@ -178,20 +203,11 @@ async fn connect_and_read<A: StreamApi>(
     // dead-letter topic rather than vanishing.
     tokio::task::block_in_place(|| finish(&mut framer, &mut events, framing, ingest));
     let delivered = ingest.stats.lines_read - ingest.stats.keepalives > posts_before;
-    Ok(ended.map(|reason| match reason {
-        Disconnect::Network | Disconnect::Stall
-            if delivered || connected_at.elapsed() >= HEALTHY_AFTER =>
-        {
-            // An established stream that dropped: reconnect at once (the reason stays in the log).
-            tracing::info!(
-                api = api.label(),
-                reason = reason.reason(),
-                "established stream ended"
-            );
-            Disconnect::Dropped
-        }
-        other => other,
-    }))
+    let healthy = delivered || connected_at.elapsed() >= HEALTHY_AFTER;
+    if let Some(disconnect) = ended {
+        tracing::info!(api = api.label(), reason = disconnect.reason(), healthy, "stream ended");
+    }
+    Ok(ended.map(|disconnect| Ended { disconnect, healthy }))
 }
 
 fn push(
