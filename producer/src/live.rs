@@ -82,20 +82,21 @@ pub async fn run<A: StreamApi>(
             outcome = connect_and_read(api, client, &mut ingest, metrics, cancel) => outcome?,
         };
         connected.set(0);
-        let Some(Ended { disconnect, healthy }) = ended else { break };
+        let Some(Ended {
+            disconnect,
+            healthy,
+        }) = ended
+        else {
+            break;
+        };
         metrics
             .stream_disconnects
             .with_label_values(&[label, disconnect.reason()])
             .inc();
-        // An established stream that delivered data and then dropped is reconnected at once,
-        // whatever ended it; failures before that back off by their kind.
-        let next = match (healthy, disconnect) {
-            (true, _) => Disconnect::Dropped,
-            // Closed before delivering anything: no reason to hurry back.
-            (false, Disconnect::Dropped) => Disconnect::Network,
-            (false, other) => other,
-        };
-        let Some(delay) = backoff.next_delay(next) else {
+        let Some(delay) = backoff.after(Ended {
+            disconnect,
+            healthy,
+        }) else {
             bail!(
                 "the {label} stream refused the credential ({}); {}",
                 match disconnect {
@@ -116,13 +117,35 @@ pub async fn run<A: StreamApi>(
             last_post_at_ms = ingest.stats.last_post_at_ms,
             "stream disconnected; reconnecting (back-fill from the last post id if the gap matters)"
         );
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tokio::time::sleep(delay) => {}
+        if !wait(delay, cancel).await {
+            break;
         }
         backoff_gauge.set(0.0);
     }
     Ok(ingest.stats)
+}
+
+/// Sleeps `delay`; `false` when `cancel` fired first.
+async fn wait(delay: Duration, cancel: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = cancel.cancelled() => false,
+        _ = tokio::time::sleep(delay) => true,
+    }
+}
+
+impl Backoff {
+    /// The wait after a connection ended (without jitter; `None`: stop). An established
+    /// stream that delivered data and then ended is reconnected at once, whatever ended it;
+    /// attempts that never got that far back off by their kind.
+    fn after(&mut self, ended: Ended) -> Option<Duration> {
+        let next = match (ended.healthy, ended.disconnect) {
+            (true, _) => Disconnect::Dropped,
+            // Closed before delivering anything: no reason to hurry back.
+            (false, Disconnect::Dropped) => Disconnect::Network,
+            (false, other) => other,
+        };
+        self.next_delay(next)
+    }
 }
 
 /// How a connection (attempt) ended.
@@ -205,9 +228,17 @@ async fn connect_and_read<A: StreamApi>(
     let delivered = ingest.stats.lines_read - ingest.stats.keepalives > posts_before;
     let healthy = delivered || connected_at.elapsed() >= HEALTHY_AFTER;
     if let Some(disconnect) = ended {
-        tracing::info!(api = api.label(), reason = disconnect.reason(), healthy, "stream ended");
+        tracing::info!(
+            api = api.label(),
+            reason = disconnect.reason(),
+            healthy,
+            "stream ended"
+        );
     }
-    Ok(ended.map(|disconnect| Ended { disconnect, healthy }))
+    Ok(ended.map(|disconnect| Ended {
+        disconnect,
+        healthy,
+    }))
 }
 
 fn push(
@@ -384,6 +415,43 @@ mod tests {
         assert_eq!(classify_status(429, "{}"), Disconnect::RateLimited(429));
         assert_eq!(classify_status(420, ""), Disconnect::RateLimited(420));
         assert_eq!(classify_status(503, ""), Disconnect::Http(503));
+    }
+
+    /// The waits between attempts, in paused (virtual) time: a 503, a zombie 429, a healthy
+    /// stream that dropped, then a network error.
+    #[tokio::test(start_paused = true)]
+    async fn waits_follow_the_documented_table() {
+        let cancel = CancellationToken::new();
+        let mut backoff = Backoff::default();
+        let failed = |disconnect| Ended {
+            disconnect,
+            healthy: false,
+        };
+        let mut waited = Vec::new();
+        for ended in [
+            failed(Disconnect::Http(503)),
+            failed(Disconnect::Http(503)),
+            failed(Disconnect::TooManyConnections),
+            Ended {
+                disconnect: Disconnect::Stall,
+                healthy: true,
+            },
+            failed(Disconnect::Dropped),
+            failed(Disconnect::Network),
+        ] {
+            let delay = backoff.after(ended).expect("not fatal");
+            let started = tokio::time::Instant::now();
+            assert!(wait(with_jitter(delay, 0.5), &cancel).await);
+            waited.push(started.elapsed().as_millis() as u64);
+        }
+        // Jitter at 0.5 adds 5 %; the timer rounds up to whole milliseconds.
+        assert_eq!(waited, vec![5_250, 10_500, 63_000, 0, 263, 525]);
+        assert_eq!(backoff.after(failed(Disconnect::Unauthorized(401))), None);
+        // A shutdown during a wait ends it at once.
+        cancel.cancel();
+        let started = tokio::time::Instant::now();
+        assert!(!wait(Duration::from_secs(300), &cancel).await);
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     #[test]
