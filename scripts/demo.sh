@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # The main job, end to end, on real recorded tweets: starts the local Kafka broker, creates the
-# topics, replays the bundled sample stream through tweet-producer, analyses it with the
-# analysis consumer group, and prints records per topic and a language x sentiment table.
-# The broker keeps running afterwards so you can inspect the topics (stop it with
-# scripts/kafka-local.sh stop).
+# topics, starts the local stream emulator (an X API v2 filtered stream serving real
+# recordings), runs `tweet-producer --track ...` against it over HTTP for a while, analyses
+# what arrived with the analysis consumer group, and prints records per topic and a
+# language x sentiment table. The broker keeps running afterwards so you can inspect the
+# topics (stop it with scripts/kafka-local.sh stop).
 #
-#   scripts/demo.sh [RECORDING]     default: data/sample/stream.jsonl
+#   scripts/demo.sh                 live path: emulator -> tweet-producer --track -> Kafka
+#   scripts/demo.sh --replay FILE   replay a recording instead (default data/sample/stream.jsonl)
+#
+# DEMO_SECONDS (default 20) sets how long the producer streams.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="$HOME/.cargo/bin:$PATH"
 export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
-RECORDING="${1:-data/sample/stream.jsonl}"
+MODE=live
+RECORDING=data/sample/stream.jsonl
+if [ "${1:-}" = "--replay" ]; then MODE=replay; RECORDING="${2:-$RECORDING}"; fi
+DEMO_SECONDS="${DEMO_SECONDS:-20}"
 DB="$ROOT/.local/demo/tweets.db"
 BIN="$ROOT/target/release"
 mkdir -p "$(dirname "$DB")"
@@ -29,8 +36,30 @@ scripts/kafka-local.sh start
 step "creating the topics (./topics.sh)"
 ./topics.sh
 
-step "tweet-producer --replay $RECORDING"
-"$BIN/tweet-producer" --replay "$RECORDING" --metrics-addr off
+if [ "$MODE" = replay ]; then
+  step "tweet-producer --replay $RECORDING"
+  "$BIN/tweet-producer" --replay "$RECORDING" --metrics-addr off
+else
+  step "starting the stream emulator (X API v2 filtered stream on 127.0.0.1, real recordings)"
+  emulator_args=(--listen 127.0.0.1:0 --rate 50 --v1-file "$ROOT/data/sample/stream.jsonl")
+  # The shared recordings add the real v2 payloads when they sit beside the checkout.
+  [ -d "$ROOT/../shared/data" ] && emulator_args+=(--data "$ROOT/../shared/data")
+  mkdir -p "$ROOT/.local/demo"
+  "$BIN/stream-emulator" "${emulator_args[@]}" >"$ROOT/.local/demo/emulator.out" 2>"$ROOT/.local/demo/emulator.log" &
+  emulator_pid=$!
+  trap 'kill "$emulator_pid" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 50); do grep -q '^listening on ' "$ROOT/.local/demo/emulator.out" 2>/dev/null && break; sleep 0.2; done
+  EMULATOR_URL="$(sed -n 's/^listening on //p' "$ROOT/.local/demo/emulator.out" | head -n 1)"
+  [ -n "$EMULATOR_URL" ] || { echo "the emulator did not start; see $ROOT/.local/demo/emulator.log" >&2; exit 1; }
+  echo "emulator at $EMULATOR_URL"
+
+  step "tweet-producer --track the --track love --track que (for ${DEMO_SECONDS}s, then SIGTERM)"
+  # The emulator's own demo token; a real run takes X_BEARER_TOKEN from the environment.
+  # --preserve-status: the producer's own exit status (0 only if Kafka acknowledged every record).
+  X_BEARER_TOKEN=emulator-bearer-token timeout --preserve-status -s TERM "$DEMO_SECONDS" \
+    "$BIN/tweet-producer" --base-url "$EMULATOR_URL" --track the --track love --track que --metrics-addr off
+  kill "$emulator_pid" 2>/dev/null || true
+fi
 
 step "tweet-consumer --group analysis (reads to the end of every partition, then exits)"
 "$BIN/tweet-consumer" --group analysis --db "$DB" --exit-at-end --metrics-addr off

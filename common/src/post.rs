@@ -144,7 +144,12 @@ fn mastodon_post(mut status: V1Status<'_>) -> Result<Post<'_>, PostError> {
             original.content.take().or(status.content.take()),
             original.language.take().or(status.language.take()),
         ),
-        None => (PostKind::Tweet, None, status.content.take(), status.language.take()),
+        None => (
+            PostKind::Tweet,
+            None,
+            status.content.take(),
+            status.language.take(),
+        ),
     };
     let html = html.ok_or_else(|| PostError::NoText(id.to_string()))?;
     Ok(Post {
@@ -423,11 +428,26 @@ mod tests {
         let raw = br#"{"id":"109","created_at":"2022-11-21T13:10:48.151Z","language":"en","content":"<p>Great game &amp; <a href=\"https://x.y/tags/nba\" class=\"mention hashtag\">#<span>nba</span></a></p><p>second<br />line</p>","account":{"acct":"someone@example.social"},"reblog":null}"#;
         let post = parse_post(raw).unwrap();
         assert_eq!(post.text, "Great game & #nba\nsecond\nline");
-        assert_eq!((post.id.as_ref(), post.lang.as_deref(), post.author.as_deref()), ("109", Some("en"), Some("someone@example.social")));
+        assert_eq!(
+            (
+                post.id.as_ref(),
+                post.lang.as_deref(),
+                post.author.as_deref()
+            ),
+            ("109", Some("en"), Some("someone@example.social"))
+        );
         assert_eq!(post.kind, PostKind::Tweet);
         let reblog = br#"{"id":"110","content":"","language":null,"account":{"acct":"b"},"reblog":{"id":"109","content":"<p>orig</p>","language":"de","account":{"acct":"a"}}}"#;
         let post = parse_post(reblog).unwrap();
-        assert_eq!((post.kind, post.retweet_of.as_deref(), post.text.as_ref(), post.lang.as_deref()), (PostKind::Retweet, Some("109"), "orig", Some("de")));
+        assert_eq!(
+            (
+                post.kind,
+                post.retweet_of.as_deref(),
+                post.text.as_ref(),
+                post.lang.as_deref()
+            ),
+            (PostKind::Retweet, Some("109"), "orig", Some("de"))
+        );
     }
 
     #[test]

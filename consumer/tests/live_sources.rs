@@ -1,0 +1,554 @@
+//! The live sources against the local stream emulator (real sockets, real recordings) and a
+//! real Kafka broker: rule sync, credentials, faults and reconnection, for the X API v2
+//! filtered stream, X API v1.1 statuses/filter (OAuth 1.0a) and Mastodon streaming.
+
+mod support;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{
+    binary, create_topics, delete_topics, read_back, summary_value, topic_flags, unique,
+};
+use tweet_pipeline_common::config::TopicNames;
+use tweet_pipeline_common::Destination;
+
+/// A running emulator; stopped (SIGTERM) when dropped.
+struct Emulator {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Emulator {
+    fn start(extra: &[&str]) -> Emulator {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut child = Command::new(binary("stream-emulator"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--rate",
+                "200",
+                "--keepalive-ms",
+                "300",
+            ])
+            .arg("--data")
+            .arg(support::shared_data())
+            .arg("--v1-file")
+            .arg(repo.join("data/sample/stream.jsonl"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("emulator starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("emulator prints its address");
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line from the emulator: {line:?}"));
+        Emulator { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A plain HTTP/1.1 request; returns (status, body).
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("emulator reachable");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let response = String::from_utf8_lossy(&response).into_owned();
+        let status = response
+            .get(9..12)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, dechunk(&body))
+    }
+
+    fn fault(&self, fault: Value) {
+        let (status, body) = self.http(
+            "POST",
+            "/_emulator/faults",
+            &[("Content-Type", "application/json")],
+            &fault.to_string(),
+        );
+        assert!(
+            (200..300).contains(&status),
+            "fault not accepted: {status} {body}"
+        );
+    }
+
+    fn stats(&self) -> Value {
+        let (_, body) = self.http("GET", "/_emulator/stats", &[], "");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("stats: {e}: {body}"))
+    }
+
+    fn rules(&self) -> Vec<(String, String, String)> {
+        let (status, body) = self.http(
+            "GET",
+            "/2/tweets/search/stream/rules",
+            &[("Authorization", "Bearer emulator-bearer-token")],
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let value: Value = serde_json::from_str(&body).unwrap();
+        let mut rules: Vec<_> = value["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["id"].as_str().unwrap_or_default().to_owned(),
+                    r["value"].as_str().unwrap_or_default().to_owned(),
+                    r["tag"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        rules.sort_by(|a, b| a.1.cmp(&b.1));
+        rules
+    }
+}
+
+/// Undoes HTTP/1.1 chunked transfer coding when the body looks chunked.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return body.to_owned();
+        };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_owned();
+        };
+        if size == 0 {
+            return out;
+        }
+        if after.len() < size {
+            return body.to_owned();
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+}
+
+fn producer(
+    emulator: &Emulator,
+    names: &TopicNames,
+    args: &[&str],
+    env: &[(&str, &str)],
+    metrics_port: Option<u16>,
+) -> Command {
+    let mut command = Command::new(binary("tweet-producer"));
+    command
+        .arg("--base-url")
+        .arg(emulator.url())
+        .args(args)
+        .args(topic_flags(names))
+        .arg(match metrics_port {
+            Some(port) => format!("--metrics-addr=127.0.0.1:{port}"),
+            None => "--metrics-addr=off".to_owned(),
+        })
+        .env_remove("X_BEARER_TOKEN")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn terminate(child: Child) -> Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    child.wait_with_output().expect("exits")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scrape(port: u16) -> String {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.rsplit_once(' ')
+                .filter(|(name, _)| *name == series)
+                .and_then(|(_, v)| v.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Waits (up to `secs`) until `check` holds on the producer's metrics; returns the scrape.
+fn wait_metrics(port: u16, secs: u64, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let text = scrape(port);
+        if check(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last scrape:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const BEARER: (&str, &str) = ("X_BEARER_TOKEN", "emulator-bearer-token");
+
+#[tokio::test(flavor = "multi_thread")]
+async fn x_v2_rules_faults_and_reconnection() {
+    let names = create_topics(&format!("{}-", unique("v2"))).await;
+    let emulator = Emulator::start(&["--seed-rule", "cats|someone-else"]);
+
+    // A wrong bearer token stops the producer with a message naming the variable, not the value.
+    let refused = producer(
+        &emulator,
+        &names,
+        &["--track", "the"],
+        &[("X_BEARER_TOKEN", "wrong-secret-value")],
+        None,
+    )
+    .output()
+    .expect("runs");
+    assert!(!refused.status.success());
+    let message = stderr(&refused);
+    assert!(
+        message.contains("X_BEARER_TOKEN") && !message.contains("wrong-secret-value"),
+        "{message}"
+    );
+
+    // Faults for the next connections, in order.
+    emulator.fault(serde_json::json!({"api": "v2", "drop_after_lines": 5}));
+    emulator.fault(serde_json::json!({"api": "v2", "stall_after_lines": 5}));
+    emulator.fault(serde_json::json!({"api": "v2", "connect_status": 503}));
+    emulator.fault(serde_json::json!({"api": "v2", "split_chunks": true, "gzip": true, "malformed_after_lines": 3, "drop_after_lines": 10}));
+    emulator.fault(serde_json::json!({"api": "v2", "connect_status": 429}));
+
+    let port = free_port();
+    let args = [
+        "--track",
+        "the",
+        "--track",
+        "love",
+        "--stall-timeout-secs",
+        "2",
+    ];
+    let child = producer(&emulator, &names, &args, &[BEARER], Some(port))
+        .spawn()
+        .expect("producer starts");
+    let reason = |r: &str| {
+        format!(r#"tweet_pipeline_producer_stream_disconnects_total{{api="x_v2",reason="{r}"}}"#)
+    };
+    // abrupt drop (a network error) -> immediate reconnect; stall -> detected after 2 s,
+    // reconnect; 503 -> 5 s wait; a gzip, split-chunk stream with one cut-off line, dropped
+    // again; then a zombie 429 -> >= 60 s wait.
+    let text = wait_metrics(port, 60, "the 429 backoff", |t| {
+        metric(t, &reason("too_many_connections")) >= 1.0
+    });
+    assert!(
+        metric(&text, &reason("network")) >= 2.0,
+        "two abrupt drops:\n{text}"
+    );
+    for r in ["stall", "http_5xx", "too_many_connections"] {
+        assert!(
+            metric(&text, &reason(r)) >= 1.0,
+            "no {r} disconnect:\n{text}"
+        );
+    }
+    let backoff = metric(
+        &text,
+        r#"tweet_pipeline_producer_stream_backoff_seconds{api="x_v2"}"#,
+    );
+    assert!(
+        (60.0..=66.0).contains(&backoff),
+        "TooManyConnections waits at least 60 s (+10 % jitter), got {backoff}"
+    );
+    assert!(
+        metric(
+            &text,
+            r#"tweet_pipeline_producer_stream_connections_total{api="x_v2"}"#
+        ) >= 3.0
+    );
+
+    // Rule sync: ours added, the foreign rule untouched.
+    let rules = emulator.rules();
+    let values: Vec<(&str, &str)> = rules
+        .iter()
+        .map(|(_, v, t)| (v.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            ("cats", "someone-else"),
+            ("love", "tweet-pipeline:track:love"),
+            ("the", "tweet-pipeline:track:the")
+        ]
+    );
+
+    let output = terminate(child);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(summary_value(&output, "failed"), 0);
+    assert_eq!(summary_value(&output, "unacknowledged"), 0);
+    let written: u64 = Destination::ALL
+        .iter()
+        .map(|d| summary_value(&output, &format!("records -> {}", names.name(*d))))
+        .sum();
+    // Nothing received before a fault is lost: every line the emulator sent is in Kafka.
+    let stats = emulator.stats();
+    let sent = stats["v2"]["lines_sent"].as_u64().expect("lines_sent");
+    assert_eq!(written, sent, "emulator stats: {stats}");
+    let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
+    let records = read_back(&topics, written as usize);
+    assert_eq!(records.len() as u64, written);
+    let deadletters: Vec<_> = records.iter().filter(|r| r.0 == names.deadletter).collect();
+    assert_eq!(deadletters.len(), 1, "the one cut-off line");
+    for (topic, key, _, headers) in records
+        .iter()
+        .filter(|r| r.0 == names.tweets || r.0 == names.retweets)
+    {
+        assert!(key.is_some(), "{topic}: post without key");
+        let tags = headers
+            .get("matching_rules")
+            .map(String::as_str)
+            .unwrap_or_default();
+        assert!(tags.contains("tweet-pipeline:track:"), "{headers:?}");
+        assert_eq!(headers.get("source").map(String::as_str), Some("x:v2"));
+    }
+
+    // A second run with the same flags changes no rule; fewer flags delete only our stale rule.
+    let again = producer(&emulator, &names, &args, &[BEARER], None)
+        .spawn()
+        .expect("starts");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(terminate(again).status.success());
+    assert_eq!(emulator.rules(), rules, "rule sync is idempotent");
+    let fewer = producer(&emulator, &names, &["--track", "love"], &[BEARER], None)
+        .spawn()
+        .expect("starts");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(terminate(fewer).status.success());
+    let values: Vec<String> = emulator.rules().into_iter().map(|(_, v, _)| v).collect();
+    assert_eq!(values, vec!["cats".to_owned(), "love".to_owned()]);
+    delete_topics(&names).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn x_v1_oauth_and_mastodon_sse() {
+    let names = create_topics(&format!("{}-", unique("v1m"))).await;
+    let emulator = Emulator::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials.env");
+    std::fs::write(
+        &creds,
+        "X_CONSUMER_KEY=emulator-consumer-key\nX_CONSUMER_SECRET=emulator-consumer-secret\nX_ACCESS_TOKEN=emulator-access-token\nX_ACCESS_TOKEN_SECRET=emulator-access-token-secret\nMASTODON_TOKEN=emulator-mastodon-token\n",
+    )
+    .unwrap();
+    let creds_arg = creds.to_str().expect("utf-8 temp path");
+    // A credentials file others can read is refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let refused = producer(
+            &emulator,
+            &names,
+            &[
+                "--api",
+                "v1",
+                "--track",
+                "the",
+                "--credentials-file",
+                creds_arg,
+            ],
+            &[],
+            None,
+        )
+        .output()
+        .unwrap();
+        assert!(!refused.status.success());
+        assert!(
+            stderr(&refused).contains("chmod 600"),
+            "{}",
+            stderr(&refused)
+        );
+        std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    // Wrong consumer secret: the signature fails, 401, the producer stops naming the keys.
+    let wrong = producer(
+        &emulator,
+        &names,
+        &[
+            "--api",
+            "v1",
+            "--track",
+            "the",
+            "--credentials-file",
+            creds_arg,
+        ],
+        &[("X_CONSUMER_SECRET", "not-the-secret")],
+        None,
+    )
+    .output()
+    .unwrap();
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("X_CONSUMER_SECRET") && !stderr(&wrong).contains("not-the-secret"),
+        "{}",
+        stderr(&wrong)
+    );
+
+    // v1.1 with a signed request: the original v1.1 lines, routed as for replay; the second
+    // connection is answered 420 (v1.1's rate limit) and waits at least a minute.
+    emulator.fault(serde_json::json!({"api": "v1", "drop_after_lines": 40}));
+    emulator.fault(serde_json::json!({"api": "v1", "connect_status": 420}));
+    let port = free_port();
+    let v1 = producer(
+        &emulator,
+        &names,
+        &[
+            "--api",
+            "v1",
+            "--track",
+            "the",
+            "--credentials-file",
+            creds_arg,
+        ],
+        &[],
+        Some(port),
+    )
+    .spawn()
+    .unwrap();
+    let text = wait_metrics(port, 30, "the v1.1 420", |t| {
+        metric(
+            t,
+            r#"tweet_pipeline_producer_stream_disconnects_total{api="x_v1",reason="rate_limited"}"#,
+        ) >= 1.0
+    });
+    assert!(
+        metric(
+            &text,
+            r#"tweet_pipeline_producer_records_sent_total{kind="tweet",topic="tweets"}"#
+        ) >= 10.0,
+        "{text}"
+    );
+    let backoff = metric(
+        &text,
+        r#"tweet_pipeline_producer_stream_backoff_seconds{api="x_v1"}"#,
+    );
+    assert!(
+        (60.0..=66.0).contains(&backoff),
+        "420 waits at least 60 s, got {backoff}"
+    );
+    let v1_out = terminate(v1);
+    assert!(v1_out.status.success(), "{}", stderr(&v1_out));
+    assert_eq!(emulator.stats()["v1"]["lines_sent"].as_u64(), Some(40));
+
+    // Mastodon over SSE: updates, synthetic deletes and edits, routed by event.
+    let port = free_port();
+    let masto = Command::new(binary("tweet-producer"))
+        .args(["--source", "mastodon", "--timeline", "public", "--instance"])
+        .arg(emulator.url())
+        .arg("--credentials-file")
+        .arg(&creds)
+        .args(topic_flags(&names))
+        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let text = wait_metrics(port, 30, "mastodon deletes and heartbeats", |t| {
+        metric(t, "tweet_pipeline_producer_keepalives_total") >= 1.0
+            && metric(
+                t,
+                r#"tweet_pipeline_producer_records_sent_total{kind="delete",topic="control"}"#,
+            ) >= 2.0
+    });
+    assert!(
+        metric(
+            &text,
+            r#"tweet_pipeline_producer_records_sent_total{kind="edit",topic="tweets"}"#
+        ) >= 1.0,
+        "{text}"
+    );
+    let masto_out = terminate(masto);
+    assert!(masto_out.status.success(), "{}", stderr(&masto_out));
+    let written = |o: &Output| -> u64 {
+        Destination::ALL
+            .iter()
+            .map(|d| summary_value(o, &format!("records -> {}", names.name(*d))))
+            .sum()
+    };
+    let total = written(&v1_out) + written(&masto_out);
+    let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
+    let records = read_back(&topics, total as usize);
+    assert_eq!(records.len() as u64, total);
+    let sources: std::collections::BTreeSet<&str> = records
+        .iter()
+        .filter_map(|r| r.3.get("source").map(String::as_str))
+        .collect();
+    assert!(
+        sources.contains("x:v1.1") && sources.iter().any(|s| s.starts_with("mastodon:")),
+        "{sources:?}"
+    );
+    delete_topics(&names).await;
+}

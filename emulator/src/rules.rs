@@ -1,0 +1,712 @@
+//! X API v2 filtered-stream rules: parsing, validation, matching, and the rule store behind
+//! `GET`/`POST /2/tweets/search/stream/rules`.
+//!
+//! The supported rule language is a subset of X's ("Build a rule", X API v2 filtered stream
+//! integration guide):
+//!
+//! | syntax | matches |
+//! |---|---|
+//! | `word` | the keyword in the post text, case-insensitively, not inside a longer ASCII word (`ball` does not match `basketball`; non-ASCII keywords such as Japanese match as substrings) |
+//! | `"quoted phrase"` | the phrase, same boundary rule |
+//! | `#hashtag`, `@mention`, `$cashtag` | the token in the text, same boundary rule |
+//! | `lang:xx` | `data.lang` equals `xx` |
+//! | `is:retweet`, `is:reply`, `is:quote` | `referenced_tweets` has that type |
+//! | `from:username` | the author's username (from `includes.users`) |
+//! | `a b` | both (AND binds tighter than `OR`, as on X) |
+//! | `a OR b` | either (`OR` in capitals; a lower-case `or` is a keyword) |
+//! | `-term`, `-(group)` | negation |
+//! | `( … )` | grouping: parsed as real groups, not flattened |
+//!
+//! Validation: a rule must be non-empty, at most [`MAX_RULE_CHARS`] characters, have balanced
+//! parentheses and quotes, use only the operators above, and contain at least one term that is
+//! not negated (X rejects rules made of negations only). Any other `name:value` operator of X is
+//! reported as unsupported, like X reports operators outside one's access level.
+
+use std::sync::{PoisonError, RwLock};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+/// Longest accepted rule value, in characters: X's limit for rules at the Essential/Basic
+/// access levels (X API v2 "POST /2/tweets/search/stream/rules" reference).
+pub const MAX_RULE_CHARS: usize = 512;
+
+/// What a rule is matched against: the searchable fields of one v2 post, prepared once when
+/// the corpus is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct PostFields {
+    /// `data.text`, lower-cased.
+    pub text: String,
+    /// `data.lang` (`None` when the post has none).
+    pub lang: Option<String>,
+    /// The author's username from `includes.users`, lower-cased.
+    pub author: Option<String>,
+    /// `referenced_tweets` has a `retweeted` entry.
+    pub is_retweet: bool,
+    /// `referenced_tweets` has a `replied_to` entry.
+    pub is_reply: bool,
+    /// `referenced_tweets` has a `quoted` entry.
+    pub is_quote: bool,
+}
+
+/// One leaf of a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Term {
+    /// A keyword, phrase, hashtag, mention or cashtag, lower-cased: matched in the text.
+    Text(String),
+    /// `lang:xx`.
+    Lang(String),
+    /// `is:retweet`.
+    IsRetweet,
+    /// `is:reply`.
+    IsReply,
+    /// `is:quote`.
+    IsQuote,
+    /// `from:username`, lower-cased, without `@`.
+    From(String),
+}
+
+/// A parsed rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expr {
+    /// A single term.
+    Term(Term),
+    /// Negation (`-x`).
+    Not(Box<Expr>),
+    /// Every item matches (terms separated by spaces).
+    And(Vec<Expr>),
+    /// Any alternative matches (`OR`).
+    Or(Vec<Expr>),
+}
+
+impl Expr {
+    /// Whether the post matches.
+    pub fn matches(&self, post: &PostFields) -> bool {
+        match self {
+            Expr::Term(term) => match term {
+                Term::Text(needle) => contains_token(&post.text, needle),
+                Term::Lang(lang) => post.lang.as_deref() == Some(lang.as_str()),
+                Term::IsRetweet => post.is_retweet,
+                Term::IsReply => post.is_reply,
+                Term::IsQuote => post.is_quote,
+                Term::From(user) => post.author.as_deref() == Some(user.as_str()),
+            },
+            Expr::Not(inner) => !inner.matches(post),
+            Expr::And(items) => items.iter().all(|item| item.matches(post)),
+            Expr::Or(alternatives) => alternatives.iter().any(|alt| alt.matches(post)),
+        }
+    }
+
+    /// Whether the expression can match without relying on negations alone.
+    fn has_positive_term(&self) -> bool {
+        match self {
+            Expr::Term(_) => true,
+            Expr::Not(_) => false,
+            Expr::And(items) => items.iter().any(Expr::has_positive_term),
+            Expr::Or(alternatives) => alternatives.iter().all(Expr::has_positive_term),
+        }
+    }
+}
+
+/// Whether `needle` (lower-case) occurs in `haystack` (lower-case) with no ASCII letter, digit
+/// or `_` directly before or after it: X matches keywords against tokenized text. Shared with
+/// the v1.1 `track` matcher.
+pub fn contains_token(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    let mut from = 0;
+    while let Some(found) = haystack[from..].find(needle) {
+        let start = from + found;
+        let end = start + needle.len();
+        let before = haystack[..start].chars().next_back();
+        let after = haystack[end..].chars().next();
+        let first = needle.chars().next();
+        let last = needle.chars().next_back();
+        // Only an ASCII word character at the needle's edge needs a boundary; `#tag` may follow
+        // a letter's neighbour, and Japanese keywords have no spaces around them.
+        let left_ok = !is_word(first) || !is_word(before);
+        let right_ok = !is_word(last) || !is_word(after);
+        if left_ok && right_ok {
+            return true;
+        }
+        from = start + needle.chars().next().map_or(1, char::len_utf8);
+    }
+    false
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Open,
+    Close,
+    Or,
+    Negate,
+    Word(String),
+    Phrase(String),
+}
+
+fn tokenize(value: &str) -> Result<Vec<Token>, String> {
+    let mut tokens = Vec::new();
+    let mut chars = value.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '(' => {
+                chars.next();
+                tokens.push(Token::Open);
+            }
+            ')' => {
+                chars.next();
+                tokens.push(Token::Close);
+            }
+            '-' => {
+                chars.next();
+                match chars.peek() {
+                    Some(next) if !next.is_whitespace() && *next != ')' => {
+                        tokens.push(Token::Negate)
+                    }
+                    _ => return Err("a '-' must be directly followed by a term or group".into()),
+                }
+            }
+            '"' => {
+                chars.next();
+                let mut phrase = String::new();
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(escaped) => phrase.push(escaped),
+                            None => return Err("unbalanced quotes".into()),
+                        },
+                        Some(other) => phrase.push(other),
+                        None => return Err("unbalanced quotes".into()),
+                    }
+                }
+                if phrase.trim().is_empty() {
+                    return Err("empty quoted phrase".into());
+                }
+                tokens.push(Token::Phrase(phrase));
+            }
+            _ => {
+                let mut word = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_whitespace() || c == '(' || c == ')' || c == '"' {
+                        break;
+                    }
+                    word.push(c);
+                    chars.next();
+                }
+                tokens.push(if word == "OR" {
+                    Token::Or
+                } else {
+                    Token::Word(word)
+                });
+            }
+        }
+    }
+    Ok(tokens)
+}
+
+struct Parser {
+    tokens: Vec<Token>,
+    position: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.position)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.position).cloned();
+        self.position += 1;
+        token
+    }
+
+    fn or(&mut self) -> Result<Expr, String> {
+        let mut alternatives = vec![self.and()?];
+        while self.peek() == Some(&Token::Or) {
+            self.next();
+            alternatives.push(self.and()?);
+        }
+        Ok(if alternatives.len() == 1 {
+            alternatives.remove(0)
+        } else {
+            Expr::Or(alternatives)
+        })
+    }
+
+    fn and(&mut self) -> Result<Expr, String> {
+        let mut items = Vec::new();
+        while let Some(token) = self.peek() {
+            if matches!(token, Token::Or | Token::Close) {
+                break;
+            }
+            items.push(self.unary()?);
+        }
+        match items.len() {
+            0 => Err("'OR' and ')' must follow a term, and groups must not be empty".into()),
+            1 => Ok(items.remove(0)),
+            _ => Ok(Expr::And(items)),
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, String> {
+        if self.peek() == Some(&Token::Negate) {
+            self.next();
+            return Ok(Expr::Not(Box::new(self.primary()?)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> Result<Expr, String> {
+        match self.next() {
+            Some(Token::Open) => {
+                let inner = self.or()?;
+                match self.next() {
+                    Some(Token::Close) => Ok(inner),
+                    _ => Err("unbalanced parentheses".into()),
+                }
+            }
+            Some(Token::Word(word)) => term(&word).map(Expr::Term),
+            Some(Token::Phrase(phrase)) => Ok(Expr::Term(Term::Text(phrase.to_lowercase()))),
+            Some(Token::Close) => Err("unbalanced parentheses".into()),
+            Some(Token::Or) | Some(Token::Negate) | None => {
+                Err("expected a term after 'OR' or '-'".into())
+            }
+        }
+    }
+}
+
+fn term(word: &str) -> Result<Term, String> {
+    if let Some((operator, argument)) = word.split_once(':') {
+        let is_operator = !operator.is_empty()
+            && operator
+                .chars()
+                .all(|c| c.is_ascii_alphabetic() || c == '_');
+        if is_operator {
+            if argument.is_empty() {
+                return Err(format!("operator '{operator}:' needs a value"));
+            }
+            return match (operator, argument) {
+                ("lang", lang) => Ok(Term::Lang(lang.to_lowercase())),
+                ("is", "retweet") => Ok(Term::IsRetweet),
+                ("is", "reply") => Ok(Term::IsReply),
+                ("is", "quote") => Ok(Term::IsQuote),
+                ("from", user) => Ok(Term::From(user.trim_start_matches('@').to_lowercase())),
+                _ => Err(format!(
+                    "Reference to invalid operator '{operator}:{argument}'; the emulator supports \
+                     keywords, \"phrases\", #hashtags, @mentions, lang:, is:retweet, is:reply, \
+                     is:quote, from:, OR, - and parentheses"
+                )),
+            };
+        }
+    }
+    Ok(Term::Text(word.to_lowercase()))
+}
+
+/// Parses and validates a rule value.
+///
+/// # Errors
+/// A list of human-readable problems (the `details` of an X `invalid-rules` error) when the
+/// value is empty, longer than [`MAX_RULE_CHARS`] characters, unbalanced, uses an unsupported
+/// operator or consists of negations only.
+pub fn parse_rule(value: &str) -> Result<Expr, Vec<String>> {
+    if value.trim().is_empty() {
+        return Err(vec!["Rules must not be empty".into()]);
+    }
+    let chars = value.chars().count();
+    if chars > MAX_RULE_CHARS {
+        return Err(vec![format!(
+            "Rule length is {chars}, which exceeds the maximum allowed rule length of {MAX_RULE_CHARS}"
+        )]);
+    }
+    let tokens = tokenize(value).map_err(|problem| vec![problem])?;
+    let mut parser = Parser {
+        tokens,
+        position: 0,
+    };
+    let expr = parser.or().map_err(|problem| vec![problem])?;
+    if parser.position < parser.tokens.len() {
+        return Err(vec!["unbalanced parentheses".into()]);
+    }
+    if !expr.has_positive_term() {
+        return Err(vec![
+            "Rules must contain a non-negation term (at least one positive term)".into(),
+        ]);
+    }
+    Ok(expr)
+}
+
+/// A rule as the API shows it: `{"id","value","tag"}` (`tag` omitted when none was given).
+#[derive(Debug, Clone, Serialize)]
+pub struct Rule {
+    /// Numeric string, increasing with each created rule.
+    pub id: String,
+    /// The rule text as submitted.
+    pub value: String,
+    /// The tag as submitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(skip)]
+    expr: Expr,
+}
+
+/// A rule to add: `{"value": "...", "tag": "..."}`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct NewRule {
+    /// The rule text.
+    pub value: String,
+    /// Optional free-form tag.
+    #[serde(default)]
+    pub tag: Option<String>,
+}
+
+/// Why a rule was not created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleRejection {
+    /// A rule with the same value exists (its id).
+    Duplicate {
+        /// The id of the existing rule.
+        id: String,
+    },
+    /// The value is not a valid rule.
+    Invalid {
+        /// What is wrong.
+        details: Vec<String>,
+    },
+}
+
+/// The outcome of an add request.
+#[derive(Debug, Default)]
+pub struct AddOutcome {
+    /// Rules created (or, on a dry run, that would be created).
+    pub created: Vec<Rule>,
+    /// Rules not created, with the value and the reason.
+    pub rejected: Vec<(String, RuleRejection)>,
+}
+
+/// A post's matching rules, as the `matching_rules` array entries `{"id","tag"}`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MatchingRule {
+    /// The rule id.
+    pub id: String,
+    /// The rule tag, omitted when the rule has none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+#[derive(Debug)]
+struct RuleSet {
+    rules: Vec<Rule>,
+    next_id: u64,
+}
+
+/// The current rules, shared by the rules endpoints and every open stream. Streams subscribe
+/// to changes so that a rule added while nothing matched takes effect without reconnecting,
+/// as on X.
+#[derive(Debug)]
+pub struct RuleStore {
+    inner: RwLock<RuleSet>,
+    changed: watch::Sender<u64>,
+}
+
+impl RuleStore {
+    /// An empty store whose first rule id is `first_id` (ids then increase by one).
+    pub fn new(first_id: u64) -> Self {
+        Self {
+            inner: RwLock::new(RuleSet {
+                rules: Vec::new(),
+                next_id: first_id,
+            }),
+            changed: watch::channel(0).0,
+        }
+    }
+
+    /// A receiver that is notified whenever the rules change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// The rules, all or those whose id is in `ids`, in creation order.
+    pub fn list(&self, ids: Option<&[String]>) -> Vec<Rule> {
+        let set = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        set.rules
+            .iter()
+            .filter(|rule| ids.is_none_or(|ids| ids.contains(&rule.id)))
+            .cloned()
+            .collect()
+    }
+
+    /// Validates and (unless `dry_run`) adds rules. A value equal to an existing rule's value,
+    /// or to one created earlier in the same request, is a duplicate.
+    pub fn add(&self, new_rules: Vec<NewRule>, dry_run: bool) -> AddOutcome {
+        let mut set = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let mut outcome = AddOutcome::default();
+        let mut next_id = set.next_id;
+        for new in new_rules {
+            let existing = set
+                .rules
+                .iter()
+                .chain(outcome.created.iter())
+                .find(|rule| rule.value == new.value);
+            if let Some(existing) = existing {
+                let id = existing.id.clone();
+                outcome
+                    .rejected
+                    .push((new.value, RuleRejection::Duplicate { id }));
+                continue;
+            }
+            match parse_rule(&new.value) {
+                Ok(expr) => {
+                    outcome.created.push(Rule {
+                        id: next_id.to_string(),
+                        value: new.value,
+                        tag: new.tag,
+                        expr,
+                    });
+                    next_id += 1;
+                }
+                Err(details) => outcome
+                    .rejected
+                    .push((new.value, RuleRejection::Invalid { details })),
+            }
+        }
+        if !dry_run && !outcome.created.is_empty() {
+            set.next_id = next_id;
+            set.rules.extend(outcome.created.iter().cloned());
+            drop(set);
+            self.changed.send_modify(|generation| *generation += 1);
+        }
+        outcome
+    }
+
+    /// Deletes the rules with these ids (all rules when `ids` is `None`); returns
+    /// `(deleted, not_deleted)`. A dry run only counts.
+    pub fn delete(&self, ids: Option<&[String]>, dry_run: bool) -> (usize, usize) {
+        let mut set = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        let (deleted, not_deleted) = match ids {
+            None => (set.rules.len(), 0),
+            Some(ids) => {
+                let found = ids
+                    .iter()
+                    .filter(|id| set.rules.iter().any(|rule| &rule.id == *id))
+                    .count();
+                (found, ids.len() - found)
+            }
+        };
+        if !dry_run && deleted > 0 {
+            set.rules
+                .retain(|rule| ids.is_some_and(|ids| !ids.contains(&rule.id)));
+            drop(set);
+            self.changed.send_modify(|generation| *generation += 1);
+        }
+        (deleted, not_deleted)
+    }
+
+    /// The rules this post matches (empty when none).
+    pub fn matching(&self, post: &PostFields) -> Vec<MatchingRule> {
+        let set = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        set.rules
+            .iter()
+            .filter(|rule| rule.expr.matches(post))
+            .map(|rule| MatchingRule {
+                id: rule.id.clone(),
+                tag: rule.tag.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .rules
+            .is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(text: &str) -> PostFields {
+        PostFields {
+            text: text.to_lowercase(),
+            lang: Some("en".into()),
+            author: Some("nba".into()),
+            ..PostFields::default()
+        }
+    }
+
+    fn matches(rule: &str, text: &str) -> bool {
+        parse_rule(rule).unwrap().matches(&post(text))
+    }
+
+    #[test]
+    fn keywords_are_case_insensitive_tokens() {
+        assert!(matches("basketball", "Basketball tonight!"));
+        assert!(matches("basketball", "#Basketball"));
+        assert!(!matches("ball", "basketball"));
+        assert!(!matches("lakers", "lakersnation"));
+        assert!(matches("東京", "今日は東京へ"));
+    }
+
+    #[test]
+    fn or_and_and_precedence() {
+        assert!(matches("basketball OR lakers", "go Lakers"));
+        assert!(!matches("basketball lakers", "go Lakers"));
+        assert!(matches("basketball lakers", "lakers play basketball"));
+        // AND binds tighter: a OR (b c)
+        assert!(matches("a OR b c", "a"));
+        assert!(!matches("(a OR b) c", "a"));
+        assert!(matches("(a OR b) c", "b c"));
+        // a lower-case "or" is a keyword
+        assert!(!matches("a or b", "a"));
+    }
+
+    #[test]
+    fn phrases_hashtags_mentions_and_negation() {
+        assert!(matches("\"hello world\"", "well, Hello World!"));
+        assert!(!matches("\"hello world\"", "hello big world"));
+        assert!(matches("#nba", "watching #NBA now"));
+        assert!(!matches("#nba", "watching #NBAfinals now"));
+        assert!(matches("@nba", "hi @NBA"));
+        assert!(matches("game -boring", "a great game"));
+        assert!(!matches("game -boring", "a boring game"));
+        assert!(!matches("game -(boring OR dull)", "a dull game"));
+    }
+
+    #[test]
+    fn operators() {
+        let mut fields = post("RT @x: hello");
+        fields.is_retweet = true;
+        assert!(parse_rule("hello is:retweet").unwrap().matches(&fields));
+        assert!(!parse_rule("hello -is:retweet").unwrap().matches(&fields));
+        assert!(parse_rule("hello lang:en").unwrap().matches(&fields));
+        assert!(!parse_rule("hello lang:ja").unwrap().matches(&fields));
+        assert!(parse_rule("from:NBA").unwrap().matches(&fields));
+        assert!(parse_rule("from:@nba hello").unwrap().matches(&fields));
+        // a colon inside a keyword is not an operator
+        assert!(matches("12:30", "at 12:30 sharp"));
+    }
+
+    #[test]
+    fn invalid_rules_are_reported() {
+        assert!(parse_rule("").is_err());
+        assert!(parse_rule("   ").is_err());
+        assert!(parse_rule("(a OR b").is_err());
+        assert!(parse_rule("a OR b)").is_err());
+        assert!(parse_rule("\"open quote").is_err());
+        assert!(parse_rule("a OR").is_err());
+        assert!(parse_rule("OR a").is_err());
+        assert!(parse_rule("()").is_err());
+        assert!(parse_rule("-a").is_err());
+        assert!(parse_rule("-a -b").is_err());
+        assert!(parse_rule("has:media cats").is_err());
+        assert!(parse_rule(&"a".repeat(MAX_RULE_CHARS)).is_ok());
+        assert!(parse_rule(&"a".repeat(MAX_RULE_CHARS + 1)).is_err());
+        assert!(parse_rule("cats -dogs").is_ok());
+    }
+
+    #[test]
+    fn store_adds_with_increasing_ids_and_detects_duplicates() {
+        let store = RuleStore::new(100);
+        let outcome = store.add(
+            vec![
+                NewRule {
+                    value: "cats".into(),
+                    tag: Some("t".into()),
+                },
+                NewRule {
+                    value: "cats".into(),
+                    tag: None,
+                },
+                NewRule {
+                    value: "(dogs".into(),
+                    tag: None,
+                },
+                NewRule {
+                    value: "dogs".into(),
+                    tag: None,
+                },
+            ],
+            false,
+        );
+        let ids: Vec<_> = outcome.created.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["100", "101"]);
+        assert_eq!(outcome.rejected.len(), 2);
+        assert_eq!(
+            outcome.rejected[0].1,
+            RuleRejection::Duplicate { id: "100".into() }
+        );
+        assert!(matches!(
+            outcome.rejected[1].1,
+            RuleRejection::Invalid { .. }
+        ));
+        // dry run: validated, nothing stored
+        let dry = store.add(
+            vec![NewRule {
+                value: "birds".into(),
+                tag: None,
+            }],
+            true,
+        );
+        assert_eq!(dry.created.len(), 1);
+        assert_eq!(store.list(None).len(), 2);
+        let matched = store.matching(&post("Cats and dogs"));
+        assert_eq!(
+            matched,
+            vec![
+                MatchingRule {
+                    id: "100".into(),
+                    tag: Some("t".into())
+                },
+                MatchingRule {
+                    id: "101".into(),
+                    tag: None
+                }
+            ]
+        );
+        assert_eq!(
+            store.delete(Some(&["100".into(), "999".into()]), true),
+            (1, 1)
+        );
+        assert_eq!(store.list(None).len(), 2);
+        assert_eq!(
+            store.delete(Some(&["100".into(), "999".into()]), false),
+            (1, 1)
+        );
+        assert_eq!(store.list(None).len(), 1);
+        assert_eq!(store.delete(None, false), (1, 0));
+        assert!(store.is_empty());
+    }
+
+    #[test]
+    fn store_changes_notify_subscribers() {
+        let store = RuleStore::new(1);
+        let mut changes = store.subscribe();
+        assert!(!changes.has_changed().unwrap());
+        store.add(
+            vec![NewRule {
+                value: "x".into(),
+                tag: None,
+            }],
+            false,
+        );
+        assert!(changes.has_changed().unwrap());
+        changes.mark_unchanged();
+        store.add(
+            vec![NewRule {
+                value: "y".into(),
+                tag: None,
+            }],
+            true,
+        );
+        assert!(!changes.has_changed().unwrap());
+    }
+}
