@@ -108,6 +108,11 @@ where
             }
             if fault.stall_after_lines.is_some_and(|n| lines >= n) {
                 tracing::info!(api = api.as_str(), lines, "fault: stalling the connection");
+                // A silent connection may not notice its client leaving (nothing is written),
+                // so it gives up the slot now: the client's reconnect after its stall timeout
+                // is then accepted deterministically. A zombie connection is injected
+                // explicitly with `connect_status: 429`.
+                drop(guard.take());
                 // Nothing more is written; the body lives until the client goes away (hyper
                 // notices the closed socket and drops the body) or shutdown.
                 std::future::pending::<()>().await;
