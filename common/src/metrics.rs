@@ -227,8 +227,9 @@ impl ConsumerMetrics {
             HistogramOpts::new("processing_latency_seconds", "Seconds from the producer receiving a line to its result being committed to the store.")
                 .namespace(NAMESPACE)
                 .subsystem(S)
-                // 0.5 ms .. ~65 s
-                .buckets(exponential_buckets(0.0005, 2.0, 18).expect("static buckets")),
+                // 0.5 ms .. ~80 s in steps of 25 %, so that percentiles read off the histogram
+                // (benchmarks, dashboards) are within 25 % of the truth.
+                .buckets(exponential_buckets(0.0005, 1.25, 54).expect("static buckets")),
             &["topic"],
         )
         .expect("metric options are static and valid");

@@ -36,6 +36,20 @@ impl fmt::Display for Secret {
     }
 }
 
+/// The four OAuth 1.0a credentials of a user context (RFC 5849; X calls them API key and
+/// secret, access token and secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthKeys {
+    /// `oauth_consumer_key` (API key).
+    pub consumer_key: Secret,
+    /// Consumer secret (API key secret).
+    pub consumer_secret: Secret,
+    /// `oauth_token` (access token).
+    pub access_token: Secret,
+    /// Access token secret.
+    pub access_token_secret: Secret,
+}
+
 /// Reads a credentials file of `NAME=value` lines (blank lines and `#` comments allowed, like
 /// a systemd `EnvironmentFile`).
 ///

@@ -10,14 +10,15 @@ use tweet_pipeline_common::metrics::ConsumerMetrics;
 use tweet_pipeline_common::post::parse_post;
 use tweet_pipeline_common::{headers, route_line, Destination, Kind, LineClass, Routed};
 
-use crate::analyze::Analyzer;
+use crate::analyze::{Analysis, Analyzer};
 use crate::runner::Handler;
 use crate::store::{BatchOutcome, PostRow, SourcePosition, Store, Write};
 
 /// The analysis role's batch handler.
 pub struct AnalysisHandler {
     topics: TopicNames,
-    analyzer: Analyzer,
+    /// `None` with `--no-analysis`: posts are parsed and stored without language or sentiment.
+    analyzer: Option<Analyzer>,
     store: Store,
     metrics: ConsumerMetrics,
     /// Reused per batch: the writes planned for it.
@@ -32,11 +33,11 @@ pub struct AnalysisHandler {
 }
 
 impl AnalysisHandler {
-    /// A handler writing to `store`.
-    pub fn new(topics: TopicNames, store: Store, metrics: ConsumerMetrics) -> Self {
+    /// A handler writing to `store`; `analyze: false` skips language and sentiment.
+    pub fn new(topics: TopicNames, store: Store, metrics: ConsumerMetrics, analyze: bool) -> Self {
         Self {
             topics,
-            analyzer: Analyzer::new(),
+            analyzer: analyze.then(Analyzer::new),
             store,
             metrics,
             writes: Vec::new(),
@@ -96,7 +97,10 @@ impl AnalysisHandler {
         match (destination, kind) {
             (Destination::Tweets | Destination::Retweets, _) => match parse_post(payload) {
                 Ok(post) => {
-                    let analysis = self.analyzer.analyze(&post.text, post.lang.as_deref());
+                    let analysis = match &self.analyzer {
+                        Some(analyzer) => analyzer.analyze(&post.text, post.lang.as_deref()),
+                        None => Analysis::default(),
+                    };
                     self.metrics
                         .posts_analysed
                         .with_label_values(&[

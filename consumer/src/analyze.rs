@@ -62,8 +62,8 @@ pub struct Sentiment {
     pub label: Label,
 }
 
-/// What analysis found in one text.
-#[derive(Debug, Clone, PartialEq)]
+/// What analysis found in one text (all empty by default: nothing analysed).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Analysis {
     /// The detected language: ISO 639-1 where the language has one (so it compares with the
     /// platform's `lang`), else ISO 639-3; `None` when whatlang could not tell.

@@ -66,6 +66,10 @@ struct Cli {
     #[arg(long)]
     exit_at_end: bool,
 
+    /// Parse and store posts without language detection or sentiment (a benchmark baseline).
+    #[arg(long)]
+    no_analysis: bool,
+
     #[command(flatten)]
     kafka: KafkaArgs,
 
@@ -166,9 +170,10 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let cancel = shutdown.clone();
     let topic_names = cli.topics.clone();
+    let analyze = !cli.no_analysis;
     let (stats, handler) = tokio::task::spawn_blocking(move || {
         let mut handler = match role {
-            Role::Analysis => AnalysisHandler::new(topic_names, store, metrics),
+            Role::Analysis => AnalysisHandler::new(topic_names, store, metrics, analyze),
         };
         let stats = runner::run(&consumer, &mut handler, &config, &cancel);
         drop(consumer);

@@ -10,53 +10,11 @@
 //! be set. Not checked: timestamp freshness and nonce reuse (recorded requests may be replayed in
 //! tests).
 
-use std::fmt;
 use std::num::NonZeroU64;
 
 use oauth1_request::{Builder, Credentials, ParameterList, Token, HMAC_SHA1};
 use percent_encoding::percent_decode_str;
-
-/// A secret string (bearer token, OAuth secret). `Debug` and `Display` print `***`; the value is
-/// reachable only through [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value, for the one place that compares or signs with it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-/// The four OAuth 1.0a credentials the emulator accepts.
-#[derive(Debug, Clone)]
-pub struct OAuthKeys {
-    /// `oauth_consumer_key` (API key).
-    pub consumer_key: Secret,
-    /// Consumer secret (API key secret).
-    pub consumer_secret: Secret,
-    /// `oauth_token` (access token).
-    pub access_token: Secret,
-    /// Access token secret.
-    pub access_token_secret: Secret,
-}
+pub use tweet_pipeline_common::secret::{OAuthKeys, Secret};
 
 /// Why a request's OAuth authorization was rejected. The message names the problem, never a
 /// secret.

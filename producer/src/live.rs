@@ -3,6 +3,7 @@
 //! APIs document ([`crate::reconnect`]). Only a 401/403 stops it, or the shutdown signal.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -47,6 +48,20 @@ pub trait StreamApi {
     fn unauthorized_hint(&self) -> &'static str;
 }
 
+/// What every live source runs with.
+pub struct LiveContext {
+    /// The HTTP client (connection pool, timeouts, gzip).
+    pub client: reqwest::Client,
+    /// Where records go.
+    pub sink: Arc<KafkaSink>,
+    /// The producer's metrics.
+    pub metrics: ProducerMetrics,
+    /// Lines longer than this are dead-lettered.
+    pub max_line_bytes: usize,
+    /// Shutdown.
+    pub cancel: CancellationToken,
+}
+
 /// Classifies a non-200 answer to a connection attempt. `body` is the start of the body.
 pub fn classify_status(status: u16, body: &str) -> Disconnect {
     match status {
@@ -62,16 +77,16 @@ pub fn classify_status(status: u16, body: &str) -> Disconnect {
 ///
 /// # Errors
 /// On 401/403, or when the request cannot be built.
-pub async fn run<A: StreamApi>(
-    api: &A,
-    client: &reqwest::Client,
-    sink: &KafkaSink,
-    metrics: &ProducerMetrics,
-    max_line_bytes: usize,
-    cancel: &CancellationToken,
-) -> anyhow::Result<IngestStats> {
+pub async fn run<A: StreamApi>(api: &A, context: &LiveContext) -> anyhow::Result<IngestStats> {
+    let LiveContext {
+        client,
+        sink,
+        metrics,
+        max_line_bytes,
+        cancel,
+    } = context;
     let label = api.label();
-    let mut ingest = Ingest::new(sink, metrics, api.source(), max_line_bytes);
+    let mut ingest = Ingest::new(sink, metrics, api.source(), *max_line_bytes);
     let mut backoff = Backoff::default();
     let connected = metrics.stream_connected.with_label_values(&[label]);
     let backoff_gauge = metrics.stream_backoff_seconds.with_label_values(&[label]);

@@ -251,7 +251,7 @@ fn live_source(cli: &Cli) -> anyhow::Result<LiveSource> {
                     .base_url
                     .clone()
                     .unwrap_or_else(|| DEFAULT_X_V1_URL.to_owned()),
-                keys: x_v1::OAuthKeys {
+                keys: tweet_pipeline_common::secret::OAuthKeys {
                     consumer_key: key("X_CONSUMER_KEY", "OAuth consumer key")?,
                     consumer_secret: key("X_CONSUMER_SECRET", "OAuth consumer secret")?,
                     access_token: key("X_ACCESS_TOKEN", "OAuth access token")?,
@@ -334,42 +334,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .connect_timeout(Duration::from_secs(10))
                 .build()
                 .context("cannot build the HTTP client")?;
+            let context = live::LiveContext {
+                client,
+                sink: task_sink,
+                metrics: task_metrics,
+                max_line_bytes,
+                cancel,
+            };
             tokio::spawn(async move {
                 match live {
                     LiveSource::XV2(api) => {
-                        api.sync_rules(&client).await?;
-                        live::run(
-                            &api,
-                            &client,
-                            &task_sink,
-                            &task_metrics,
-                            max_line_bytes,
-                            &cancel,
-                        )
-                        .await
+                        api.sync_rules(&context.client).await?;
+                        live::run(&api, &context).await
                     }
-                    LiveSource::XV1(api) => {
-                        live::run(
-                            &api,
-                            &client,
-                            &task_sink,
-                            &task_metrics,
-                            max_line_bytes,
-                            &cancel,
-                        )
-                        .await
-                    }
-                    LiveSource::Mastodon(api) => {
-                        live::run(
-                            &api,
-                            &client,
-                            &task_sink,
-                            &task_metrics,
-                            max_line_bytes,
-                            &cancel,
-                        )
-                        .await
-                    }
+                    LiveSource::XV1(api) => live::run(&api, &context).await,
+                    LiveSource::Mastodon(api) => live::run(&api, &context).await,
                 }
             })
             .await

@@ -8,26 +8,13 @@
 
 use std::time::Duration;
 
-use tweet_pipeline_common::secret::Secret;
+use tweet_pipeline_common::secret::OAuthKeys;
 
 use crate::live::{Framing, StreamApi};
 
 /// Three missed 30-second keep-alives ("Connecting to a streaming endpoint": "if no data is
 /// received for 90 seconds, reconnect").
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The four OAuth 1.0a credentials of a user context.
-#[derive(Debug, Clone)]
-pub struct OAuthKeys {
-    /// API key (consumer key).
-    pub consumer_key: Secret,
-    /// API key secret.
-    pub consumer_secret: Secret,
-    /// Access token.
-    pub access_token: Secret,
-    /// Access token secret.
-    pub access_token_secret: Secret,
-}
 
 /// The v1.1 configuration.
 #[derive(Debug, Clone)]

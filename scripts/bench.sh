@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Benchmarks against the local Kafka broker, each number beside a reference measured in the same
+# run (not part of CI's pass/fail). Prints one table and writes it to docs/benchmarks.md.
+#
+#   a. producer ingest: tweet-producer --replay at full speed vs kcat -P on the same file
+#   b. analysis consumer on one core: with analysis, without (parse + store), and the seed's
+#      Python stack (confluent-kafka + langdetect + vaderSentiment + sqlite3)
+#   c. end-to-end latency p50/p99/p999 (producer receive -> row committed) at 5,000 posts/s
+#   d. peak RSS of the producer and the consumer during (c)
+#
+# BENCH_LINES (default 200000) lines of real recordings (../shared/data/twitter_v1 stream files,
+# looped); BENCH_LATENCY_S (default 60); BENCH_PYTHON_POSTS (default 5000).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$PATH"
+export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
+LINES="${BENCH_LINES:-200000}"
+LATENCY_S="${BENCH_LATENCY_S:-60}"
+PY_POSTS="${BENCH_PYTHON_POSTS:-5000}"
+DATA="$ROOT/../shared/data/twitter_v1"
+OUT="$ROOT/.local/bench"
+BIN="$ROOT/target/release"
+RUN="b$(date +%s)"
+mkdir -p "$OUT" "$ROOT/docs"
+[ -d "$DATA" ] || { echo "bench.sh: needs the shared recordings at $DATA" >&2; exit 1; }
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+now() { date +%s.%N; }
+secs() { python3 -c "print(f'{$2 - $1:.3f}')"; }
+
+say "build, broker"
+scripts/ensure-deps.sh
+cargo build --release --locked --bins -q
+scripts/kafka-local.sh start
+
+say "input: $LINES lines of real v1.1 stream recordings, looped"
+INPUT="$OUT/input-$LINES.jsonl"
+if [ ! -s "$INPUT" ]; then
+  python3 - "$DATA" "$LINES" "$INPUT" <<'PY'
+import glob, sys
+data, want, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+lines = []
+for path in sorted(glob.glob(f"{data}/stream_sample/*.jsonl") + glob.glob(f"{data}/stream_filter/*.jsonl")):
+    with open(path, "rb") as f:
+        lines += [l.rstrip(b"\r\n") for l in f.read().split(b"\n") if l.strip()]
+with open(out, "wb") as f:
+    for i in range(want):
+        f.write(lines[i % len(lines)] + b"\n")
+PY
+fi
+BYTES=$(stat -c %s "$INPUT")
+topics() { # prefix -> creates the four pipeline topics (2 partitions each)
+  for t in tweets retweets control deadletter; do
+    scripts/kafka-local.sh topics --create --topic "$1$t" --partitions 2 --replication-factor 1 >/dev/null
+  done
+}
+flags() { echo --tweets-topic "$1tweets" --retweets-topic "$1retweets" --control-topic "$1control" --deadletter-topic "$1deadletter"; }
+
+say "a. producer ingest vs kcat -P"
+topics "$RUN-a-"
+scripts/kafka-local.sh topics --create --topic "$RUN-kcat" --partitions 2 --replication-factor 1 >/dev/null
+t0=$(now)
+"$BIN/tweet-producer" --replay "$INPUT" --metrics-addr off $(flags "$RUN-a-") >"$OUT/producer-a.txt"
+t1=$(now)
+PROD_S=$(secs "$t0" "$t1")
+# The same delivery settings as tweet-producer (idempotent, acks=all, lz4, linger 5 ms).
+t0=$(now)
+kcat -P -b "$KAFKA_BOOTSTRAP" -t "$RUN-kcat" -l -X enable.idempotence=true -X acks=all \
+  -X compression.type=lz4 -X linger.ms=5 -X queue.buffering.max.kbytes=32768 "$INPUT"
+t1=$(now)
+KCAT_S=$(secs "$t0" "$t1")
+
+say "b. analysis consumer on one core (taskset -c 0)"
+consume() { # group, extra flags... -> prints seconds
+  local group="$1"; shift
+  local t0 t1
+  t0=$(now)
+  taskset -c 0 "$BIN/tweet-consumer" --group "$group" --role analysis --exit-at-end --metrics-addr off \
+    --db "$OUT/$group.db" $(flags "$RUN-a-") "$@" >"$OUT/$group.txt"
+  t1=$(now)
+  secs "$t0" "$t1"
+}
+POSTS=$(( $(grep -E 'records -> .*(tweets|retweets) ' "$OUT/producer-a.txt" | awk '{s+=$NF} END {print s}') ))
+RECORDS=$(awk '/records ->/ && !/deadletter/ {s+=$NF} END {print s}' "$OUT/producer-a.txt")
+WITH_S=$(consume "$RUN-with")
+WITHOUT_S=$(consume "$RUN-without" --no-analysis)
+
+say "b. the seed's Python stack ($PY_POSTS posts, one core)"
+VENV="$ROOT/.local/bench/venv"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q confluent-kafka langdetect vaderSentiment
+fi
+PY_JSON=$(taskset -c 0 "$VENV/bin/python" scripts/bench/python_stack.py --bootstrap "$KAFKA_BOOTSTRAP" \
+  --topics "$RUN-a-tweets,$RUN-a-retweets" --group "$RUN-python" --max-posts "$PY_POSTS" --db "$OUT/$RUN-python.db")
+PY_RATE=$(python3 -c "import json; print(json.loads('''$PY_JSON''')['posts_per_s'])")
+
+say "c+d. latency and memory at 5,000 posts/s for ${LATENCY_S}s"
+topics "$RUN-c-"
+# --rate counts lines; scale it so that the posts among them arrive at 5,000/s.
+RATE=$(python3 -c "print(round(5000 * $LINES / $POSTS))")
+"$BIN/tweet-consumer" --group "$RUN-latency" --role analysis --metrics-addr 127.0.0.1:9182 \
+  --db "$OUT/$RUN-latency.db" $(flags "$RUN-c-") >"$OUT/consumer-c.txt" 2>"$OUT/consumer-c.log" &
+CONSUMER=$!
+sleep 2
+"$BIN/tweet-producer" --replay "$INPUT" --loop --rate "$RATE" --metrics-addr 127.0.0.1:9181 \
+  $(flags "$RUN-c-") >"$OUT/producer-c.txt" 2>"$OUT/producer-c.log" &
+PRODUCER=$!
+sleep "$LATENCY_S"
+PROD_RSS=$(awk '/VmHWM/ {print $2}' "/proc/$PRODUCER/status")
+kill -TERM "$PRODUCER"; wait "$PRODUCER" || true
+sleep 3
+CONS_RSS=$(awk '/VmHWM/ {print $2}' "/proc/$CONSUMER/status")
+read -r P50 P99 P999 SAMPLES < <(curl -s http://127.0.0.1:9182/metrics | python3 scripts/bench/histogram.py)
+kill -TERM "$CONSUMER"; wait "$CONSUMER" || true
+SENT=$(awk '/lines read/ {print $NF}' "$OUT/producer-c.txt")
+
+report() {
+  python3 - "$@" <<'PY'
+import sys
+(lines, mb, prod_s, kcat_s, posts, records, with_s, without_s, py_rate, p50, p99, p999, samples,
+ rate, latency_s, sent, prod_rss, cons_rss) = sys.argv[1:]
+lines, mb, posts, records = int(lines), float(mb), int(posts), int(records)
+prod_s, kcat_s, with_s, without_s, py_rate = map(float, (prod_s, kcat_s, with_s, without_s, py_rate))
+prod_lps, kcat_lps = lines / prod_s, lines / kcat_s
+with_pps, without_pps = posts / with_s, posts / without_s
+rows = [
+    ("producer ingest, lines/s", f"{prod_lps:,.0f} ({mb / prod_s:,.1f} MB/s)", f"kcat -P: {kcat_lps:,.0f} ({mb / kcat_s:,.1f} MB/s)", f"{prod_lps / kcat_lps:.0%} of kcat", ">= 90 % of kcat"),
+    ("analysis consumer, posts/s, 1 core", f"{with_pps:,.0f}", f"without analysis: {without_pps:,.0f}; Python stack: {py_rate:,.0f}", f"{with_pps / py_rate:,.0f}x Python", ">= 25,000 and >= 100x Python"),
+    ("end-to-end latency p50 / p99 / p999", f"{p50} / {p99} / {p999} ms", f"{samples} records at {rate} lines/s for {latency_s} s ({sent} lines)", "", "p99 <= 100 ms"),
+    ("peak RSS producer / consumer", f"{int(prod_rss) / 1024:.0f} MB / {int(cons_rss) / 1024:.0f} MB", "VmHWM during the latency run", "", "<= 50 MB / <= 100 MB"),
+]
+print("| measure | tweet-pipeline | reference, same run | ratio | target |")
+print("|---|---|---|---|---|")
+for row in rows:
+    print("| " + " | ".join(row) + " |")
+print()
+print(f"Input: {lines:,} lines ({mb:,.0f} MB), {posts:,} posts and {records - posts:,} control records consumed.")
+PY
+}
+MB=$(python3 -c "print($BYTES / 1e6)")
+TABLE=$(report "$LINES" "$MB" "$PROD_S" "$KCAT_S" "$POSTS" "$RECORDS" "$WITH_S" "$WITHOUT_S" "$PY_RATE" \
+  "$P50" "$P99" "$P999" "$SAMPLES" "$RATE" "$LATENCY_S" "$SENT" "$PROD_RSS" "$CONS_RSS")
+MACHINE="$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -sr), Kafka 4.3.1 (single KRaft node, same machine)"
+
+echo
+echo "$TABLE"
+echo
+echo "Machine: $MACHINE"
+{
+  echo "<!-- written by scripts/bench.sh on $(date -u +%Y-%m-%dT%H:%MZ); edit the analysis below, not the table -->"
+  echo "## Latest run"
+  echo
+  echo "Machine: $MACHINE."
+  echo
+  echo "$TABLE"
+} > "$OUT/latest.md"
+echo "(table also in .local/bench/latest.md)" >&2
