@@ -59,18 +59,26 @@ topics() { # prefix -> creates the four pipeline topics (2 partitions each)
 flags() { echo --tweets-topic "$1tweets" --retweets-topic "$1retweets" --control-topic "$1control" --deadletter-topic "$1deadletter"; }
 
 say "a. producer ingest vs kcat -P"
-topics "$RUN-a-"
 scripts/kafka-local.sh topics --create --topic "$RUN-kcat" --partitions 2 --replication-factor 1 >/dev/null
-t0=$(now)
-"$BIN/tweet-producer" --replay "$INPUT" --metrics-addr off $(flags "$RUN-a-") >"$OUT/producer-a.txt"
-t1=$(now)
-PROD_S=$(secs "$t0" "$t1")
-# The same delivery settings as tweet-producer (idempotent, acks=all, lz4, linger 5 ms).
-t0=$(now)
-kcat -P -b "$KAFKA_BOOTSTRAP" -t "$RUN-kcat" -l -X enable.idempotence=true -X acks=all \
-  -X compression.type=lz4 -X linger.ms=5 -X queue.buffering.max.kbytes=32768 "$INPUT"
-t1=$(now)
-KCAT_S=$(secs "$t0" "$t1")
+# Two rounds, alternating, best of each: the first writes to fresh topics also pay for leader
+# election, idempotent-producer id allocation and segment creation.
+PROD_S=999999; KCAT_S=999999
+for round in 1 2; do
+  for t in tweets retweets control deadletter; do
+    scripts/kafka-local.sh topics --create --if-not-exists --topic "$RUN-a$round-$t" --partitions 2 --replication-factor 1 >/dev/null
+  done
+  t0=$(now)
+  "$BIN/tweet-producer" --replay "$INPUT" --metrics-addr off $(flags "$RUN-a$round-") >"$OUT/producer-a$round.txt"
+  t1=$(now)
+  PROD_S=$(python3 -c "print(min($PROD_S, $t1 - $t0))")
+  # The same delivery settings as tweet-producer (idempotent, acks=all, lz4, linger 5 ms).
+  t0=$(now)
+  kcat -P -b "$KAFKA_BOOTSTRAP" -t "$RUN-kcat" -l -X enable.idempotence=true -X acks=all \
+    -X compression.type=lz4 -X linger.ms=5 -X queue.buffering.max.kbytes=32768 "$INPUT"
+  t1=$(now)
+  KCAT_S=$(python3 -c "print(min($KCAT_S, $t1 - $t0))")
+done
+cp "$OUT/producer-a1.txt" "$OUT/producer-a.txt"
 
 say "b. analysis consumer on one core (taskset -c 0)"
 consume() { # group, extra flags... -> prints seconds
@@ -78,7 +86,7 @@ consume() { # group, extra flags... -> prints seconds
   local t0 t1
   t0=$(now)
   taskset -c 0 "$BIN/tweet-consumer" --group "$group" --role analysis --exit-at-end --metrics-addr off \
-    --db "$OUT/$group.db" $(flags "$RUN-a-") "$@" >"$OUT/$group.txt"
+    --db "$OUT/$group.db" $(flags "$RUN-a1-") "$@" >"$OUT/$group.txt"
   t1=$(now)
   secs "$t0" "$t1"
 }
@@ -94,7 +102,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$VENV/bin/pip" install -q confluent-kafka langdetect vaderSentiment
 fi
 PY_JSON=$(taskset -c 0 "$VENV/bin/python" scripts/bench/python_stack.py --bootstrap "$KAFKA_BOOTSTRAP" \
-  --topics "$RUN-a-tweets,$RUN-a-retweets" --group "$RUN-python" --max-posts "$PY_POSTS" --db "$OUT/$RUN-python.db")
+  --topics "$RUN-a1-tweets,$RUN-a1-retweets" --group "$RUN-python" --max-posts "$PY_POSTS" --db "$OUT/$RUN-python.db")
 PY_RATE=$(python3 -c "import json; print(json.loads('''$PY_JSON''')['posts_per_s'])")
 
 say "c+d. latency and memory at 5,000 posts/s for ${LATENCY_S}s"
