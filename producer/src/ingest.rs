@@ -18,8 +18,9 @@ pub struct IngestStats {
     pub keepalives: u64,
     /// Records librdkafka refused outright (also failures in the delivery report).
     pub send_errors: u64,
-    /// The id of the last post written, for back-filling a gap after a disconnect.
-    pub last_post_id: Option<String>,
+    /// The id of the last post written (empty before the first), for back-filling a gap
+    /// after a disconnect. Overwritten in place: no allocation per post.
+    pub last_post_id: String,
     /// When the last post was received, Unix ms.
     pub last_post_at_ms: Option<i64>,
 }
@@ -110,7 +111,10 @@ impl<'a> Ingest<'a> {
             );
         }
         if matches!(destination, Destination::Tweets | Destination::Retweets) {
-            self.stats.last_post_id = routed.key.as_deref().map(str::to_owned);
+            self.stats.last_post_id.clear();
+            self.stats
+                .last_post_id
+                .push_str(routed.key.as_deref().unwrap_or_default());
             self.stats.last_post_at_ms = Some(received_at_ms);
         }
         let rule_tags = (!routed.rule_tags.is_empty()).then(|| routed.rule_tags.join(","));

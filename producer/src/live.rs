@@ -128,7 +128,7 @@ pub async fn run<A: StreamApi>(api: &A, context: &LiveContext) -> anyhow::Result
             reason = disconnect.reason(),
             detail = ?disconnect,
             retry_in_ms = delay.as_millis() as u64,
-            last_post_id = ingest.stats.last_post_id.as_deref(),
+            last_post_id = ingest.stats.last_post_id.as_str(),
             last_post_at_ms = ingest.stats.last_post_at_ms,
             "stream disconnected; reconnecting (back-fill from the last post id if the gap matters)"
         );

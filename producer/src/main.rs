@@ -323,7 +323,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             tracing::info!(source = %config.path.display(), rate = ?config.rate_lines_per_s, looped = config.looped, "replaying");
             tokio::task::spawn_blocking(move || {
-                replay::run(&config, &task_sink, &task_metrics, &cancel).map(|r| r.ingest)
+                replay::run(&config, &task_sink, &task_metrics, &cancel)
             })
             .await
             .context("the replay thread panicked")?

@@ -34,15 +34,6 @@ pub struct ReplayConfig {
     pub max_line_bytes: usize,
 }
 
-/// Counts of one replay run.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ReplayStats {
-    /// What was read and written.
-    pub ingest: IngestStats,
-    /// Whether reading stopped on the shutdown signal (not at end of input).
-    pub interrupted: bool,
-}
-
 /// The `source` header value for a path: `replay:<file name>` or `replay:stdin`.
 pub fn source_name(path: &Path) -> String {
     if path == Path::new("-") {
@@ -90,7 +81,7 @@ pub fn run(
     sink: &KafkaSink,
     metrics: &ProducerMetrics,
     cancel: &CancellationToken,
-) -> anyhow::Result<ReplayStats> {
+) -> anyhow::Result<IngestStats> {
     let mut ingest = Ingest::new(
         sink,
         metrics,
@@ -130,26 +121,14 @@ pub fn run(
                 break Err(stop);
             }
         };
-        match finished {
-            Err(Stop::Cancelled) => {
-                return Ok(ReplayStats {
-                    ingest: ingest.stats,
-                    interrupted: true,
-                })
-            }
-            Ok(()) if config.looped && !cancel.is_cancelled() => {
-                tracing::debug!(
-                    lines_read = ingest.stats.lines_read,
-                    "end of recording; looping"
-                );
-            }
-            Ok(()) => {
-                return Ok(ReplayStats {
-                    ingest: ingest.stats,
-                    interrupted: false,
-                })
-            }
+        let again = finished.is_ok() && config.looped && !cancel.is_cancelled();
+        if !again {
+            return Ok(ingest.stats);
         }
+        tracing::debug!(
+            lines_read = ingest.stats.lines_read,
+            "end of recording; looping"
+        );
     }
 }
 
