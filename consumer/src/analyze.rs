@@ -125,11 +125,17 @@ impl Analyzer {
 }
 
 /// whatlang names languages by ISO 639-3; the platforms tag posts with ISO 639-1 (BCP 47).
+/// whatlang's Mandarin (`cmn`) and Iranian Persian (`pes`) are individual members of the
+/// macrolanguages the platforms tag `zh` and `fa`; ISO 639-1 has no code for the members.
 fn iso_639_1_or_3(lang: whatlang::Lang) -> &'static str {
     let code = lang.code();
-    isolang::Language::from_639_3(code)
-        .and_then(|l| l.to_639_1())
-        .unwrap_or(code)
+    match code {
+        "cmn" => "zh",
+        "pes" => "fa",
+        _ => isolang::Language::from_639_3(code)
+            .and_then(|l| l.to_639_1())
+            .unwrap_or(code),
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +176,13 @@ mod tests {
         );
         assert_eq!(a.language, Some("en"));
         assert!(a.sentiment.is_some());
+    }
+
+    #[test]
+    fn codes_compare_with_the_platforms_tags() {
+        assert_eq!(iso_639_1_or_3(whatlang::Lang::Cmn), "zh");
+        assert_eq!(iso_639_1_or_3(whatlang::Lang::Pes), "fa");
+        assert_eq!(iso_639_1_or_3(whatlang::Lang::Spa), "es");
     }
 
     #[test]

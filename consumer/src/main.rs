@@ -3,6 +3,7 @@
 
 mod analysis;
 mod analyze;
+mod eval;
 mod runner;
 mod store;
 
@@ -98,6 +99,17 @@ enum Command {
         #[arg(long, default_value_t = 15)]
         top: usize,
     },
+    /// Score language identification and sentiment on the labelled sets and print Markdown
+    /// tables (see docs/accuracy.md).
+    Eval {
+        /// The shared data folder (the one holding MANIFEST.md).
+        #[arg(long, env = "TWEET_DATA", default_value = "../shared/data")]
+        data: PathBuf,
+        /// Compound scores of Python vaderSentiment on the SemEval test texts, one per line
+        /// (from scripts/bench/accuracy_reference.py --compound-out), to report score parity.
+        #[arg(long)]
+        vader_parity: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -105,6 +117,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Stats { db, top }) => print_stats(db, *top).map(|()| ExitCode::SUCCESS),
+        Some(Command::Eval { data, vader_parity }) => {
+            eval::run(data, vader_parity.as_deref()).map(|report| {
+                print!("{report}");
+                ExitCode::SUCCESS
+            })
+        }
         None => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()

@@ -1,0 +1,644 @@
+//! `tweet-consumer eval`: scores the analysis (whatlang language identification, VADER
+//! sentiment) on the labelled sets in `../shared/data` (MANIFEST.md sections 9 and 10) and prints
+//! Markdown tables. `scripts/bench/accuracy_reference.py` prints the same tables for langdetect +
+//! vaderSentiment; `scripts/accuracy.sh` runs both into `docs/accuracy.md`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use tweet_pipeline_common::post::parse_post;
+
+use crate::analyze::{Analyzer, Label};
+
+/// TweetLID 2014's single-language labels; `und`, `other` and multi-language rows are skipped.
+const TWEETLID_LANGUAGES: [&str; 6] = ["es", "pt", "ca", "en", "gl", "eu"];
+
+/// XLM-T (UMSAB) folders and their ISO 639-1 codes (cardiffnlp/xlm-t README).
+const XLMT_LANGUAGES: [(&str, &str); 8] = [
+    ("arabic", "ar"),
+    ("english", "en"),
+    ("french", "fr"),
+    ("german", "de"),
+    ("hindi", "hi"),
+    ("italian", "it"),
+    ("portuguese", "pt"),
+    ("spanish", "es"),
+];
+
+/// Sentiment classes in the TweetEval order (mapping.txt: 0 negative, 1 neutral, 2 positive).
+const SENTIMENT_LABELS: [&str; 3] = ["negative", "neutral", "positive"];
+
+/// Languages listed in the Twitter-agreement table (the most frequent).
+const TWITTER_TOP_LANGUAGES: usize = 15;
+
+/// Counts of (gold, predicted) pairs over a fixed set of gold classes. A prediction outside the
+/// classes (or none) lands in one extra "other" column: it is wrong and no class's precision.
+#[derive(Debug, Clone)]
+pub struct Confusion {
+    labels: Vec<String>,
+    /// `counts[gold][predicted]`, `predicted == labels.len()` for other/none.
+    counts: Vec<Vec<u64>>,
+}
+
+/// Precision, recall and F1 of one class (0 where undefined, as scikit-learn's
+/// `zero_division=0`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClassScores {
+    /// tp / predicted as the class.
+    pub precision: f64,
+    /// tp / gold of the class.
+    pub recall: f64,
+    /// Harmonic mean of precision and recall.
+    pub f1: f64,
+    /// Gold rows of the class.
+    pub support: u64,
+}
+
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        0.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
+impl Confusion {
+    /// An empty matrix over these gold classes.
+    pub fn new<S: AsRef<str>>(labels: &[S]) -> Self {
+        let labels: Vec<String> = labels.iter().map(|l| l.as_ref().to_owned()).collect();
+        let counts = vec![vec![0; labels.len() + 1]; labels.len()];
+        Self { labels, counts }
+    }
+
+    /// Counts one pair; a gold label outside the classes is ignored (returns false).
+    pub fn add(&mut self, gold: &str, predicted: Option<&str>) -> bool {
+        let Some(g) = self.index(gold) else {
+            return false;
+        };
+        let p = predicted
+            .and_then(|p| self.index(p))
+            .unwrap_or(self.labels.len());
+        self.counts[g][p] += 1;
+        true
+    }
+
+    fn index(&self, label: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == label)
+    }
+
+    /// The gold classes, in order.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// `counts[gold][predicted]`; the last column is other/none.
+    pub fn count(&self, gold: usize, predicted: usize) -> u64 {
+        self.counts[gold][predicted]
+    }
+
+    /// Pairs counted.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().flatten().sum()
+    }
+
+    /// Pairs on the diagonal.
+    pub fn correct(&self) -> u64 {
+        (0..self.labels.len()).map(|i| self.counts[i][i]).sum()
+    }
+
+    /// correct / total.
+    pub fn accuracy(&self) -> f64 {
+        ratio(self.correct(), self.total())
+    }
+
+    /// Scores of class `i`.
+    pub fn class(&self, i: usize) -> ClassScores {
+        let tp = self.counts[i][i];
+        let support: u64 = self.counts[i].iter().sum();
+        let predicted: u64 = self.counts.iter().map(|row| row[i]).sum();
+        let precision = ratio(tp, predicted);
+        let recall = ratio(tp, support);
+        let f1 = if precision + recall == 0.0 {
+            0.0
+        } else {
+            2.0 * precision * recall / (precision + recall)
+        };
+        ClassScores {
+            precision,
+            recall,
+            f1,
+            support,
+        }
+    }
+
+    fn macro_of(&self, f: impl Fn(ClassScores) -> f64) -> f64 {
+        let n = self.labels.len();
+        (0..n).map(|i| f(self.class(i))).sum::<f64>() / n.max(1) as f64
+    }
+
+    /// Unweighted mean of the classes' precision.
+    pub fn macro_precision(&self) -> f64 {
+        self.macro_of(|c| c.precision)
+    }
+
+    /// Unweighted mean of the classes' recall (SemEval-2017 Task 4A's primary metric).
+    pub fn macro_recall(&self) -> f64 {
+        self.macro_of(|c| c.recall)
+    }
+
+    /// Unweighted mean of the classes' F1.
+    pub fn macro_f1(&self) -> f64 {
+        self.macro_of(|c| c.f1)
+    }
+}
+
+/// Codes compared as equal across Twitter, whatlang (via isolang) and langdetect: Twitter's
+/// legacy `in`/`iw`, and the individual languages that have no ISO 639-1 code of their own.
+pub fn normalise_lang(code: &str) -> &str {
+    match code {
+        "in" => "id",
+        "iw" => "he",
+        "cmn" | "zh-cn" | "zh-tw" => "zh",
+        "pes" => "fa",
+        "nb" => "no",
+        other => other,
+    }
+}
+
+/// Splits one CSV record whose fields may be double-quoted (`""` is a quote inside one).
+pub fn split_csv_line(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// Lines of a text file (`\n`, `\r\n`), the same split as the Python reference's.
+fn read_lines(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {} (see MANIFEST.md)", path.display()))?;
+    Ok(text.lines().map(str::to_owned).collect())
+}
+
+struct Sets {
+    tweetlid: Vec<(String, String)>,
+    /// (language code, text, sentiment label 0..=2)
+    xlmt: Vec<(&'static str, String, usize)>,
+    twitter: Vec<(String, String)>,
+    semeval: Vec<(usize, String)>,
+    sentiment140: Vec<(usize, String)>,
+}
+
+fn load(data: &Path) -> anyhow::Result<Sets> {
+    let tweetlid = read_lines(&data.join("langid/tweetlid2014/train.tsv"))?
+        .into_iter()
+        .filter_map(|line| {
+            let mut parts = line.splitn(4, '\t');
+            let (_, _, gold, text) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+            TWEETLID_LANGUAGES
+                .contains(&gold)
+                .then(|| (gold.to_owned(), text.to_owned()))
+        })
+        .collect();
+
+    let mut xlmt = Vec::new();
+    for (folder, code) in XLMT_LANGUAGES {
+        for split in ["train", "val"] {
+            let dir = data.join("sentiment/xlm-t_umsab").join(folder);
+            let texts = read_lines(&dir.join(format!("{split}_text.txt")))?;
+            let labels = read_lines(&dir.join(format!("{split}_labels.txt")))?;
+            anyhow::ensure!(
+                texts.len() == labels.len(),
+                "{folder}/{split}: {} texts but {} labels",
+                texts.len(),
+                labels.len()
+            );
+            for (text, label) in texts.into_iter().zip(labels) {
+                xlmt.push((code, text, sentiment_label(&label)?));
+            }
+        }
+    }
+
+    let mut twitter = Vec::new();
+    for sub in ["stream_sample", "stream_filter"] {
+        let dir = data.join("twitter_v1").join(sub);
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        files.sort();
+        for file in files {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            for line in bytes.split(|&b| b == b'\n') {
+                let Ok(post) = parse_post(line) else { continue };
+                match post.lang.as_deref() {
+                    None | Some("und") => {}
+                    Some(lang) => {
+                        twitter.push((normalise_lang(lang).to_owned(), post.text.into_owned()))
+                    }
+                }
+            }
+        }
+    }
+
+    let dir = data.join("sentiment/tweeteval_sentiment");
+    let texts = read_lines(&dir.join("test_text.txt"))?;
+    let labels = read_lines(&dir.join("test_labels.txt"))?;
+    anyhow::ensure!(
+        texts.len() == labels.len(),
+        "tweeteval test: texts and labels differ in length"
+    );
+    let semeval = labels
+        .iter()
+        .map(|l| sentiment_label(l))
+        .zip(texts)
+        .map(|(l, t)| l.map(|l| (l, t)))
+        .collect::<anyhow::Result<_>>()?;
+
+    let path = data.join("sentiment/sentiment140/testdata.manual.2009.06.14.csv");
+    let mut sentiment140 = Vec::new();
+    for line in read_lines(&path)? {
+        let fields = split_csv_line(&line);
+        if fields.len() != 6 {
+            continue;
+        }
+        let label = match fields[0].as_str() {
+            "0" => 0,
+            "2" => 1,
+            "4" => 2,
+            other => anyhow::bail!("{}: unknown polarity {other:?}", path.display()),
+        };
+        sentiment140.push((label, fields[5].clone()));
+    }
+
+    Ok(Sets {
+        tweetlid,
+        xlmt,
+        twitter,
+        semeval,
+        sentiment140,
+    })
+}
+
+fn sentiment_label(line: &str) -> anyhow::Result<usize> {
+    match line.trim() {
+        "0" => Ok(0),
+        "1" => Ok(1),
+        "2" => Ok(2),
+        other => anyhow::bail!("unknown sentiment label {other:?} (expected 0, 1 or 2)"),
+    }
+}
+
+fn label_index(label: Label) -> usize {
+    match label {
+        Label::Negative => 0,
+        Label::Neutral => 1,
+        Label::Positive => 2,
+    }
+}
+
+/// Runs every evaluation over `data` and returns the Markdown report.
+pub fn run(data: &Path, vader_parity: Option<&Path>) -> anyhow::Result<String> {
+    if !data.is_dir() {
+        anyhow::bail!(
+            "no data directory at {}; pass --data with the shared data (the folder of MANIFEST.md)",
+            data.display()
+        );
+    }
+    let started = Instant::now();
+    let sets = load(data)?;
+    let analyzer = Analyzer::new();
+    let detect = |text: &str| analyzer.analyze(text, None).language.map(normalise_lang);
+    let vader = |text: &str| {
+        let analysis = analyzer.analyze(text, Some("en"));
+        analysis
+            .sentiment
+            .map(|s| (s.compound, label_index(s.label)))
+    };
+
+    let mut out = String::new();
+    let o = &mut out;
+    let _ = writeln!(
+        o,
+        "# tweet-consumer eval: whatlang (language) + vader-parity (VADER sentiment)\n"
+    );
+    let _ = writeln!(o, "All rows of every set.\n");
+
+    // 1a. TweetLID
+    let mut tweetlid = Confusion::new(&TWEETLID_LANGUAGES);
+    for (gold, text) in &sets.tweetlid {
+        tweetlid.add(gold, detect(text));
+    }
+    let _ = writeln!(
+        o,
+        "## 1a. Language identification: TweetLID 2014 train (single-language rows)\n"
+    );
+    write_class_table(o, "language", &tweetlid);
+
+    // 1b. XLM-T
+    let codes: Vec<&str> = XLMT_LANGUAGES.iter().map(|(_, c)| *c).collect();
+    let mut xlmt_lang = Confusion::new(&codes);
+    for (code, text, _) in &sets.xlmt {
+        xlmt_lang.add(code, detect(text));
+    }
+    let _ = writeln!(
+        o,
+        "## 1b. Language identification: XLM-T UMSAB train+val (Hindi is romanised)\n"
+    );
+    write_class_table(o, "language", &xlmt_lang);
+
+    // 1c. Twitter's lang
+    let mut gold_counts: Vec<(String, u64)> = Vec::new();
+    for (lang, _) in &sets.twitter {
+        match gold_counts.iter_mut().find(|(l, _)| l == lang) {
+            Some((_, n)) => *n += 1,
+            None => gold_counts.push((lang.clone(), 1)),
+        }
+    }
+    gold_counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let twitter_labels: Vec<&str> = gold_counts.iter().map(|(l, _)| l.as_str()).collect();
+    let mut twitter = Confusion::new(&twitter_labels);
+    for (lang, text) in &sets.twitter {
+        twitter.add(lang, detect(text));
+    }
+    let _ = writeln!(
+        o,
+        "## 1c. Agreement with Twitter's `lang` (v1.1 stream recordings, statuses, `und` skipped)\n"
+    );
+    let _ = writeln!(
+        o,
+        "statuses: {}, agreement: {:.4}, languages: {} (top {} below)\n",
+        twitter.total(),
+        twitter.accuracy(),
+        twitter.labels().len(),
+        TWITTER_TOP_LANGUAGES
+    );
+    write_class_rows(o, "Twitter lang", &twitter, TWITTER_TOP_LANGUAGES);
+
+    // 2a/2b. English sentiment
+    let mut parity_scores = Vec::new();
+    let mut semeval = Confusion::new(&SENTIMENT_LABELS);
+    for (gold, text) in &sets.semeval {
+        let scored = vader(text);
+        parity_scores.push(scored.map(|(c, _)| c));
+        semeval.add(
+            SENTIMENT_LABELS[*gold],
+            scored.map(|(_, l)| SENTIMENT_LABELS[l]),
+        );
+    }
+    let _ = writeln!(
+        o,
+        "## 2a. Sentiment: SemEval-2017 Task 4A test (TweetEval)\n"
+    );
+    write_sentiment(o, &semeval);
+    let mut s140 = Confusion::new(&SENTIMENT_LABELS);
+    for (gold, text) in &sets.sentiment140 {
+        s140.add(
+            SENTIMENT_LABELS[*gold],
+            vader(text).map(|(_, l)| SENTIMENT_LABELS[l]),
+        );
+    }
+    let _ = writeln!(o, "## 2b. Sentiment: Sentiment140 manual test set\n");
+    write_sentiment(o, &s140);
+
+    // 2c. XLM-T per language
+    let _ = writeln!(
+        o,
+        "## 2c. Sentiment: XLM-T UMSAB train+val per language (VADER is English-only)\n"
+    );
+    let _ = writeln!(
+        o,
+        "| language | texts | accuracy | macro recall | macro F1 |\n|---|---:|---:|---:|---:|"
+    );
+    for code in &codes {
+        let mut m = Confusion::new(&SENTIMENT_LABELS);
+        for (_, text, gold) in sets.xlmt.iter().filter(|(c, _, _)| c == code) {
+            m.add(
+                SENTIMENT_LABELS[*gold],
+                vader(text).map(|(_, l)| SENTIMENT_LABELS[l]),
+            );
+        }
+        let _ = writeln!(
+            o,
+            "| {code} | {} | {:.4} | {:.4} | {:.4} |",
+            m.total(),
+            m.accuracy(),
+            m.macro_recall(),
+            m.macro_f1()
+        );
+    }
+    let _ = writeln!(o);
+
+    if let Some(path) = vader_parity {
+        write_parity(o, path, &parity_scores)?;
+    }
+
+    let _ = writeln!(o, "## Headline\n");
+    let _ = writeln!(o, "| metric | value |\n|---|---:|");
+    for (name, value) in [
+        ("TweetLID accuracy", tweetlid.accuracy()),
+        ("XLM-T language accuracy", xlmt_lang.accuracy()),
+        ("agreement with Twitter lang", twitter.accuracy()),
+        ("SemEval macro recall", semeval.macro_recall()),
+        ("SemEval macro F1", semeval.macro_f1()),
+        ("Sentiment140 macro F1", s140.macro_f1()),
+    ] {
+        let _ = writeln!(o, "| {name} | {value:.4} |");
+    }
+    let _ = writeln!(o, "\nrun time: {:.1} s", started.elapsed().as_secs_f64());
+    Ok(out)
+}
+
+fn write_class_table(o: &mut String, what: &str, m: &Confusion) {
+    let _ = writeln!(o, "texts: {}, accuracy: {:.4}\n", m.total(), m.accuracy());
+    write_class_rows(o, what, m, usize::MAX);
+}
+
+fn write_class_rows(o: &mut String, what: &str, m: &Confusion, top: usize) {
+    let _ = writeln!(
+        o,
+        "| {what} | precision | recall | F1 | support |\n|---|---:|---:|---:|---:|"
+    );
+    for (i, label) in m.labels().iter().enumerate().take(top) {
+        let c = m.class(i);
+        let _ = writeln!(
+            o,
+            "| {label} | {:.4} | {:.4} | {:.4} | {} |",
+            c.precision, c.recall, c.f1, c.support
+        );
+    }
+    let _ = writeln!(
+        o,
+        "| macro avg | {:.4} | {:.4} | {:.4} | {} |\n",
+        m.macro_precision(),
+        m.macro_recall(),
+        m.macro_f1(),
+        m.total()
+    );
+}
+
+fn write_sentiment(o: &mut String, m: &Confusion) {
+    let _ = writeln!(
+        o,
+        "texts: {}, macro recall: {:.4}, macro F1: {:.4}, accuracy: {:.4}\n",
+        m.total(),
+        m.macro_recall(),
+        m.macro_f1(),
+        m.accuracy()
+    );
+    write_class_rows(o, "class", m, usize::MAX);
+    let _ = writeln!(
+        o,
+        "| gold \\ predicted | negative | neutral | positive |\n|---|---:|---:|---:|"
+    );
+    for (g, label) in m.labels().iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "| {label} | {} | {} | {} |",
+            m.count(g, 0),
+            m.count(g, 1),
+            m.count(g, 2)
+        );
+    }
+    let _ = writeln!(o);
+}
+
+/// Compares our SemEval compound scores with the reference's (one number per line, same order).
+fn write_parity(o: &mut String, path: &Path, ours: &[Option<f64>]) -> anyhow::Result<()> {
+    let theirs = read_lines(path)?;
+    anyhow::ensure!(
+        theirs.len() == ours.len(),
+        "{}: {} scores but {} SemEval texts; write it with accuracy_reference.py --compound-out",
+        path.display(),
+        theirs.len(),
+        ours.len()
+    );
+    let (mut same, mut max_diff) = (0usize, 0.0f64);
+    for (line, ours) in theirs.iter().zip(ours) {
+        let theirs: f64 = line
+            .trim()
+            .parse()
+            .with_context(|| format!("{}: not a number: {line:?}", path.display()))?;
+        let ours = ours.unwrap_or(f64::NAN);
+        if format!("{ours:.4}") == format!("{theirs:.4}") {
+            same += 1;
+        }
+        max_diff = max_diff.max((ours - theirs).abs());
+    }
+    let _ = writeln!(
+        o,
+        "## VADER parity with Python vaderSentiment (SemEval test texts)\n\n\
+         identical compound to 4 decimals: {same} / {} ({:.4}), largest difference: {max_diff:.4}\n",
+        ours.len(),
+        ratio(same as u64, ours.len() as u64)
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// gold a: 3 a, 1 b; gold b: 2 b, 1 a, 1 none; gold c: 1 c, 1 a.
+    fn example() -> Confusion {
+        let mut m = Confusion::new(&["a", "b", "c"]);
+        for (gold, predicted, n) in [
+            ("a", Some("a"), 3),
+            ("a", Some("b"), 1),
+            ("b", Some("b"), 2),
+            ("b", Some("a"), 1),
+            ("b", None, 1),
+            ("c", Some("c"), 1),
+            ("c", Some("a"), 1),
+        ] {
+            for _ in 0..n {
+                assert!(m.add(gold, predicted));
+            }
+        }
+        assert!(
+            !m.add("z", Some("a")),
+            "gold outside the classes is ignored"
+        );
+        m
+    }
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-12, "{a} != {b}");
+    }
+
+    #[test]
+    fn confusion_scores_match_hand_computed_values() {
+        let m = example();
+        assert_eq!(m.total(), 10);
+        assert_eq!(m.correct(), 6);
+        close(m.accuracy(), 0.6);
+        // a: tp 3, predicted 5, support 4
+        let a = m.class(0);
+        close(a.precision, 0.6);
+        close(a.recall, 0.75);
+        close(a.f1, 2.0 * 0.6 * 0.75 / 1.35);
+        assert_eq!(a.support, 4);
+        // b: tp 2, predicted 3, support 4 (the unpredicted row counts against recall only)
+        let b = m.class(1);
+        close(b.precision, 2.0 / 3.0);
+        close(b.recall, 0.5);
+        close(b.f1, 4.0 / 7.0);
+        // c: tp 1, predicted 1, support 2
+        let c = m.class(2);
+        close(c.precision, 1.0);
+        close(c.recall, 0.5);
+        close(c.f1, 2.0 / 3.0);
+        close(m.macro_precision(), (0.6 + 2.0 / 3.0 + 1.0) / 3.0);
+        close(m.macro_recall(), (0.75 + 0.5 + 0.5) / 3.0);
+        close(
+            m.macro_f1(),
+            (2.0 * 0.6 * 0.75 / 1.35 + 4.0 / 7.0 + 2.0 / 3.0) / 3.0,
+        );
+        assert_eq!(m.count(1, 3), 1, "none lands in the other column");
+    }
+
+    #[test]
+    fn a_class_never_predicted_scores_zero_not_nan() {
+        let mut m = Confusion::new(&["x", "y"]);
+        m.add("x", Some("x"));
+        m.add("y", Some("x"));
+        let y = m.class(1);
+        assert_eq!((y.precision, y.recall, y.f1), (0.0, 0.0, 0.0));
+        close(m.macro_f1(), (2.0 / 3.0) / 2.0);
+    }
+
+    #[test]
+    fn csv_fields_keep_quoted_commas_and_quotes() {
+        assert_eq!(
+            split_csv_line(r#""4","3","kindle2","a, b ""c"" d",x"#),
+            ["4", "3", "kindle2", r#"a, b "c" d"#, "x"]
+        );
+        assert_eq!(split_csv_line(""), [""]);
+    }
+
+    #[test]
+    fn legacy_and_individual_codes_normalise() {
+        assert_eq!(normalise_lang("in"), "id");
+        assert_eq!(normalise_lang("iw"), "he");
+        assert_eq!(normalise_lang("cmn"), "zh");
+        assert_eq!(normalise_lang("zh-cn"), "zh");
+        assert_eq!(normalise_lang("en"), "en");
+    }
+}
