@@ -33,11 +33,18 @@ pub struct AnalysisHandler {
 }
 
 impl AnalysisHandler {
-    /// A handler writing to `store`; `analyze: false` skips language and sentiment.
-    pub fn new(topics: TopicNames, store: Store, metrics: ConsumerMetrics, analyze: bool) -> Self {
+    /// A handler writing to `store`; `analyze: false` skips language and sentiment;
+    /// `languages` limits detection to an allow-list.
+    pub fn new(
+        topics: TopicNames,
+        store: Store,
+        metrics: ConsumerMetrics,
+        analyze: bool,
+        languages: Option<Vec<whatlang::Lang>>,
+    ) -> Self {
         Self {
             topics,
-            analyzer: analyze.then(Analyzer::new),
+            analyzer: analyze.then(|| Analyzer::with_languages(languages)),
             store,
             metrics,
             writes: Vec::new(),

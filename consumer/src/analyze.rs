@@ -77,6 +77,7 @@ pub struct Analysis {
 /// Analyses texts. Building one loads the VADER lexicons (a few ms); reuse it.
 pub struct Analyzer {
     vader: SentimentIntensityAnalyzer,
+    detector: whatlang::Detector,
 }
 
 impl Default for Analyzer {
@@ -86,17 +87,27 @@ impl Default for Analyzer {
 }
 
 impl Analyzer {
-    /// Loads the VADER lexicons.
+    /// Loads the VADER lexicons; detection considers every language whatlang knows.
     pub fn new() -> Self {
+        Self::with_languages(None)
+    }
+
+    /// Like [`Analyzer::new`], detection limited to `languages` when given (a collection that
+    /// knows its languages avoids confusions between neighbours, e.g. es/pt/gl).
+    pub fn with_languages(languages: Option<Vec<whatlang::Lang>>) -> Self {
         Self {
             vader: SentimentIntensityAnalyzer::new(),
+            detector: match languages {
+                Some(languages) => whatlang::Detector::with_allowlist(languages),
+                None => whatlang::Detector::new(),
+            },
         }
     }
 
     /// Detects the language of `text` and scores it if it is English. `platform_lang` is the
     /// post's own `lang` tag, if any (`und` counts as none).
     pub fn analyze(&self, text: &str, platform_lang: Option<&str>) -> Analysis {
-        let detected = whatlang::detect(text);
+        let detected = self.detector.detect(&text_for_detection(text));
         let language = detected.as_ref().map(|info| iso_639_1_or_3(info.lang()));
         let confidence = detected
             .as_ref()
@@ -122,6 +133,65 @@ impl Analyzer {
             sentiment,
         }
     }
+}
+
+/// Parses a `--languages` list: comma-separated ISO 639-1 (`en`) or 639-3 (`eng`) codes of
+/// languages whatlang knows.
+///
+/// # Errors
+/// Names the first code that is unknown or not supported by whatlang.
+pub fn parse_languages(list: &str) -> Result<LanguageList, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|code| !code.is_empty())
+        .map(|code| {
+            let three = match code.len() {
+                2 => isolang::Language::from_639_1(code).map(|l| l.to_639_3()),
+                _ => Some(code),
+            };
+            let three = match code {
+                "zh" => Some("cmn"),
+                "fa" => Some("pes"),
+                _ => three,
+            };
+            three
+                .and_then(whatlang::Lang::from_code)
+                .ok_or_else(|| format!("'{code}' is not a language code whatlang detects (use ISO 639-1 or 639-3, e.g. en,es,pt)"))
+        })
+        .collect::<Result<_, _>>()
+        .map(LanguageList)
+}
+
+/// A parsed `--languages` allow-list (a newtype, so that clap takes it as one value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LanguageList(pub Vec<whatlang::Lang>);
+
+/// The words of a post that say something about its language: without the `RT @user:`
+/// prefix, links, @mentions and the `#` of hashtags (the tag word stays), with HTML entities
+/// (`&amp;`, which v1.1 text carries) decoded. Handles and URLs are language-neutral tokens
+/// that pull character-trigram detectors towards English.
+pub fn text_for_detection(text: &str) -> String {
+    let decoded = html_escape::decode_html_entities(text);
+    let mut out = String::with_capacity(decoded.len());
+    let mut words = decoded.split_whitespace().peekable();
+    while let Some(word) = words.next() {
+        let is_mention = |w: &str| w.starts_with('@') && w.len() > 1;
+        if word == "RT" && words.peek().is_some_and(|w| is_mention(w)) {
+            continue;
+        }
+        if is_mention(word) || word.starts_with("http://") || word.starts_with("https://") {
+            continue;
+        }
+        let word = word.strip_prefix('#').unwrap_or(word);
+        if word.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 /// whatlang names languages by ISO 639-3; the platforms tag posts with ISO 639-1 (BCP 47).
@@ -176,6 +246,39 @@ mod tests {
         );
         assert_eq!(a.language, Some("en"));
         assert!(a.sentiment.is_some());
+    }
+
+    #[test]
+    fn detection_ignores_handles_links_and_retweet_prefixes() {
+        assert_eq!(
+            text_for_detection(
+                "RT @nba_fan: Qué partido &amp; qué final #NBAFinals https://t.co/xyz @otro"
+            ),
+            "Qué partido & qué final NBAFinals"
+        );
+        assert_eq!(text_for_detection("@a @b https://t.co/x"), "");
+        assert_eq!(text_for_detection("# RT me"), "RT me");
+    }
+
+    #[test]
+    fn allow_lists_parse_and_restrict_detection() {
+        let languages = parse_languages("es, pt,eng").unwrap().0;
+        assert_eq!(
+            languages,
+            vec![
+                whatlang::Lang::Spa,
+                whatlang::Lang::Por,
+                whatlang::Lang::Eng
+            ]
+        );
+        assert!(parse_languages("es,xx").unwrap_err().contains("'xx'"));
+        let analyzer =
+            Analyzer::with_languages(Some(vec![whatlang::Lang::Spa, whatlang::Lang::Eng]));
+        let a = analyzer.analyze(
+            "O time jogou muito bem ontem à noite e os torcedores estavam felizes",
+            None,
+        );
+        assert!(matches!(a.language, Some("es" | "en")), "{a:?}");
     }
 
     #[test]

@@ -315,7 +315,11 @@ fn label_index(label: Label) -> usize {
 }
 
 /// Runs every evaluation over `data` and returns the Markdown report.
-pub fn run(data: &Path, vader_parity: Option<&Path>) -> anyhow::Result<String> {
+pub fn run(
+    data: &Path,
+    vader_parity: Option<&Path>,
+    languages: Option<Vec<whatlang::Lang>>,
+) -> anyhow::Result<String> {
     if !data.is_dir() {
         anyhow::bail!(
             "no data directory at {}; pass --data with the shared data (the folder of MANIFEST.md)",
@@ -324,7 +328,7 @@ pub fn run(data: &Path, vader_parity: Option<&Path>) -> anyhow::Result<String> {
     }
     let started = Instant::now();
     let sets = load(data)?;
-    let analyzer = Analyzer::new();
+    let analyzer = Analyzer::with_languages(languages);
     let detect = |text: &str| analyzer.analyze(text, None).language.map(normalise_lang);
     let vader = |text: &str| {
         let analysis = analyzer.analyze(text, Some("en"));

@@ -71,6 +71,11 @@ struct Cli {
     #[arg(long)]
     no_analysis: bool,
 
+    /// Detect only these languages (comma-separated ISO 639-1/639-3 codes, e.g. en,es,pt);
+    /// default: every language whatlang knows.
+    #[arg(long, env = "LANGUAGES", value_parser = analyze::parse_languages)]
+    languages: Option<analyze::LanguageList>,
+
     #[command(flatten)]
     kafka: KafkaArgs,
 
@@ -109,6 +114,9 @@ enum Command {
         /// (from scripts/bench/accuracy_reference.py --compound-out), to report score parity.
         #[arg(long)]
         vader_parity: Option<PathBuf>,
+        /// Detect only these languages (comma-separated ISO 639-1/639-3 codes).
+        #[arg(long, value_parser = analyze::parse_languages)]
+        languages: Option<analyze::LanguageList>,
     },
 }
 
@@ -117,12 +125,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Stats { db, top }) => print_stats(db, *top).map(|()| ExitCode::SUCCESS),
-        Some(Command::Eval { data, vader_parity }) => {
-            eval::run(data, vader_parity.as_deref()).map(|report| {
-                print!("{report}");
-                ExitCode::SUCCESS
-            })
-        }
+        Some(Command::Eval {
+            data,
+            vader_parity,
+            languages,
+        }) => eval::run(
+            data,
+            vader_parity.as_deref(),
+            languages.clone().map(|l| l.0),
+        )
+        .map(|report| {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }),
         None => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -189,9 +204,10 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     let cancel = shutdown.clone();
     let topic_names = cli.topics.clone();
     let analyze = !cli.no_analysis;
+    let languages = cli.languages.clone().map(|l| l.0);
     let (stats, handler) = tokio::task::spawn_blocking(move || {
         let mut handler = match role {
-            Role::Analysis => AnalysisHandler::new(topic_names, store, metrics, analyze),
+            Role::Analysis => AnalysisHandler::new(topic_names, store, metrics, analyze, languages),
         };
         let stats = runner::run(&consumer, &mut handler, &config, &cancel);
         drop(consumer);
