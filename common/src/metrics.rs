@@ -51,6 +51,46 @@ fn counter_vec(
     metric
 }
 
+fn int_gauge_vec(
+    registry: &Registry,
+    subsystem: &str,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(
+        Opts::new(name, help)
+            .namespace(NAMESPACE)
+            .subsystem(subsystem),
+        labels,
+    )
+    .expect("metric options are static and valid");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
+}
+
+fn gauge_vec(
+    registry: &Registry,
+    subsystem: &str,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> GaugeVec {
+    let metric = GaugeVec::new(
+        Opts::new(name, help)
+            .namespace(NAMESPACE)
+            .subsystem(subsystem),
+        labels,
+    )
+    .expect("metric options are static and valid");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("each metric is registered once");
+    metric
+}
+
 fn gauge(registry: &Registry, subsystem: &str, name: &str, help: &str) -> IntGauge {
     let metric = IntGauge::with_opts(
         Opts::new(name, help)
@@ -160,38 +200,20 @@ impl ProducerMetrics {
                 "Stream disconnects and failed connection attempts, by API and reason.",
                 &["api", "reason"],
             ),
-            stream_connected: {
-                let metric = IntGaugeVec::new(
-                    Opts::new(
-                        "stream_connected",
-                        "1 while the stream is connected, by API.",
-                    )
-                    .namespace(NAMESPACE)
-                    .subsystem(S),
-                    &["api"],
-                )
-                .expect("metric options are static and valid");
-                registry
-                    .register(Box::new(metric.clone()))
-                    .expect("each metric is registered once");
-                metric
-            },
-            stream_backoff_seconds: {
-                let metric = GaugeVec::new(
-                    Opts::new(
-                        "stream_backoff_seconds",
-                        "Wait before the next connection attempt in seconds, by API.",
-                    )
-                    .namespace(NAMESPACE)
-                    .subsystem(S),
-                    &["api"],
-                )
-                .expect("metric options are static and valid");
-                registry
-                    .register(Box::new(metric.clone()))
-                    .expect("each metric is registered once");
-                metric
-            },
+            stream_connected: int_gauge_vec(
+                registry,
+                S,
+                "stream_connected",
+                "1 while the stream is connected, by API.",
+                &["api"],
+            ),
+            stream_backoff_seconds: gauge_vec(
+                registry,
+                S,
+                "stream_backoff_seconds",
+                "Wait before the next connection attempt in seconds, by API.",
+                &["api"],
+            ),
         }
     }
 }
