@@ -18,17 +18,27 @@ use tokio_util::sync::CancellationToken;
 /// Metric name prefix.
 const NAMESPACE: &str = "tweet_pipeline";
 
-fn counter(registry: &Registry, subsystem: &str, name: &str, help: &str) -> IntCounter {
-    let metric = IntCounter::with_opts(
-        Opts::new(name, help)
-            .namespace(NAMESPACE)
-            .subsystem(subsystem),
-    )
-    .expect("metric options are static and valid");
+fn opts(subsystem: &str, name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+        .namespace(NAMESPACE)
+        .subsystem(subsystem)
+}
+
+/// Registers a metric built from static options; both steps fail only on programming errors
+/// (invalid name, or the same name registered twice).
+fn register<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("metric options are static and valid");
     registry
         .register(Box::new(metric.clone()))
         .expect("each metric is registered once");
     metric
+}
+
+fn counter(registry: &Registry, subsystem: &str, name: &str, help: &str) -> IntCounter {
+    register(registry, IntCounter::with_opts(opts(subsystem, name, help)))
 }
 
 fn counter_vec(
@@ -38,17 +48,10 @@ fn counter_vec(
     help: &str,
     labels: &[&str],
 ) -> IntCounterVec {
-    let metric = IntCounterVec::new(
-        Opts::new(name, help)
-            .namespace(NAMESPACE)
-            .subsystem(subsystem),
-        labels,
+    register(
+        registry,
+        IntCounterVec::new(opts(subsystem, name, help), labels),
     )
-    .expect("metric options are static and valid");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once");
-    metric
 }
 
 fn int_gauge_vec(
@@ -58,17 +61,10 @@ fn int_gauge_vec(
     help: &str,
     labels: &[&str],
 ) -> IntGaugeVec {
-    let metric = IntGaugeVec::new(
-        Opts::new(name, help)
-            .namespace(NAMESPACE)
-            .subsystem(subsystem),
-        labels,
+    register(
+        registry,
+        IntGaugeVec::new(opts(subsystem, name, help), labels),
     )
-    .expect("metric options are static and valid");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once");
-    metric
 }
 
 fn gauge_vec(
@@ -78,30 +74,11 @@ fn gauge_vec(
     help: &str,
     labels: &[&str],
 ) -> GaugeVec {
-    let metric = GaugeVec::new(
-        Opts::new(name, help)
-            .namespace(NAMESPACE)
-            .subsystem(subsystem),
-        labels,
-    )
-    .expect("metric options are static and valid");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once");
-    metric
+    register(registry, GaugeVec::new(opts(subsystem, name, help), labels))
 }
 
 fn gauge(registry: &Registry, subsystem: &str, name: &str, help: &str) -> IntGauge {
-    let metric = IntGauge::with_opts(
-        Opts::new(name, help)
-            .namespace(NAMESPACE)
-            .subsystem(subsystem),
-    )
-    .expect("metric options are static and valid");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once");
-    metric
+    register(registry, IntGauge::with_opts(opts(subsystem, name, help)))
 }
 
 /// Metrics of `tweet-producer`.
@@ -245,30 +222,27 @@ impl ConsumerMetrics {
     /// If they are already registered there.
     pub fn register(registry: &Registry) -> Self {
         const S: &str = "consumer";
-        let latency = HistogramVec::new(
-            HistogramOpts::new("processing_latency_seconds", "Seconds from the producer receiving a line to its result being committed to the store.")
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>, label: &str| {
+            let options = HistogramOpts::new(name, help)
                 .namespace(NAMESPACE)
                 .subsystem(S)
-                // 0.5 ms .. ~80 s in steps of 25 %, so that percentiles read off the histogram
-                // (benchmarks, dashboards) are within 25 % of the truth.
-                .buckets(exponential_buckets(0.0005, 1.25, 54).expect("static buckets")),
-            &["topic"],
-        )
-        .expect("metric options are static and valid");
-        registry
-            .register(Box::new(latency.clone()))
-            .expect("each metric is registered once");
-        let batch = HistogramVec::new(
-            HistogramOpts::new("batch_records", "Records per batch committed to the store.")
-                .namespace(NAMESPACE)
-                .subsystem(S)
-                .buckets(exponential_buckets(1.0, 4.0, 8).expect("static buckets")),
-            &["group"],
-        )
-        .expect("metric options are static and valid");
-        registry
-            .register(Box::new(batch.clone()))
-            .expect("each metric is registered once");
+                .buckets(buckets);
+            register(registry, HistogramVec::new(options, &[label]))
+        };
+        let latency = histogram(
+            "processing_latency_seconds",
+            "Seconds from the producer receiving a line to its result being committed to the store.",
+            // 0.5 ms .. ~80 s in steps of 25 %, so that percentiles read off the histogram
+            // (benchmarks, dashboards) are within 25 % of the truth.
+            exponential_buckets(0.0005, 1.25, 54).expect("static buckets"),
+            "topic",
+        );
+        let batch = histogram(
+            "batch_records",
+            "Records per batch committed to the store.",
+            exponential_buckets(1.0, 4.0, 8).expect("static buckets"),
+            "group",
+        );
         Self {
             records: counter_vec(
                 registry,
