@@ -18,6 +18,15 @@ pub const ERROR: &str = "error";
 /// only on v2 posts whose rules have tags.
 pub const MATCHING_RULES: &str = "matching_rules";
 
+/// The current time in milliseconds since the Unix epoch: the unit of [`RECEIVED_AT_MS`] and
+/// of record timestamps (0 if the clock is before 1970).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
 /// The value of the first header named `name`, if present and UTF-8.
 pub fn get<'a>(headers: Option<&'a BorrowedHeaders>, name: &str) -> Option<&'a str> {
     let headers = headers?;

@@ -21,7 +21,8 @@ const CLIENT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Logs librdkafka's own log lines and client errors through `tracing`, each distinct error
 /// at most once per [`CLIENT_LOG_INTERVAL`] at `warn` level (debug otherwise). Embed it in a
-/// client context and forward `log` and `error` to it.
+/// client context and forward `log` and `error` to it (the producer's delivery context and
+/// the consumer's rebalance context do).
 #[derive(Debug, Default)]
 pub struct ClientLog {
     last_logged: Mutex<HashMap<String, Instant>>,
@@ -69,22 +70,6 @@ impl ClientLog {
         } else {
             tracing::debug!(%error, "kafka client error: {reason}");
         }
-    }
-}
-
-/// A client context that only routes librdkafka's logs and errors through [`ClientLog`].
-#[derive(Debug, Default)]
-pub struct LoggingContext {
-    log: ClientLog,
-}
-
-impl ClientContext for LoggingContext {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        self.log.log(level, fac, log_message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.log.error(&error, reason);
     }
 }
 

@@ -1,8 +1,6 @@
 //! The `analysis` consumer-group role: reads the tweets, retweets and control topics, analyses
 //! each post (language, sentiment), upserts one row per post id and applies delete notices.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::Context as _;
 use rdkafka::message::{BorrowedMessage, Message};
 use tweet_pipeline_common::config::TopicNames;
@@ -162,13 +160,6 @@ fn route(payload: &[u8]) -> Option<Routed<'_>> {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 impl Handler for AnalysisHandler {
     fn handle(&mut self, batch: &[BorrowedMessage<'_>]) -> anyhow::Result<()> {
         self.writes.clear();
@@ -177,7 +168,7 @@ impl Handler for AnalysisHandler {
         for message in batch {
             self.plan(message);
         }
-        let committed_at = now_ms();
+        let committed_at = headers::now_ms();
         let outcome = match self.store.apply(&self.writes, committed_at) {
             Ok(outcome) => outcome,
             Err(error) => return Err(error).context("writing the batch to the store"),

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    binary, create_topics, delete_topics, read_back, summary_value, topic_flags, unique,
+    binary, create_topics, delete_topics, free_ports, read_back, sample, scrape, summary_value,
+    terminate, topic_flags, unique,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::Destination;
@@ -192,51 +193,16 @@ fn producer(
     command
 }
 
-fn terminate(child: Child) -> Output {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    child.wait_with_output().expect("exits")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn scrape(port: u16) -> String {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut text = String::new();
-    let _ = stream.read_to_string(&mut text);
-    text
-}
-
+/// The value of `series` in a scrape, 0 when absent.
 fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.rsplit_once(' ')
-                .filter(|(name, _)| *name == series)
-                .and_then(|(_, v)| v.parse().ok())
-        })
-        .unwrap_or(0.0)
+    sample(text, series).unwrap_or(0.0)
 }
 
 /// Waits (up to `secs`) until `check` holds on the producer's metrics; returns the scrape.
 fn wait_metrics(port: u16, secs: u64, what: &str, check: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let text = scrape(port);
+        let text = scrape(port).unwrap_or_default();
         if check(&text) {
             return text;
         }
@@ -283,7 +249,7 @@ async fn x_v2_rules_faults_and_reconnection() {
     emulator.fault(serde_json::json!({"api": "v2", "split_chunks": true, "gzip": true, "malformed_after_lines": 3, "drop_after_lines": 10}));
     emulator.fault(serde_json::json!({"api": "v2", "connect_status": 429}));
 
-    let port = free_port();
+    let port = free_ports().0;
     let args = [
         "--track",
         "the",
@@ -461,7 +427,7 @@ async fn x_v1_oauth_and_mastodon_sse() {
     // connection is answered 420 (v1.1's rate limit) and waits at least a minute.
     emulator.fault(serde_json::json!({"api": "v1", "drop_after_lines": 40}));
     emulator.fault(serde_json::json!({"api": "v1", "connect_status": 420}));
-    let port = free_port();
+    let port = free_ports().0;
     let v1 = producer(
         &emulator,
         &names,
@@ -506,7 +472,7 @@ async fn x_v1_oauth_and_mastodon_sse() {
     assert!(summary_value(&v1_out, &format!("records -> {}", names.tweets)) > 0);
 
     // Mastodon over SSE: updates, synthetic deletes and edits, routed by event.
-    let port = free_port();
+    let port = free_ports().0;
     let masto = Command::new(binary("tweet-producer"))
         .args(["--source", "mastodon", "--timeline", "public", "--instance"])
         .arg(emulator.url())

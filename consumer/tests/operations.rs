@@ -8,47 +8,15 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    assert_group_at_end, binary, create_topics, delete_topics, read_back, run, summary_value,
-    topic_flags, unique,
+    assert_group_at_end, binary, create_topics, delete_topics, free_ports, read_back, run, sample,
+    scrape, summary_value, terminate, topic_flags, unique,
 };
 use tweet_pipeline_common::Destination;
-
-/// Two distinct free ports (both listeners are held until both are known).
-fn free_ports() -> (u16, u16) {
-    let bind = || TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let (a, b) = (bind(), bind());
-    let port = |l: &TcpListener| l.local_addr().expect("bound address").port();
-    (port(&a), port(&b))
-}
-
-/// `GET /metrics` over plain HTTP/1.1; `None` while nothing listens yet.
-fn scrape(port: u16) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response.starts_with("HTTP/1.1 200").then_some(response)
-}
-
-/// The value of the sample `series` (name with labels, as exposed) in a scrape.
-fn sample(scrape: &str, series: &str) -> Option<f64> {
-    scrape.lines().find_map(|line| {
-        let (name, value) = line.rsplit_once(' ')?;
-        (name == series).then(|| value.parse().ok()).flatten()
-    })
-}
 
 /// Scrapes until `series` reaches at least `min` (or 60 s pass); returns the last scrape.
 /// `log` is the process's stderr, shown when it fails.
@@ -73,15 +41,6 @@ fn wait_for(port: u16, series: &str, min: f64, log: &Path) -> String {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn terminate(child: Child) -> Output {
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    child.wait_with_output().expect("child exits")
 }
 
 /// Starts `command` with stdout piped and stderr written to `log`.

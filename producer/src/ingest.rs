@@ -1,11 +1,9 @@
 //! From a framed line to a Kafka record: routing, the dead-letter reasons, counting. Shared by
 //! every source (replay, the X streams, Mastodon), so all of them route the same way.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use tweet_pipeline_common::framing::Frame;
 use tweet_pipeline_common::metrics::ProducerMetrics;
-use tweet_pipeline_common::{route_line, Destination, Kind, LineClass, Routed};
+use tweet_pipeline_common::{headers, route_line, Destination, Kind, LineClass, Routed};
 
 use crate::delivery::{KafkaSink, OutRecord};
 
@@ -34,14 +32,6 @@ pub struct Ingest<'a> {
     max_line_bytes: usize,
     /// What was read so far.
     pub stats: IngestStats,
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 impl<'a> Ingest<'a> {
@@ -97,7 +87,7 @@ impl<'a> Ingest<'a> {
     pub fn record(&mut self, payload: &[u8], routed: Routed<'_>) {
         self.stats.lines_read += 1;
         self.metrics.lines_read.inc();
-        let received_at_ms = now_ms();
+        let received_at_ms = headers::now_ms();
         let destination = routed.destination();
         if destination == Destination::DeadLetter {
             self.metrics
