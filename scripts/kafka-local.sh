@@ -14,17 +14,21 @@
 #
 # Data, logs and the pid file live in <repo>/.local/kafka/ (git-ignored).
 # KAFKA_HEAP_OPTS (default -Xms256m -Xmx768m) bounds the broker's heap.
+# A second, independent broker (the chaos tests stop and restart their own) takes
+# KAFKA_LOCAL_STATE (its own state folder), KAFKA_LOCAL_PORT and KAFKA_LOCAL_CONTROLLER_PORT.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KAFKA_DIR="$ROOT/kafka"
 LIB="$KAFKA_DIR/lib"
-STATE="$ROOT/.local/kafka"
+STATE="${KAFKA_LOCAL_STATE:-$ROOT/.local/kafka}"
+PORT="${KAFKA_LOCAL_PORT:-9092}"
+CONTROLLER_PORT="${KAFKA_LOCAL_CONTROLLER_PORT:-9093}"
 DATA="$STATE/data"
 LOGS="$STATE/logs"
 PIDFILE="$STATE/kafka.pid"
 PROPS="$STATE/server.properties"
-BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
+BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:$PORT}"
 HEAP="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
 READY_TIMEOUT_S="${KAFKA_READY_TIMEOUT_S:-120}"
 
@@ -78,16 +82,17 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start() {
   fetch
   if pid="$(running_pid)"; then log "already running (pid $pid)"; return 0; fi
-  if port_open 9092; then die "127.0.0.1:9092 is taken by another process; stop it or use KAFKA_BOOTSTRAP with your own broker"; fi
+  if port_open "$PORT"; then die "127.0.0.1:$PORT is taken by another process; stop it or use KAFKA_BOOTSTRAP with your own broker"; fi
   mkdir -p "$DATA" "$LOGS"
-  { cat "$KAFKA_DIR/server.properties"; echo; echo "log.dirs=$DATA"; } > "$PROPS"
+  { sed -e "s/127\.0\.0\.1:9092/127.0.0.1:$PORT/g" -e "s/127\.0\.0\.1:9093/127.0.0.1:$CONTROLLER_PORT/g" "$KAFKA_DIR/server.properties"
+    echo; echo "log.dirs=$DATA"; } > "$PROPS"
   if [ ! -f "$DATA/meta.properties" ]; then
     local cluster_id; cluster_id="$(java_tool kafka.tools.StorageTool random-uuid)"
     log "formatting storage in $DATA (cluster id $cluster_id)"
     java_tool kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS" >"$LOGS/format.log" 2>&1 \
       || { cat "$LOGS/format.log" >&2; die "formatting the storage failed"; }
   fi
-  log "starting broker (KRaft, 127.0.0.1:9092, heap $HEAP)"
+  log "starting broker (KRaft, 127.0.0.1:$PORT, heap $HEAP)"
   # setsid: the broker outlives this script and is not hit by the caller's Ctrl-C.
   # shellcheck disable=SC2086
   setsid nohup java $HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
@@ -95,7 +100,7 @@ start() {
     -cp "$LIB/*" kafka.Kafka "$PROPS" >"$LOGS/stdout.log" 2>&1 < /dev/null &
   echo $! > "$PIDFILE"
   local deadline=$((SECONDS + READY_TIMEOUT_S))
-  until port_open 9092 && metadata_ok; do
+  until port_open "$PORT" && metadata_ok; do
     if ! running_pid >/dev/null; then tail -n 30 "$LOGS/server.log" "$LOGS/stdout.log" >&2 2>/dev/null || true; die "the broker exited during start-up (logs above)"; fi
     [ $SECONDS -lt $deadline ] || die "the broker did not answer a metadata request within ${READY_TIMEOUT_S}s; see scripts/kafka-local.sh logs"
     sleep 1
@@ -120,6 +125,8 @@ status() {
     if metadata_ok; then echo "running (pid $pid), answering on $BOOTSTRAP"; return 0; fi
     echo "running (pid $pid) but not answering on $BOOTSTRAP"; return 1
   fi
+  # A broker this checkout did not start (another checkout's, or your own) counts if it answers.
+  if port_open "$PORT" && metadata_ok; then echo "a broker started elsewhere is answering on $BOOTSTRAP"; return 0; fi
   echo "not running"; return 3
 }
 
