@@ -108,6 +108,17 @@ pub struct ProducerMetrics {
     pub stream_connected: IntGaugeVec,
     /// The wait before the next connection attempt, in seconds (0 when connected), by `api`.
     pub stream_backoff_seconds: GaugeVec,
+    /// Bytes in the on-disk spool (records waiting for Kafka), drained segments excluded.
+    pub spool_bytes: IntGauge,
+    /// The spool's size bound in bytes (`--spool-max-bytes`; 0 when the spool is off).
+    pub spool_capacity_bytes: IntGauge,
+    /// Records in the spool not yet handed back to Kafka.
+    pub spool_records: IntGauge,
+    /// Records written to the spool, by `reason` (`queue_full`: Kafka's local queue stayed
+    /// full; `delivery_failed`: librdkafka gave up on a record; `shutdown`: unacknowledged at exit).
+    pub spooled_records: IntCounterVec,
+    /// Times the spool was full and reading paused (backpressure).
+    pub spool_full_waits: IntCounter,
 }
 
 impl ProducerMetrics {
@@ -190,6 +201,37 @@ impl ProducerMetrics {
                 "stream_backoff_seconds",
                 "Wait before the next connection attempt in seconds, by API.",
                 &["api"],
+            ),
+            spool_bytes: gauge(
+                registry,
+                S,
+                "spool_bytes",
+                "Bytes in the on-disk spool waiting for Kafka.",
+            ),
+            spool_capacity_bytes: gauge(
+                registry,
+                S,
+                "spool_capacity_bytes",
+                "Size bound of the on-disk spool in bytes (0: spool off).",
+            ),
+            spool_records: gauge(
+                registry,
+                S,
+                "spool_records",
+                "Records in the on-disk spool not yet handed back to Kafka.",
+            ),
+            spooled_records: counter_vec(
+                registry,
+                S,
+                "spooled_records_total",
+                "Records written to the on-disk spool, by reason.",
+                &["reason"],
+            ),
+            spool_full_waits: counter(
+                registry,
+                S,
+                "spool_full_waits_total",
+                "Times the spool was full and reading paused (backpressure).",
             ),
         }
     }

@@ -8,6 +8,7 @@ mod live;
 mod mastodon;
 mod reconnect;
 mod replay;
+mod spool;
 mod x_v1;
 mod x_v2;
 
@@ -27,7 +28,8 @@ use tweet_pipeline_common::metrics::{self, ProducerMetrics};
 use tweet_pipeline_common::secret::{credential, read_credentials_file};
 use tweet_pipeline_common::{shutdown, telemetry, Destination};
 
-use crate::delivery::{DeliveryReport, KafkaSink};
+use crate::delivery::{DeliveryReport, KafkaSink, SpoolSettings};
+use crate::spool::{FsyncPolicy, SpoolConfig};
 use crate::ingest::IngestStats;
 use crate::replay::ReplayConfig;
 
@@ -131,9 +133,34 @@ struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_LINE_BYTES)]
     max_line_bytes: usize,
 
-    /// At shutdown, wait this long for Kafka to acknowledge outstanding records.
+    /// At shutdown, wait this long for the spool to drain and Kafka to acknowledge outstanding
+    /// records; what is left then goes to the spool and is sent at the next start.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     flush_timeout_secs: u64,
+
+    /// Folder of the on-disk spool, where records wait while Kafka cannot take them (one
+    /// folder per producer; it is locked).
+    #[arg(long, env = "SPOOL_DIR", value_name = "DIR", default_value = DEFAULT_SPOOL_DIR)]
+    spool_dir: PathBuf,
+
+    /// Bound on the spool's size on disk; when it is full, reading pauses. 0 turns the spool
+    /// off (a full queue then only pauses reading).
+    #[arg(long, env = "SPOOL_MAX_BYTES", value_name = "BYTES", default_value_t = DEFAULT_SPOOL_MAX_BYTES)]
+    spool_max_bytes: u64,
+
+    /// Size of one spool segment file; drained segments are deleted.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_SPOOL_SEGMENT_BYTES, value_parser = clap::value_parser!(u64).range(4096..))]
+    spool_segment_bytes: u64,
+
+    /// When spooled records are forced to disk: always (every record), interval (at most
+    /// once a second: a machine crash loses at most the last second), never.
+    #[arg(long, value_enum, default_value_t = FsyncPolicy::Interval)]
+    spool_fsync: FsyncPolicy,
+
+    /// How long Kafka's local queue may stay full (a slow or absent broker) before records go
+    /// to the spool; shorter bursts only pause reading.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    spill_after_ms: u64,
 
     #[command(flatten)]
     kafka: KafkaArgs,
@@ -144,6 +171,16 @@ struct Cli {
     #[command(flatten)]
     metrics: MetricsArgs,
 }
+
+/// Exit status when nothing was lost but records wait in the spool (EX_TEMPFAIL, sysexits.h).
+const EXIT_SPOOLED: u8 = 75;
+/// Default spool folder, relative to the working directory.
+const DEFAULT_SPOOL_DIR: &str = "tweet-producer.spool";
+/// Default spool bound: 1 GiB, about 5 minutes of the full firehose's average rate at ~3 KB a
+/// post (5,700 posts/s), or hours of a filtered stream.
+const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
+/// Default spool segment size: 16 MiB.
+const DEFAULT_SPOOL_SEGMENT_BYTES: u64 = 16 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Source {
@@ -302,11 +339,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(addr) = cli.metrics.addr_or(default_addr) {
         metrics::serve(addr, registry.clone(), shutdown.child_token()).await?;
     }
+    let spool = SpoolSettings {
+        config: (cli.spool_max_bytes > 0).then(|| SpoolConfig {
+            dir: cli.spool_dir.clone(),
+            max_bytes: cli.spool_max_bytes,
+            segment_bytes: cli.spool_segment_bytes.min(cli.spool_max_bytes),
+            fsync: cli.spool_fsync,
+        }),
+        spill_after: Duration::from_millis(cli.spill_after_ms),
+    };
     let sink = Arc::new(KafkaSink::connect(
         &cli.kafka,
         cli.topics.clone(),
         metrics.clone(),
         Duration::from_secs(10),
+        spool,
     )?);
 
     let cancel = shutdown.clone();
@@ -379,6 +426,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         eprintln!("error: {lost} record(s) were not acknowledged by Kafka (see the log above); replay the input again to fill the gap");
         return Ok(ExitCode::FAILURE);
     }
+    if report.spooled_left > 0 {
+        eprintln!(
+            "warning: {} record(s) wait in the spool {}; they are sent when tweet-producer starts again with the same --spool-dir",
+            report.spooled_left,
+            cli.spool_dir.display()
+        );
+        return Ok(ExitCode::from(EXIT_SPOOLED));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -420,6 +475,20 @@ fn print_summary(
         "unacknowledged",
         report.unacknowledged()
     );
+    let _ = writeln!(
+        out,
+        "  {:<24}{:>10}",
+        "retried via the spool",
+        report.returned.iter().sum::<u64>()
+    );
+    let _ = writeln!(out, "  {:<24}{:>10}", "left in spool", report.spooled_left);
+    if report.spooled_at_start > 0 {
+        let _ = writeln!(
+            out,
+            "  {:<24}{:>10}",
+            "from an earlier spool", report.spooled_at_start
+        );
+    }
 }
 
 #[cfg(test)]
