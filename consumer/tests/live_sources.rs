@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    binary, create_topics, delete_topics, free_ports, read_back, sample, scrape, summary_value,
-    terminate, topic_flags, unique,
+    binary, create_topics, delete_topics, free_ports, producer_command, read_back, sample, scrape,
+    summary_value, terminate, topic_flags, unique,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::Destination;
@@ -176,7 +176,7 @@ fn producer(
     env: &[(&str, &str)],
     metrics_port: Option<u16>,
 ) -> Command {
-    let mut command = Command::new(binary("tweet-producer"));
+    let mut command = producer_command();
     command
         .arg("--base-url")
         .arg(emulator.url())
@@ -473,7 +473,7 @@ async fn x_v1_oauth_and_mastodon_sse() {
 
     // Mastodon over SSE: updates, synthetic deletes and edits, routed by event.
     let port = free_ports().0;
-    let masto = Command::new(binary("tweet-producer"))
+    let masto = producer_command()
         .args(["--source", "mastodon", "--timeline", "public", "--instance"])
         .arg(emulator.url())
         .arg("--credentials-file")

@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    assert_group_at_end, binary, create_topics, delete_topics, free_ports, read_back, run, sample,
-    scrape, summary_value, terminate, topic_flags, unique,
+    assert_group_at_end, create_topics, delete_topics, free_ports, producer_command, read_back,
+    run, sample, scrape, summary_value, terminate, topic_flags, unique,
 };
 use tweet_pipeline_common::Destination;
 
@@ -67,7 +67,7 @@ async fn sigterm_loses_nothing_and_metrics_are_served() {
     );
 
     let producer = spawn(
-        Command::new(binary("tweet-producer"))
+        producer_command()
             .arg("--replay")
             .arg(&recording)
             .args(["--loop", "--rate", "1500"])

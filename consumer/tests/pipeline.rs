@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::{
-    assert_group_at_end, binary, create_topics, delete_topics, read_back, run, shared_data,
-    summary_value, topic_flags, unique,
+    assert_group_at_end, create_topics, delete_topics, producer_command, read_back, run,
+    shared_data, summary_value, topic_flags, unique,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::{route_line, Destination, Kind, LineClass};
@@ -76,7 +76,7 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
     let (expected, keepalives) = expected_records(&bytes, &names);
 
     // 1. Producer: every non-blank line becomes exactly one record on its topic, unchanged.
-    let produced = run(Command::new(binary("tweet-producer"))
+    let produced = run(producer_command()
         .arg("--replay")
         .arg(&path)
         .args(topic_flags(&names))

@@ -210,7 +210,10 @@ impl ProducerContext for DeliveryContext {
                 let record = RecordRef {
                     topic: message.topic(),
                     kind_index: kind_index as u8,
-                    timestamp_ms: message.timestamp().to_millis().unwrap_or_else(headers::now_ms),
+                    timestamp_ms: message
+                        .timestamp()
+                        .to_millis()
+                        .unwrap_or_else(headers::now_ms),
                     key: message.key(),
                     headers: message.headers(),
                     payload: message.payload().unwrap_or_default(),
@@ -292,7 +295,8 @@ impl DeliveryReport {
     /// when the producer stopped (lost with the process).
     pub fn unacknowledged(&self) -> u64 {
         let sum = |counts: &[u64; 4]| counts.iter().sum::<u64>();
-        sum(&self.enqueued).saturating_sub(sum(&self.acked) + sum(&self.failed) + sum(&self.returned))
+        sum(&self.enqueued)
+            .saturating_sub(sum(&self.acked) + sum(&self.failed) + sum(&self.returned))
     }
 
     /// Lost records: refused for good, or unacknowledged in memory at exit.
@@ -394,8 +398,11 @@ impl KafkaSink {
         let drainer = match shared.slot {
             None => None,
             Some(_) => {
-                let (shared, producer, tally) =
-                    (Arc::clone(&shared), Arc::clone(&producer), Arc::clone(&tally));
+                let (shared, producer, tally) = (
+                    Arc::clone(&shared),
+                    Arc::clone(&producer),
+                    Arc::clone(&tally),
+                );
                 Some(
                     std::thread::Builder::new()
                         .name("spool-drainer".to_owned())
@@ -529,7 +536,9 @@ impl KafkaSink {
         self.spool.wake.notify_all();
         if let Some(drainer) = self.drainer.take() {
             if drainer.join().is_err() {
-                tracing::error!("the spool drainer panicked; what it had not sent stays in the spool");
+                tracing::error!(
+                    "the spool drainer panicked; what it had not sent stays in the spool"
+                );
             }
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -540,7 +549,8 @@ impl KafkaSink {
                 // and go to the spool. In-flight requests get a last few seconds first.
                 self.producer.purge(PurgeConfig::default().queue());
                 let _ = self.producer.flush(Duration::from_secs(5));
-                self.producer.purge(PurgeConfig::default().queue().inflight());
+                self.producer
+                    .purge(PurgeConfig::default().queue().inflight());
                 let _ = self.producer.flush(Duration::from_secs(2));
             }
         }
@@ -611,7 +621,10 @@ fn drain(shared: &SpoolShared, producer: &ThreadedProducer<DeliveryContext>, tal
         };
         if !guard.active() {
             if drained > 0 {
-                tracing::info!(records = drained, "spool drained; writing to Kafka directly again");
+                tracing::info!(
+                    records = drained,
+                    "spool drained; writing to Kafka directly again"
+                );
                 drained = 0;
             }
             if stop_at().is_some() {

@@ -29,9 +29,9 @@ use tweet_pipeline_common::secret::{credential, read_credentials_file};
 use tweet_pipeline_common::{shutdown, telemetry, Destination};
 
 use crate::delivery::{DeliveryReport, KafkaSink, SpoolSettings};
-use crate::spool::{FsyncPolicy, SpoolConfig};
 use crate::ingest::IngestStats;
 use crate::replay::ReplayConfig;
+use crate::spool::{FsyncPolicy, SpoolConfig};
 
 /// Default `/metrics` address of the producer.
 const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9101";

@@ -177,14 +177,15 @@ impl SpooledRecord {
 
     /// The headers as librdkafka headers.
     pub fn owned_headers(&self) -> OwnedHeaders {
-        self.headers
-            .iter()
-            .fold(OwnedHeaders::new_with_capacity(self.headers.len()), |h, (key, value)| {
+        self.headers.iter().fold(
+            OwnedHeaders::new_with_capacity(self.headers.len()),
+            |h, (key, value)| {
                 h.insert(Header {
                     key,
                     value: value.as_deref(),
                 })
-            })
+            },
+        )
     }
 }
 
@@ -293,7 +294,8 @@ impl Spool {
                 len: valid_len,
             });
             if spool.segments.len() == 1 {
-                let file = File::open(&spool.segments[0].path).map_err(io_error(&spool.config.dir))?;
+                let file =
+                    File::open(&spool.segments[0].path).map_err(io_error(&spool.config.dir))?;
                 let mut reader = BufReader::new(file);
                 reader
                     .seek(SeekFrom::Start(start))
@@ -358,7 +360,10 @@ impl Spool {
         if roll {
             self.start_segment()?;
         }
-        let newest = self.segments.back_mut().expect("a segment was just started");
+        let newest = self
+            .segments
+            .back_mut()
+            .expect("a segment was just started");
         let writer = self.writer.as_mut().expect("the newest segment is open");
         writer
             .write_all(&self.buffer)
@@ -618,7 +623,9 @@ fn scan_segment(path: &Path, start: u64, newest: bool) -> Result<(u64, u64), Spo
         .map_err(io_error(path))?;
     let len = file.metadata().map_err(io_error(path))?.len();
     let mut reader = BufReader::new(&file);
-    reader.seek(SeekFrom::Start(start)).map_err(io_error(path))?;
+    reader
+        .seek(SeekFrom::Start(start))
+        .map_err(io_error(path))?;
     let (mut offset, mut records) = (start, 0);
     while offset < len {
         let frame = match read_frame(&mut reader, path, offset) {
@@ -699,7 +706,9 @@ fn encode<H: Headers>(buffer: &mut Vec<u8>, record: &RecordRef<'_, H>) {
     buffer.extend_from_slice(&record.timestamp_ms.to_le_bytes());
     put_short(buffer, record.topic.as_bytes());
     put_optional(buffer, record.key);
-    let count = record.headers.map_or(0, |h| h.count().min(usize::from(u16::MAX)));
+    let count = record
+        .headers
+        .map_or(0, |h| h.count().min(usize::from(u16::MAX)));
     buffer.extend_from_slice(&(count as u16).to_le_bytes());
     if let Some(headers) = record.headers {
         for header in headers.iter().take(count) {
@@ -821,7 +830,11 @@ mod tests {
             let Some(record) = spool.peek().unwrap().cloned() else {
                 break;
             };
-            assert_eq!(spool.peek().unwrap(), Some(&record), "peek does not consume");
+            assert_eq!(
+                spool.peek().unwrap(),
+                Some(&record),
+                "peek does not consume"
+            );
             out.push(String::from_utf8(record.key.clone().unwrap()).unwrap());
             spool.consume().unwrap();
         }
@@ -840,8 +853,14 @@ mod tests {
         assert_eq!(first.topic, "tweets");
         assert_eq!(first.kind_index, 1);
         assert_eq!(first.timestamp_ms, 1_700_000_000_000);
-        assert_eq!(first.headers, vec![("kind".to_owned(), Some(b"tweet".to_vec()))]);
-        assert_eq!(first.payload, br#"{"id_str":"0","text":"post number 0"}"#.to_vec());
+        assert_eq!(
+            first.headers,
+            vec![("kind".to_owned(), Some(b"tweet".to_vec()))]
+        );
+        assert_eq!(
+            first.payload,
+            br#"{"id_str":"0","text":"post number 0"}"#.to_vec()
+        );
         let keys = drain(&mut spool, usize::MAX);
         assert_eq!(keys, (0..20).map(|n| n.to_string()).collect::<Vec<_>>());
         assert!(spool.is_empty());
@@ -864,7 +883,16 @@ mod tests {
                 Err(error) => break error,
             }
         };
-        assert!(matches!(error, SpoolError::Full { max_bytes: 1000, .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                SpoolError::Full {
+                    max_bytes: 1000,
+                    ..
+                }
+            ),
+            "{error}"
+        );
         assert!(spool.used_bytes() <= 1000);
         assert_eq!(spool.records(), accepted as u64);
         // Draining the oldest segment frees its bytes.
@@ -930,6 +958,15 @@ mod tests {
         bytes[last] ^= 0xff;
         fs::write(&first, bytes).unwrap();
         let error = Spool::open(config(dir.path(), 1 << 20, 200)).unwrap_err();
-        assert!(matches!(error, SpoolError::Corrupt { reason: "CRC mismatch", .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                SpoolError::Corrupt {
+                    reason: "CRC mismatch",
+                    ..
+                }
+            ),
+            "{error}"
+        );
     }
 }

@@ -47,6 +47,17 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// `tweet-producer` with a spool folder of its own (the default folder, relative to the
+/// working directory, is locked by one producer at a time and tests run in parallel).
+pub fn producer_command() -> Command {
+    let mut command = Command::new(binary("tweet-producer"));
+    command.env(
+        "SPOOL_DIR",
+        std::env::temp_dir().join(unique("tweet-producer-spool")),
+    );
+    command
+}
+
 pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

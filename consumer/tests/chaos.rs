@@ -1,0 +1,692 @@
+//! The chaos suite: the pipeline under broker outage, crashes and rebalances, against real
+//! Kafka brokers. Every case prints its tally (lines in, records out, rows stored, duplicates,
+//! lost) and asserts 0 lost and 0 duplicated.
+//!
+//! - `broker_outage_and_full_spool`: a broker of its own (scripts/kafka-local.sh with its own
+//!   ports and state folder, so the shared broker other tests use keeps running) is stopped for
+//!   30 s and restarted during a replay at 2,500 lines/s (case a), then stopped again while a
+//!   producer with a tiny spool runs until the spool is full (case d).
+//! - `consumer_sigkilled_ten_times`: the analysis consumer SIGKILLed at random moments (case b).
+//! - `group_member_sigkilled_partner_takes_over`: two analysis consumers in one group, one
+//!   SIGKILLed (case c).
+//!
+//! Case e (the producer SIGTERMed mid-stream) is `operations.rs`.
+//!
+//! Reads recordings from ../shared/data (fails with a message when it is absent).
+
+mod support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use support::{
+    binary, create_topics, delete_topics, free_ports, run, sample, scrape, shared_data,
+    summary_value, topic_flags, unique, PARTITIONS,
+};
+use tweet_pipeline_common::config::TopicNames;
+use tweet_pipeline_common::{route_line, Destination, LineClass};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Every v1.1 sample- and filter-stream recording, concatenated (about 8,000 real lines with
+/// tweets, retweets, deletes and limit notices), `times` times over.
+fn recordings(times: usize) -> Vec<u8> {
+    let data = shared_data().join("twitter_v1");
+    let mut once = Vec::new();
+    for folder in ["stream_sample", "stream_filter"] {
+        let mut files: Vec<_> = std::fs::read_dir(data.join(folder))
+            .expect("recordings folder")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        files.sort();
+        for file in files {
+            once.extend(std::fs::read(&file).expect("recording"));
+            if !once.ends_with(b"\n") {
+                once.push(b'\n');
+            }
+        }
+    }
+    once.repeat(times)
+}
+
+fn value_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What a recording must become: how many times each record value appears, and the ids of the
+/// rows the analysis store must end with (distinct posts less deleted ones).
+struct Expected {
+    values: HashMap<u64, u64>,
+    records: u64,
+    rows: BTreeSet<String>,
+}
+
+fn expected(bytes: &[u8]) -> Expected {
+    let mut values = HashMap::new();
+    let (mut records, mut posts, mut deleted) = (0, BTreeSet::new(), BTreeSet::new());
+    for line in bytes.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let LineClass::Record(routed) = route_line(line) else {
+            continue;
+        };
+        records += 1;
+        *values.entry(value_hash(line)).or_insert(0) += 1;
+        let destination = routed.destination();
+        let key = routed.key.map(|k| k.into_owned());
+        match (destination, key) {
+            (Destination::Tweets | Destination::Retweets, Some(id)) => {
+                posts.insert(id);
+            }
+            (Destination::Control, Some(id)) if line.starts_with(b"{\"delete\"") => {
+                deleted.insert(id);
+            }
+            _ => {}
+        }
+    }
+    Expected {
+        values,
+        records,
+        rows: posts.difference(&deleted).cloned().collect(),
+    }
+}
+
+/// Reads every record of the pipeline's topics on `bootstrap` and counts values by hash.
+fn read_all(bootstrap: &str, names: &TopicNames, expected_records: u64) -> HashMap<u64, u64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("chaos-read"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for destination in Destination::ALL {
+        for partition in 0..PARTITIONS {
+            assignment
+                .add_partition_offset(names.name(destination), partition, Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut values = HashMap::new();
+    let mut count = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut quiet_since = Instant::now();
+    // Until the expected number arrived and then 2 s more (a duplicate would show up), or 120 s.
+    while Instant::now() < deadline
+        && (count < expected_records || quiet_since.elapsed() < Duration::from_secs(2))
+    {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                *values
+                    .entry(value_hash(message.payload().unwrap_or_default()))
+                    .or_insert(0) += 1;
+                count += 1;
+                quiet_since = Instant::now();
+            }
+            Some(Err(error)) => panic!("reading back: {error}"),
+            None => {}
+        }
+    }
+    values
+}
+
+/// (records out, duplicated, lost) of what Kafka holds against what the input must produce.
+fn compare(expected: &HashMap<u64, u64>, got: &HashMap<u64, u64>) -> (u64, u64, u64) {
+    let (mut duplicated, mut lost) = (0, 0);
+    for (hash, want) in expected {
+        let have = got.get(hash).copied().unwrap_or(0);
+        duplicated += have.saturating_sub(*want);
+        lost += want.saturating_sub(have);
+    }
+    let strangers: u64 = got
+        .iter()
+        .filter(|(hash, _)| !expected.contains_key(hash))
+        .map(|(_, n)| n)
+        .sum();
+    (got.values().sum(), duplicated + strangers, lost)
+}
+
+fn tally(case: &str, lines_in: u64, records_out: u64, rows: usize, duplicated: u64, lost: u64) {
+    println!(
+        "chaos {case}: lines in {lines_in}, records out {records_out}, rows stored {rows}, duplicates {duplicated}, lost {lost}"
+    );
+}
+
+fn stored_ids(db: &Path) -> BTreeSet<String> {
+    let conn = rusqlite::Connection::open(db).expect("store");
+    let mut statement = conn.prepare("SELECT id FROM posts").expect("query");
+    let ids = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .expect("rows");
+    ids.collect::<Result<_, _>>().expect("ids")
+}
+
+/// (missing, unexpected) ids of the store against the expected rows.
+fn diff_rows(expected: &BTreeSet<String>, stored: &BTreeSet<String>) -> (usize, usize) {
+    (
+        expected.difference(stored).count(),
+        stored.difference(expected).count(),
+    )
+}
+
+fn kill(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+fn output_of(child: Child) -> Output {
+    child.wait_with_output().expect("child exits")
+}
+
+/// A broker of this test's own: the repository's scripts/kafka-local.sh with its own ports
+/// and state folder. Stopped (by its pid file, so only the process it started) on drop.
+struct OwnBroker {
+    state: tempfile::TempDir,
+    port: u16,
+    controller_port: u16,
+}
+
+impl OwnBroker {
+    fn start() -> Self {
+        let (port, controller_port) = free_ports();
+        let broker = Self {
+            state: tempfile::tempdir().expect("state folder"),
+            port,
+            controller_port,
+        };
+        broker.script("start");
+        broker
+    }
+
+    fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn script(&self, action: &str) {
+        let started = Instant::now();
+        let output = Command::new(repo_root().join("scripts/kafka-local.sh"))
+            .arg(action)
+            .env("KAFKA_LOCAL_STATE", self.state.path())
+            .env("KAFKA_LOCAL_PORT", self.port.to_string())
+            .env(
+                "KAFKA_LOCAL_CONTROLLER_PORT",
+                self.controller_port.to_string(),
+            )
+            .env("KAFKA_BOOTSTRAP", self.bootstrap())
+            .output()
+            .expect("kafka-local.sh runs");
+        assert!(
+            output.status.success(),
+            "kafka-local.sh {action} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        println!(
+            "own broker on {}: {action} took {:.1} s",
+            self.bootstrap(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    async fn create_topics(&self, prefix: &str) -> TopicNames {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .create()
+            .expect("admin client");
+        let names = TopicNames::with_prefix(prefix);
+        let topics: Vec<NewTopic<'_>> = Destination::ALL
+            .iter()
+            .map(|d| NewTopic::new(names.name(*d), PARTITIONS, TopicReplication::Fixed(1)))
+            .collect();
+        for result in admin
+            .create_topics(&topics, &AdminOptions::new())
+            .await
+            .expect("create topics")
+        {
+            result.expect("topic created");
+        }
+        names
+    }
+
+    fn flags(&self, names: &TopicNames) -> Vec<String> {
+        let mut flags = topic_flags(names);
+        flags.retain(|f| !f.starts_with("--bootstrap="));
+        flags.push(format!("--bootstrap={}", self.bootstrap()));
+        flags
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("scripts/kafka-local.sh"))
+            .arg("stop")
+            .env("KAFKA_LOCAL_STATE", self.state.path())
+            .env("KAFKA_LOCAL_PORT", self.port.to_string())
+            .env(
+                "KAFKA_LOCAL_CONTROLLER_PORT",
+                self.controller_port.to_string(),
+            )
+            .env("KAFKA_BOOTSTRAP", self.bootstrap())
+            .output();
+    }
+}
+
+/// Scrapes `port` until `check` holds for the scrape, or panics after `timeout` with `log`.
+fn wait_until(port: u16, timeout: Duration, log: &Path, what: &str, check: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(text) = scrape(port) {
+            if check(&text) {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {timeout:?}; producer log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn metric(port: u16, series: &str) -> f64 {
+    scrape(port)
+        .and_then(|text| sample(&text, series))
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_outage_and_full_spool() {
+    let broker = OwnBroker::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    // a. The broker stopped for 30 s and restarted during a replay at 2,500 lines/s.
+    let names = broker
+        .create_topics(&format!("{}-", unique("outage")))
+        .await;
+    let bytes = recordings(20);
+    let want = expected(&bytes);
+    let input = dir.path().join("input.jsonl");
+    std::fs::write(&input, &bytes).expect("input");
+    let lines_in = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as u64;
+    let (port, _) = free_ports();
+    let log = dir.path().join("producer-a.log");
+    let producer = Command::new(binary("tweet-producer"))
+        .arg("--replay")
+        .arg(&input)
+        .args(["--rate", "2500"])
+        .arg("--spool-dir")
+        .arg(dir.path().join("spool-a"))
+        .args(broker.flags(&names))
+        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+        .args(["--flush-timeout-secs", "120"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("producer starts");
+    wait_until(
+        port,
+        Duration::from_secs(60),
+        &log,
+        "records flowing",
+        |t| sample(t, "tweet_producer_lines_read_total").is_some_and(|v| v > 5000.0),
+    );
+    broker.script("stop");
+    let read_at_stop = metric(port, "tweet_producer_lines_read_total");
+    std::thread::sleep(Duration::from_secs(30));
+    let read_during = metric(port, "tweet_producer_lines_read_total") - read_at_stop;
+    let spooled_during = metric(port, "tweet_producer_spool_records");
+    broker.script("start");
+    let output = output_of(producer);
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        output.status.success(),
+        "producer failed: {}\n{}\n{stderr}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout)
+    );
+    println!("{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        read_during > 30_000.0,
+        "the producer kept reading during the outage (read {read_during} lines in 30 s)"
+    );
+    assert!(
+        spooled_during > 0.0 && stderr.contains("spooling to disk"),
+        "the outage outlasted the in-memory queue, so records were spooled ({spooled_during} in the spool)"
+    );
+    assert_eq!(summary_value(&output, "lines read"), lines_in);
+    assert_eq!(summary_value(&output, "left in spool"), 0);
+    let got = read_all(&broker.bootstrap(), &names, want.records);
+    let (out, duplicated, lost) = compare(&want.values, &got);
+
+    // ... and every distinct post once in the store.
+    let db = dir.path().join("outage.db");
+    run(Command::new(env!("CARGO_BIN_EXE_tweet-consumer"))
+        .args([
+            "--group",
+            &unique("analysis"),
+            "--role",
+            "analysis",
+            "--exit-at-end",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .args(broker.flags(&names))
+        .arg("--metrics-addr=off"));
+    let stored = stored_ids(&db);
+    let (missing, unexpected) = diff_rows(&want.rows, &stored);
+    tally(
+        "a (broker down 30 s)",
+        lines_in,
+        out,
+        stored.len(),
+        duplicated + unexpected as u64,
+        lost + missing as u64,
+    );
+    assert_eq!(
+        (duplicated, lost),
+        (0, 0),
+        "Kafka holds every line exactly once"
+    );
+    assert_eq!(
+        (missing, unexpected),
+        (0, 0),
+        "one row per distinct undeleted post"
+    );
+
+    // d. The spool filled on purpose: reading pauses with a clear message, nothing is dropped.
+    let names = broker
+        .create_topics(&format!("{}-", unique("spoolfull")))
+        .await;
+    let bytes = recordings(2);
+    let want = expected(&bytes);
+    let input = dir.path().join("input-d.jsonl");
+    std::fs::write(&input, &bytes).expect("input");
+    let lines_in = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as u64;
+    let log = dir.path().join("producer-d.log");
+    let producer = Command::new(binary("tweet-producer"))
+        .arg("--replay")
+        .arg(&input)
+        .args(["--rate", "2000", "--spill-after-ms", "200"])
+        .arg("--spool-dir")
+        .arg(dir.path().join("spool-d"))
+        .args([
+            "--spool-max-bytes",
+            "4000000",
+            "--spool-segment-bytes",
+            "500000",
+        ])
+        .args(["-X", "queue.buffering.max.kbytes=2048"])
+        .args(broker.flags(&names))
+        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+        .args(["--flush-timeout-secs", "120"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("producer starts");
+    wait_until(
+        port,
+        Duration::from_secs(60),
+        &log,
+        "records flowing",
+        |t| {
+            sample(
+                t,
+                "tweet_producer_records_sent_total{kind=\"tweet\",topic=\"tweets\"}",
+            )
+            .is_some_and(|v| v > 100.0)
+        },
+    );
+    broker.script("stop");
+    wait_until(port, Duration::from_secs(60), &log, "a full spool", |t| {
+        sample(t, "tweet_producer_spool_full_waits_total").is_some_and(|v| v > 0.0)
+    });
+    let paused_at = metric(port, "tweet_producer_lines_read_total");
+    std::thread::sleep(Duration::from_secs(3));
+    let paused_later = metric(port, "tweet_producer_lines_read_total");
+    let spool_bytes = metric(port, "tweet_producer_spool_bytes");
+    assert_eq!(
+        paused_at, paused_later,
+        "reading paused while the spool was full"
+    );
+    assert!(
+        spool_bytes <= 4_000_000.0,
+        "the spool stays within its bound"
+    );
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        stderr.contains("spool full: reading is paused"),
+        "a clear message:\n{stderr}"
+    );
+    broker.script("start");
+    let output = output_of(producer);
+    assert!(
+        output.status.success(),
+        "producer failed: {}\n{}",
+        output.status,
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert_eq!(summary_value(&output, "lines read"), lines_in);
+    let got = read_all(&broker.bootstrap(), &names, want.records);
+    let (out, duplicated, lost) = compare(&want.values, &got);
+    tally("d (spool full)", lines_in, out, 0, duplicated, lost);
+    assert_eq!(
+        (duplicated, lost),
+        (0, 0),
+        "Kafka holds every line exactly once"
+    );
+}
+
+/// Produces `times` copies of the recordings into fresh topics on the shared broker.
+async fn produce_recordings(times: usize, dir: &Path) -> (TopicNames, Expected, u64) {
+    let names = create_topics(&format!("{}-", unique("chaos"))).await;
+    let bytes = recordings(times);
+    let want = expected(&bytes);
+    let input = dir.join("input.jsonl");
+    std::fs::write(&input, &bytes).expect("input");
+    let lines_in = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .count() as u64;
+    run(support::producer_command()
+        .arg("--replay")
+        .arg(&input)
+        .args(topic_flags(&names))
+        .arg("--metrics-addr=off"));
+    (names, want, lines_in)
+}
+
+fn analysis_consumer(group: &str, db: &Path, names: &TopicNames, log: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tweet-consumer"));
+    command
+        .args([
+            "--group",
+            group,
+            "--role",
+            "analysis",
+            "--batch-size",
+            "100",
+        ])
+        .arg("--db")
+        .arg(db)
+        .args(topic_flags(names))
+        .arg("--metrics-addr=off")
+        // A SIGKILLed member is noticed after 6 s (the broker's minimum) rather than 45 s.
+        .args([
+            "-X",
+            "session.timeout.ms=6000",
+            "-X",
+            "heartbeat.interval.ms=1000",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(log)
+                .expect("log"),
+        );
+    command
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consumer_sigkilled_ten_times() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (names, want, lines_in) = produce_recordings(3, dir.path()).await;
+    let db = dir.path().join("tweets.db");
+    let log = dir.path().join("consumer.log");
+    let group = unique("analysis");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    println!("kill delays from seed {seed}");
+    let mut state = u64::from(seed) | 1;
+    let mut kills = 0;
+    let mut rows_at_kill = Vec::new();
+    while kills < 10 {
+        // xorshift: a kill between 0.3 and 1.5 s after start, covering start-up, join and batches.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let delay = Duration::from_millis(300 + state % 1200);
+        let mut child = analysis_consumer(&group, &db, &names, &log)
+            .spawn()
+            .expect("consumer starts");
+        std::thread::sleep(delay);
+        if child.try_wait().expect("status").is_some() {
+            panic!(
+                "the consumer exited by itself:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        kill(&mut child);
+        kills += 1;
+        rows_at_kill.push(if db.exists() {
+            stored_ids(&db).len()
+        } else {
+            0
+        });
+    }
+    println!("rows after each SIGKILL: {rows_at_kill:?}");
+    let last = run(analysis_consumer(&group, &db, &names, &log).arg("--exit-at-end"));
+    let stored = stored_ids(&db);
+    let (missing, unexpected) = diff_rows(&want.rows, &stored);
+    tally(
+        "b (consumer SIGKILLed 10 times)",
+        lines_in,
+        want.records,
+        stored.len(),
+        unexpected as u64,
+        missing as u64,
+    );
+    assert!(
+        rows_at_kill.iter().any(|n| *n > 0 && *n < want.rows.len()),
+        "a kill landed while rows were being written: {rows_at_kill:?}"
+    );
+    assert!(
+        summary_value(&last, "records consumed") < want.records,
+        "the killed runs committed offsets, so the last run did not start from the beginning"
+    );
+    assert_eq!(
+        (missing, unexpected),
+        (0, 0),
+        "the store equals the distinct undeleted posts"
+    );
+    delete_topics(&names).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_member_sigkilled_partner_takes_over() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (names, want, lines_in) = produce_recordings(3, dir.path()).await;
+    let db = dir.path().join("tweets.db");
+    let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
+    let group = unique("analysis");
+    let mut a = analysis_consumer(&group, &db, &names, &log_a)
+        .spawn()
+        .expect("consumer a starts");
+    let b = analysis_consumer(&group, &db, &names, &log_b)
+        .spawn()
+        .expect("consumer b starts");
+    // Both members hold partitions before one dies.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let assigned = |log: &Path| {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("partitions assigned") && l.contains('['))
+            .last()
+            .map(str::to_owned)
+    };
+    while assigned(&log_a).is_none() || assigned(&log_b).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "both members were never assigned partitions"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    kill(&mut a);
+    let rows_at_kill = if db.exists() {
+        stored_ids(&db).len()
+    } else {
+        0
+    };
+    // The survivor gets the dead member's partitions after its session times out (6 s).
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while stored_ids(&db).len() < want.rows.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let b = support::terminate(b);
+    let stored = stored_ids(&db);
+    let (missing, unexpected) = diff_rows(&want.rows, &stored);
+    tally(
+        "c (one of two group members SIGKILLed)",
+        lines_in,
+        want.records,
+        stored.len(),
+        unexpected as u64,
+        missing as u64,
+    );
+    println!("rows when member a was killed: {rows_at_kill}");
+    assert!(
+        rows_at_kill < want.rows.len(),
+        "member a died with work left"
+    );
+    let last_assignment = assigned(&log_b).unwrap_or_default();
+    assert_eq!(
+        last_assignment.matches('[').count(),
+        3 * PARTITIONS as usize,
+        "member b holds every partition after a died: {last_assignment}"
+    );
+    assert!(b.status.success(), "member b stopped cleanly: {}", b.status);
+    assert_eq!(
+        (missing, unexpected),
+        (0, 0),
+        "the store equals the distinct undeleted posts"
+    );
+    support::assert_group_at_end(&group, &[&names.tweets, &names.retweets, &names.control]);
+    delete_topics(&names).await;
+}
