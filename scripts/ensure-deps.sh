@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the build, the tests and the demo need and that a fresh machine may lack:
 # Java and Maven (the local Kafka broker), a C toolchain (librdkafka and SQLite are compiled by
-# cargo), kcat (topic inspection). Debian packages via apt-get; Rust itself must be installed
-# (rustup); crates and the Kafka jars are fetched by cargo and Maven on first use.
+# cargo), kcat (topic inspection), Prometheus and promtool (the monitoring test runs a real
+# Prometheus on deploy/prometheus.yml), docker-compose (validates docker-compose.kafka.yml; no
+# Docker engine needed). Debian packages via apt-get; Rust itself must be installed (rustup);
+# crates and the Kafka jars are fetched by cargo and Maven on first use.
+# systemd-analyze (package systemd) is used when present and not installed here.
 set -euo pipefail
 
 need=()
@@ -15,6 +18,10 @@ command -v perl >/dev/null 2>&1 || need+=(perl)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
+# Debian's prometheus package also installs (and, where systemd runs, enables) a
+# prometheus.service on :9090; `systemctl disable --now prometheus` if you don't want it.
+{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need+=(prometheus)
+{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } || need+=(docker-compose)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "ensure-deps: installing ${need[*]} with apt-get" >&2

@@ -255,6 +255,10 @@ pub struct ConsumerMetrics {
     pub processing_latency: HistogramVec,
     /// Records per processed batch.
     pub batch_records: HistogramVec,
+    /// Records not yet made durable, per assigned partition: its high watermark minus the next
+    /// offset to commit (from librdkafka's statistics), by consumer `group` id, `topic` role and
+    /// `partition`. Each instance reports only the partitions assigned to it.
+    pub lag_records: IntGaugeVec,
 }
 
 impl ConsumerMetrics {
@@ -321,6 +325,13 @@ impl ConsumerMetrics {
             ),
             processing_latency: latency,
             batch_records: batch,
+            lag_records: int_gauge_vec(
+                registry,
+                S,
+                "lag_records",
+                "Records behind the high watermark per assigned partition, by group, topic role and partition.",
+                &["group", "topic", "partition"],
+            ),
         }
     }
 }

@@ -4,6 +4,7 @@
 mod analysis;
 mod analyze;
 mod eval;
+mod lag;
 mod runner;
 mod store;
 
@@ -176,10 +177,12 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     let store = Store::open(&cli.db)
         .with_context(|| format!("cannot open the store {}", cli.db.display()))?;
     let client_id = format!("tweet-consumer-{}", cli.group);
-    let consumer: BaseConsumer<RebalanceContext> =
-        kafka::consumer_config(&cli.kafka, &cli.group, &client_id)
-            .create_with_context(RebalanceContext::default())
-            .context("invalid Kafka consumer configuration (check -X properties)")?;
+    let mut client_config = kafka::consumer_config(&cli.kafka, &cli.group, &client_id);
+    lag::enable_statistics(&mut client_config);
+    let lag = lag::LagGauge::new(metrics.lag_records.clone(), &cli.group, cli.topics.clone());
+    let consumer: BaseConsumer<RebalanceContext> = client_config
+        .create_with_context(RebalanceContext::with_lag(lag))
+        .context("invalid Kafka consumer configuration (check -X properties)")?;
     let topics = [
         cli.topics.tweets.as_str(),
         cli.topics.retweets.as_str(),

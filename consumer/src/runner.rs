@@ -16,9 +16,12 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tweet_pipeline_common::kafka::ClientLog;
+
+use crate::lag::LagGauge;
 
 /// How long one poll waits when nothing arrives (also how quickly shutdown is noticed).
 const POLL_TIMEOUT: Duration = Duration::from_millis(200);
@@ -58,10 +61,23 @@ pub struct RunStats {
 }
 
 /// Consumer context: commits stored offsets synchronously before partitions are revoked, so
-/// the next owner starts exactly after what this instance made durable.
+/// the next owner starts exactly after what this instance made durable; with a [`LagGauge`],
+/// turns librdkafka's statistics into the consumer lag metric.
 #[derive(Debug, Default)]
 pub struct RebalanceContext {
     log: ClientLog,
+    lag: Option<LagGauge>,
+}
+
+impl RebalanceContext {
+    /// A context that also reports consumer lag (needs `statistics.interval.ms`, see
+    /// [`crate::lag::enable_statistics`]).
+    pub fn with_lag(lag: LagGauge) -> Self {
+        Self {
+            lag: Some(lag),
+            ..Self::default()
+        }
+    }
 }
 
 impl ClientContext for RebalanceContext {
@@ -71,6 +87,12 @@ impl ClientContext for RebalanceContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.log.error(&error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        if let Some(lag) = &self.lag {
+            lag.record(&statistics);
+        }
     }
 }
 
