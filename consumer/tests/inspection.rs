@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use support::{binary, bootstrap, create_topics, delete_topics, run, topic_flags, unique};
+use support::{
+    bootstrap, create_topics, delete_topics, producer_command, run, topic_flags, unique,
+};
 use tweet_pipeline_common::{route_line, Destination, LineClass};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -18,7 +20,7 @@ async fn console_consumer_shows_keys_and_headers() {
     let names = create_topics(&prefix).await;
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let sample = repo.join("data/sample/stream.jsonl");
-    run(Command::new(binary("tweet-producer"))
+    run(producer_command()
         .arg("--replay")
         .arg(&sample)
         .args(topic_flags(&names))
