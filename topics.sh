@@ -4,8 +4,9 @@
 # Existing topics are left as they are (their partition count is reported, never reduced).
 #
 #   topic       partitions  cleanup  retention           why
-#   tweets      $PARTITIONS delete   7 days or 1 GiB/p   raw posts; replayable for a week
-#   retweets    $PARTITIONS delete   7 days or 1 GiB/p   raw retweets, same
+#   tweets      $PARTITIONS compact,delete  7 days or 1 GiB/p  raw posts; replayable for a week;
+#                                    a tombstone (deleted post) erases the post within 13 hours
+#   retweets    $PARTITIONS compact,delete  7 days or 1 GiB/p  raw retweets, same
 #   control     $PARTITIONS delete   7 days or 256 MiB/p delete/limit/disconnect/... notices
 #   deadletter  $PARTITIONS delete   30 days or 256 MiB/p malformed/unknown lines kept for inspection
 #   scheduled   $PARTITIONS compact  (latest per id)     scheduled posts by id; a tombstone cancels
@@ -36,8 +37,15 @@ create() {
     --partitions "$PARTITIONS" --replication-factor "$REPLICATION" "$@" >/dev/null
 }
 
-create tweets     --config cleanup.policy=delete --config retention.ms=$((7 * DAY_MS))  --config retention.bytes=$GIB
-create retweets   --config cleanup.policy=delete --config retention.ms=$((7 * DAY_MS))  --config retention.bytes=$GIB
+# Delete compliance (X Developer Policy: honour deletes within 24 hours): the analysis group writes
+# a tombstone for every deleted post; segments roll hourly and max.compaction.lag.ms forces the
+# cleaner to compact a segment within 12 hours, so the content is gone from Kafka within ~13 h.
+# Tombstones stay one day (delete.retention.ms) so that every consumer group sees them.
+COMPACT="--config cleanup.policy=compact,delete --config segment.ms=$((DAY_MS / 24)) --config max.compaction.lag.ms=$((DAY_MS / 2)) --config delete.retention.ms=$DAY_MS"
+# shellcheck disable=SC2086
+create tweets     $COMPACT --config retention.ms=$((7 * DAY_MS))  --config retention.bytes=$GIB
+# shellcheck disable=SC2086
+create retweets   $COMPACT --config retention.ms=$((7 * DAY_MS))  --config retention.bytes=$GIB
 create control    --config cleanup.policy=delete --config retention.ms=$((7 * DAY_MS))  --config retention.bytes=$((256 * MIB))
 create deadletter --config cleanup.policy=delete --config retention.ms=$((30 * DAY_MS)) --config retention.bytes=$((256 * MIB))
 create scheduled  --config cleanup.policy=compact --config min.compaction.lag.ms=0

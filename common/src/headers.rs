@@ -1,7 +1,8 @@
 //! Names of the Kafka record headers the pipeline writes, and helpers to read them back.
 //!
 //! Every record the producer writes carries `kind`, `source` and `received_at_ms`; a
-//! dead-lettered record also carries `error`. Header values are UTF-8 text.
+//! dead-lettered record also carries `error`, and one a consumer dead-lettered also the
+//! `original_*` position and `dead_lettered_by`. Header values are UTF-8 text.
 
 use rdkafka::message::{BorrowedHeaders, Headers};
 
@@ -14,6 +15,14 @@ pub const SOURCE: &str = "source";
 pub const RECEIVED_AT_MS: &str = "received_at_ms";
 /// Why a line was dead-lettered (only on `deadletter` records).
 pub const ERROR: &str = "error";
+/// On a record a consumer dead-lettered: the topic it was read from.
+pub const ORIGINAL_TOPIC: &str = "original_topic";
+/// On a record a consumer dead-lettered: its partition (decimal text).
+pub const ORIGINAL_PARTITION: &str = "original_partition";
+/// On a record a consumer dead-lettered: its offset (decimal text).
+pub const ORIGINAL_OFFSET: &str = "original_offset";
+/// On a record a consumer dead-lettered: the consumer group that gave up on it.
+pub const DEAD_LETTERED_BY: &str = "dead_lettered_by";
 /// Comma-separated tags of the X API v2 rules that matched the post (`matching_rules[].tag`),
 /// only on v2 posts whose rules have tags.
 pub const MATCHING_RULES: &str = "matching_rules";

@@ -115,6 +115,10 @@ pub fn producer_config(kafka: &KafkaArgs, client_id: &str) -> ClientConfig {
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("compression.type", "lz4")
+        // The Java client's partitioner (murmur2 of the key): a key lands in the same partition
+        // whichever client writes it, so a tombstone written by a consumer (or by a Java tool)
+        // meets the record it erases, as compaction requires. Keyless records go anywhere.
+        .set("partitioner", "murmur2_random")
         // librdkafka's default since 1.7; stated so that the batching choice is visible here.
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")

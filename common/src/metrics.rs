@@ -246,8 +246,14 @@ pub struct ConsumerMetrics {
     pub rows_written: IntCounter,
     /// Delete notices applied (row removed or future insert prevented).
     pub deletes_applied: IntCounter,
-    /// Records consumed but not stored, by `reason` (`unparseable`, `no_id`, `foreign_topic`).
+    /// Records consumed but not stored, by `reason` (`tombstone`: a deleted post's null
+    /// value; `foreign_topic`).
     pub records_skipped: IntCounterVec,
+    /// Records written to the dead-letter topic by the consumer, by `reason` (`unparseable`,
+    /// `no_id`).
+    pub records_deadlettered: IntCounterVec,
+    /// Tombstones written to the raw topics for deleted posts.
+    pub tombstones_written: IntCounter,
     /// Posts analysed, by detected `language` (ISO 639-1 where one exists, else 639-3, or
     /// `unknown`) and `sentiment` (`positive`, `neutral`, `negative`, `none` for non-English).
     pub posts_analysed: IntCounterVec,
@@ -315,6 +321,19 @@ impl ConsumerMetrics {
                 "records_skipped_total",
                 "Records consumed but not stored, by reason.",
                 &["reason"],
+            ),
+            records_deadlettered: counter_vec(
+                registry,
+                S,
+                "records_deadlettered_total",
+                "Records the consumer wrote to the dead-letter topic, by reason.",
+                &["reason"],
+            ),
+            tombstones_written: counter(
+                registry,
+                S,
+                "tombstones_written_total",
+                "Tombstones written to the raw topics for deleted posts.",
             ),
             posts_analysed: counter_vec(
                 registry,

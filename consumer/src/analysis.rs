@@ -1,5 +1,8 @@
 //! The `analysis` consumer-group role: reads the tweets, retweets and control topics, analyses
-//! each post (language, sentiment), upserts one row per post id and applies delete notices.
+//! each post (language, sentiment), upserts one row per post id and applies delete notices:
+//! the row goes, later inserts of the id are refused, and tombstones for the id go to the raw
+//! topics so that compaction erases the post from Kafka too. A record that cannot be parsed
+//! goes to the dead-letter topic with its original position and the reason.
 
 use anyhow::Context as _;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -9,6 +12,7 @@ use tweet_pipeline_common::post::parse_post;
 use tweet_pipeline_common::{headers, route_line, Destination, Kind, LineClass, Routed};
 
 use crate::analyze::{Analysis, Analyzer};
+use crate::outputs::Outputs;
 use crate::runner::Handler;
 use crate::store::{BatchOutcome, PostRow, SourcePosition, Store, Write};
 
@@ -18,6 +22,7 @@ pub struct AnalysisHandler {
     /// `None` with `--no-analysis`: posts are parsed and stored without language or sentiment.
     analyzer: Option<Analyzer>,
     store: Store,
+    outputs: Outputs,
     metrics: ConsumerMetrics,
     /// Reused per batch: the writes planned for it.
     writes: Vec<Write>,
@@ -25,9 +30,26 @@ pub struct AnalysisHandler {
     seen: Vec<(Destination, Kind, Option<i64>)>,
     /// Reused per batch: why records were skipped.
     skips: Vec<&'static str>,
+    /// Reused per batch: records to dead-letter (index in the batch, metric reason, detail).
+    poison: Vec<(usize, &'static str, String)>,
     /// Totals over the run.
     totals: BatchOutcome,
     skipped: u64,
+    deadlettered: u64,
+    tombstones: u64,
+}
+
+/// Totals of a run of the analysis role.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AnalysisTotals {
+    /// What the store changed.
+    pub outcome: BatchOutcome,
+    /// Records neither stored nor dead-lettered (not the pipeline's topics).
+    pub skipped: u64,
+    /// Records written to the dead-letter topic.
+    pub deadlettered: u64,
+    /// Tombstones written to the raw topics.
+    pub tombstones: u64,
 }
 
 impl AnalysisHandler {
@@ -36,6 +58,7 @@ impl AnalysisHandler {
     pub fn new(
         topics: TopicNames,
         store: Store,
+        outputs: Outputs,
         metrics: ConsumerMetrics,
         analyze: bool,
         languages: Option<Vec<whatlang::Lang>>,
@@ -44,18 +67,45 @@ impl AnalysisHandler {
             topics,
             analyzer: analyze.then(|| Analyzer::with_languages(languages)),
             store,
+            outputs,
             metrics,
             writes: Vec::new(),
             seen: Vec::new(),
             skips: Vec::new(),
+            poison: Vec::new(),
             totals: BatchOutcome::default(),
             skipped: 0,
+            deadlettered: 0,
+            tombstones: 0,
         }
     }
 
-    /// What the run changed in the store so far, and how many records were skipped.
-    pub fn totals(&self) -> (BatchOutcome, u64) {
-        (self.totals, self.skipped)
+    /// What the run changed so far.
+    pub fn totals(&self) -> AnalysisTotals {
+        AnalysisTotals {
+            outcome: self.totals,
+            skipped: self.skipped,
+            deadlettered: self.deadlettered,
+            tombstones: self.tombstones,
+        }
+    }
+
+    fn poison(
+        &mut self,
+        index: usize,
+        message: &BorrowedMessage<'_>,
+        reason: &'static str,
+        detail: String,
+    ) {
+        tracing::warn!(
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            reason,
+            detail,
+            "record dead-lettered"
+        );
+        self.poison.push((index, reason, detail));
     }
 
     fn skip(
@@ -75,7 +125,12 @@ impl AnalysisHandler {
         );
     }
 
-    fn plan(&mut self, message: &BorrowedMessage<'_>) {
+    fn plan(&mut self, index: usize, message: &BorrowedMessage<'_>) {
+        if message.payload().is_none() {
+            // A tombstone for a deleted post (this group writes them): nothing to analyse.
+            self.skips.push("tombstone");
+            return;
+        }
         let Some(destination) = self.topics.destination(message.topic()) else {
             self.skip(
                 message,
@@ -133,7 +188,12 @@ impl AnalysisHandler {
                         source,
                     })));
                 }
-                Err(error) => self.skip(message, "unparseable", &error),
+                Err(error) => self.poison(
+                    index,
+                    message,
+                    "unparseable",
+                    format!("the consumer cannot parse this post: {error}"),
+                ),
             },
             (Destination::Control, Kind::Delete) => {
                 let key = message
@@ -143,7 +203,12 @@ impl AnalysisHandler {
                     .or_else(|| route(payload).and_then(|r| r.key).map(|k| k.into_owned()));
                 match key {
                     Some(id) => self.writes.push(Write::Delete { id, source }),
-                    None => self.skip(message, "no_id", &"delete notice without a post id"),
+                    None => self.poison(
+                        index,
+                        message,
+                        "no_id",
+                        "delete notice without a post id".to_owned(),
+                    ),
                 }
             }
             // Limits, disconnects, warnings, ...: counted, nothing to store.
@@ -165,15 +230,58 @@ impl Handler for AnalysisHandler {
         self.writes.clear();
         self.seen.clear();
         self.skips.clear();
-        for message in batch {
-            self.plan(message);
+        self.poison.clear();
+        for (index, message) in batch.iter().enumerate() {
+            self.plan(index, message);
         }
+        // Dead letters and tombstones are durable in Kafka before the batch's offsets can be
+        // stored; a failure retries the whole batch (writing them again is harmless).
+        for (index, _, detail) in &self.poison {
+            self.outputs.dead_letter(&batch[*index], detail);
+        }
+        let mut tombstones = 0;
+        for write in &self.writes {
+            if let Write::Delete { id, .. } = write {
+                // The deleted post may be a post or a retweet; a tombstone for a key a topic
+                // never held costs one small record until `delete.retention.ms`.
+                self.outputs.tombstone(&self.topics.tweets, id);
+                self.outputs.tombstone(&self.topics.retweets, id);
+                tombstones += 2;
+            }
+        }
+        self.outputs
+            .flush()
+            .context("writing dead letters and tombstones to Kafka")?;
         let committed_at = headers::now_ms();
         let outcome = match self.store.apply(&self.writes, committed_at) {
             Ok(outcome) => outcome,
             Err(error) => return Err(error).context("writing the batch to the store"),
         };
+        if outcome.rows_suppressed > 0 {
+            // A post that arrived after its delete: the store refused it; erase it from its
+            // raw topic too (this record is newer than the tombstones written earlier).
+            for write in &self.writes {
+                if let Write::Upsert(row) = write {
+                    if self.store.is_deleted(&row.id)? {
+                        self.outputs.tombstone(&row.source.topic, &row.id);
+                        tombstones += 1;
+                    }
+                }
+            }
+            self.outputs
+                .flush()
+                .context("writing tombstones for posts deleted before they arrived")?;
+        }
         // Counted only once the batch is committed: a failed batch is offered again.
+        self.tombstones += tombstones;
+        self.metrics.tombstones_written.inc_by(tombstones);
+        self.deadlettered += self.poison.len() as u64;
+        for (_, reason, _) in &self.poison {
+            self.metrics
+                .records_deadlettered
+                .with_label_values(&[reason])
+                .inc();
+        }
         self.skipped += self.skips.len() as u64;
         for reason in &self.skips {
             self.metrics

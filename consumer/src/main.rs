@@ -5,6 +5,7 @@ mod analysis;
 mod analyze;
 mod eval;
 mod lag;
+mod outputs;
 mod runner;
 mod store;
 
@@ -23,6 +24,7 @@ use tweet_pipeline_common::metrics::{self, ConsumerMetrics};
 use tweet_pipeline_common::{kafka, shutdown, telemetry};
 
 use crate::analysis::AnalysisHandler;
+use crate::outputs::Outputs;
 use crate::runner::{RebalanceContext, RunnerConfig};
 use crate::store::{LanguageSentiment, Store};
 
@@ -191,9 +193,10 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     kafka::check_topics(
         consumer.client(),
         &cli.kafka.bootstrap,
-        &topics,
+        &[&topics[..], &[cli.topics.deadletter.as_str()]].concat(),
         Duration::from_secs(10),
     )?;
+    let outputs = Outputs::new(&cli.kafka, cli.topics.deadletter.clone(), &cli.group)?;
     consumer
         .subscribe(&topics)
         .context("subscribing to the topics")?;
@@ -210,7 +213,9 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     let languages = cli.languages.clone().map(|l| l.0);
     let (stats, handler) = tokio::task::spawn_blocking(move || {
         let mut handler = match role {
-            Role::Analysis => AnalysisHandler::new(topic_names, store, metrics, analyze, languages),
+            Role::Analysis => {
+                AnalysisHandler::new(topic_names, store, outputs, metrics, analyze, languages)
+            }
         };
         let stats = runner::run(&consumer, &mut handler, &config, &cancel);
         drop(consumer);
@@ -220,7 +225,8 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     .context("the consumer thread panicked")??;
     shutdown.cancel();
 
-    let (outcome, skipped) = handler.totals();
+    let totals = handler.totals();
+    let outcome = totals.outcome;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "tweet-consumer summary (group {})", cli.group);
     let _ = writeln!(out, "  {:<28}{:>10}", "records consumed", stats.records);
@@ -235,7 +241,17 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
         "  {:<28}{:>10}",
         "posts kept out (deleted)", outcome.rows_suppressed
     );
-    let _ = writeln!(out, "  {:<28}{:>10}", "records skipped", skipped);
+    let _ = writeln!(
+        out,
+        "  {:<28}{:>10}",
+        "records dead-lettered", totals.deadlettered
+    );
+    let _ = writeln!(
+        out,
+        "  {:<28}{:>10}",
+        "tombstones written", totals.tombstones
+    );
+    let _ = writeln!(out, "  {:<28}{:>10}", "records skipped", totals.skipped);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -172,6 +172,17 @@ impl Store {
         Ok(Self { conn })
     }
 
+    /// Whether a delete notice for `id` has been applied.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub fn is_deleted(&self, id: &str) -> Result<bool, StoreError> {
+        let mut query = self
+            .conn
+            .prepare_cached("SELECT 1 FROM deleted_posts WHERE id = ?1")?;
+        Ok(query.exists([id])?)
+    }
+
     /// Applies `writes` in order, in one transaction.
     ///
     /// # Errors

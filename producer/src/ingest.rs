@@ -85,6 +85,18 @@ impl<'a> Ingest<'a> {
 
     /// Writes one already-routed payload (SSE events are routed by their event name).
     pub fn record(&mut self, payload: &[u8], routed: Routed<'_>) {
+        // The post topics are compacted: Kafka refuses a record without a key there.
+        let routed = match routed.destination() {
+            Destination::Tweets | Destination::Retweets
+                if routed.key.as_deref().is_none_or(str::is_empty) =>
+            {
+                Routed::dead_letter(
+                    Kind::Malformed,
+                    format!("{} without a post id", routed.kind.as_str()),
+                )
+            }
+            _ => routed,
+        };
         self.stats.lines_read += 1;
         self.metrics.lines_read.inc();
         let received_at_ms = headers::now_ms();
