@@ -196,12 +196,12 @@ fn source(
                 .store(cursor, Ordering::Relaxed);
             statuses_sent += 1;
             let mut batch = vec![event("update", &toot.json)];
-            if statuses_sent % 15 == 0 {
+            if statuses_sent.is_multiple_of(15) {
                 if let Some(status) = edited(&toot.json) {
                     batch.push(event("status.update", &status));
                 }
             }
-            if statuses_sent % 10 == 0 {
+            if statuses_sent.is_multiple_of(10) {
                 batch.push(event("delete", toot.id.as_bytes()));
             }
             return Some(batch);
