@@ -685,8 +685,7 @@ async fn group_member_sigkilled_partner_takes_over() {
         std::fs::read_to_string(log)
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.contains("partitions assigned") && l.contains('['))
-            .last()
+            .rfind(|l| l.contains("partitions assigned") && l.contains('['))
             .map(str::to_owned)
     };
     while assigned(&log_a).is_none() || assigned(&log_b).is_none() {

@@ -254,7 +254,7 @@ async fn deletes_erase_posts_from_the_store_and_from_kafka() {
         let (id, line) = &posts[roll % posts.len()];
         if !erased.contains(id) {
             replay(
-                &[line.clone()],
+                std::slice::from_ref(line),
                 &names,
                 dir.path(),
                 &format!("roll-{roll}.jsonl"),
