@@ -477,6 +477,8 @@ impl Poster {
                 self.assigned.insert(partition);
                 if high > low {
                     self.loading.insert(partition, high);
+                } else {
+                    tracing::info!(partition, "partition loaded; posting");
                 }
             }
             tracing::info!(partitions = ?partitions, results = count, "partitions loading");
