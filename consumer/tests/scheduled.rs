@@ -432,7 +432,7 @@ async fn sigkill_at_random_points_and_restart_posts_each_once() {
 
     let mut poster = Poster::start(&emulator, &names, &prefix, dir.path(), "k", &[]);
     for round in 0..3 {
-        poster.wait_loaded(round + 1);
+        poster.wait_loaded(2 * (round + 1));
         let pause = Duration::from_millis(rand::random_range(300..2500));
         std::thread::sleep(pause);
         poster.kill();
