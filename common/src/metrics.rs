@@ -314,8 +314,7 @@ impl PosterMetrics {
         .subsystem(S)
         // 10 ms .. 1 h: the 1 s target sits on a bucket boundary.
         .buckets(vec![
-            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
-            3600.0,
+            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
         ]);
         Self {
             pending_posts: gauge(

@@ -122,45 +122,6 @@ pub fn post_id(text: &str, due_at: DateTime<Utc>) -> String {
     format!("sp-{hash:016x}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_stable_and_depend_on_text_and_time() {
-        let at = DateTime::parse_from_rfc3339("2026-03-08T06:30:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        let id = post_id("Hello", at);
-        assert_eq!(id, post_id("Hello", at));
-        assert_eq!(id.len(), 19);
-        assert_ne!(id, post_id("Hello!", at));
-        assert_ne!(id, post_id("Hello", at + chrono::Duration::seconds(1)));
-    }
-
-    #[test]
-    fn results_round_trip() {
-        let at = Utc::now();
-        let result = PostResult {
-            id: "sp-1".into(),
-            outcome: Outcome::Posted,
-            at,
-            due_at: at,
-            attempt: 1,
-            post_id: Some("42".into()),
-            lateness_seconds: Some(0.2),
-            reason: None,
-            retry_at: None,
-            reconciled: false,
-            by: "t".into(),
-        };
-        let json = serde_json::to_string(&result).unwrap();
-        assert!(json.contains("\"outcome\":\"posted\""), "{json}");
-        assert_eq!(serde_json::from_str::<PostResult>(&json).unwrap(), result);
-        assert!(Outcome::Missed.is_final() && !Outcome::Attempt.is_final());
-    }
-}
-
 /// One record read back by [`read_to_end`]: partition, key, value (`None` for a tombstone).
 pub type RawRecord = (i32, String, Option<Vec<u8>>);
 
@@ -271,4 +232,43 @@ pub fn partitions_of<C: rdkafka::client::ClientContext>(
         anyhow::bail!("topic '{topic}' does not exist; create the topics with ./topics.sh");
     }
     Ok(partitions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_and_depend_on_text_and_time() {
+        let at = DateTime::parse_from_rfc3339("2026-03-08T06:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let id = post_id("Hello", at);
+        assert_eq!(id, post_id("Hello", at));
+        assert_eq!(id.len(), 19);
+        assert_ne!(id, post_id("Hello!", at));
+        assert_ne!(id, post_id("Hello", at + chrono::Duration::seconds(1)));
+    }
+
+    #[test]
+    fn results_round_trip() {
+        let at = Utc::now();
+        let result = PostResult {
+            id: "sp-1".into(),
+            outcome: Outcome::Posted,
+            at,
+            due_at: at,
+            attempt: 1,
+            post_id: Some("42".into()),
+            lateness_seconds: Some(0.2),
+            reason: None,
+            retry_at: None,
+            reconciled: false,
+            by: "t".into(),
+        };
+        let json = serde_json::to_string(&result).unwrap();
+        assert!(json.contains("\"outcome\":\"posted\""), "{json}");
+        assert_eq!(serde_json::from_str::<PostResult>(&json).unwrap(), result);
+        assert!(Outcome::Missed.is_final() && !Outcome::Attempt.is_final());
+    }
 }

@@ -268,7 +268,11 @@ async fn run_poster(cli: Cli) -> anyhow::Result<ExitCode> {
     shutdown.cancel();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "tweet-consumer summary (poster)");
-    let _ = writeln!(out, "  {:<28}{:>10}", "scheduled records read", totals.records);
+    let _ = writeln!(
+        out,
+        "  {:<28}{:>10}",
+        "scheduled records read", totals.records
+    );
     for outcome in ["posted", "duplicate", "failed", "missed"] {
         let count = totals.outcomes.get(outcome).copied().unwrap_or(0);
         let _ = writeln!(out, "  {:<28}{:>10}", outcome, count);

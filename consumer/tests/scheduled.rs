@@ -16,7 +16,7 @@ use chrono::{SecondsFormat, Utc};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::consumer::BaseConsumer;
 use serde_json::Value;
 use support::{binary, bootstrap, free_ports, sample, scrape, terminate, unique};
 use tweet_pipeline_common::config::ScheduleTopics;
@@ -258,16 +258,11 @@ fn results(names: &ScheduleTopics) -> HashMap<String, PostResult> {
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
-    read_to_end(
-        &consumer,
-        &names.results,
-        &[0, 1],
-        Duration::from_secs(30),
-    )
-    .expect("results readable")
-    .into_iter()
-    .filter_map(|(_, id, value)| Some((id, serde_json::from_slice(&value?).expect("a result"))))
-    .collect()
+    read_to_end(&consumer, &names.results, &[0, 1], Duration::from_secs(30))
+        .expect("results readable")
+        .into_iter()
+        .filter_map(|(_, id, value)| Some((id, serde_json::from_slice(&value?).expect("a result"))))
+        .collect()
 }
 
 /// The records on a topic: (records, distinct keys).
@@ -463,12 +458,21 @@ async fn lost_answer_is_reconciled_faults_are_retried_and_cancelled_posts_never_
         serde_json::json!({"api": "tweets", "connect_status": 429, "rate_limit_reset_secs": 2}),
     );
     let dir = tempfile::tempdir().unwrap();
-    let texts: Vec<String> = (0..4).map(|i| format!("fault test {i} of {prefix}")).collect();
+    let texts: Vec<String> = (0..4)
+        .map(|i| format!("fault test {i} of {prefix}"))
+        .collect();
     let drafts = write_drafts(dir.path(), "drafts.txt", &texts);
     let start = rfc3339_in(Duration::from_secs(2));
     let output = schedule(
         &names,
-        &["drafts", drafts.to_str().unwrap(), "--every", "1s", "--start", &start],
+        &[
+            "drafts",
+            drafts.to_str().unwrap(),
+            "--every",
+            "1s",
+            "--start",
+            &start,
+        ],
     );
     assert!(output.status.success(), "{output:?}");
     // One more post, cancelled before it is due.
@@ -497,13 +501,20 @@ async fn lost_answer_is_reconciled_faults_are_retried_and_cancelled_posts_never_
     std::thread::sleep(Duration::from_secs(2));
     assert_each_once(&emulator, &texts);
     let results = results(&names);
-    assert!(!results.contains_key(&id), "the cancelled post has a result");
+    assert!(
+        !results.contains_key(&id),
+        "the cancelled post has a result"
+    );
     let reconciled: Vec<_> = results.values().filter(|r| r.reconciled).collect();
     assert_eq!(reconciled.len(), 1, "{results:?}");
     assert_eq!(reconciled[0].outcome, Outcome::Posted);
     assert!(results.values().all(|r| r.outcome == Outcome::Posted));
     let metrics = scrape(poster.metrics_port).expect("metrics");
-    for (result, count) in [("timeout", 1.0), ("server_error", 1.0), ("rate_limited", 1.0)] {
+    for (result, count) in [
+        ("timeout", 1.0),
+        ("server_error", 1.0),
+        ("rate_limited", 1.0),
+    ] {
         assert_eq!(
             sample(
                 &metrics,
@@ -534,7 +545,14 @@ async fn two_posters_in_one_group_one_killed_no_double_post() {
     let start = rfc3339_in(Duration::from_secs(2));
     let output = schedule(
         &names,
-        &["drafts", drafts.to_str().unwrap(), "--every", "50ms", "--start", &start],
+        &[
+            "drafts",
+            drafts.to_str().unwrap(),
+            "--every",
+            "50ms",
+            "--start",
+            &start,
+        ],
     );
     assert!(output.status.success(), "{output:?}");
     std::thread::sleep(Duration::from_millis(rand::random_range(3000..6000)));
@@ -587,8 +605,18 @@ async fn invalid_drafts_are_rejected_with_their_line_numbers_and_nothing_is_enqu
     );
     assert!(!stderr.contains(&format!("{a}:4:")), "{stderr}");
     assert!(stderr.contains(&format!("{b}:2: empty draft")), "{stderr}");
-    assert!(stderr.contains(&format!("{b}:3: due at 2020-01-01T00:00:00+00:00 is in the past")), "{stderr}");
-    assert!(stderr.contains(&format!("{b}:4: 2026-03-08 02:30:00 does not exist in America/New_York")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{b}:3: due at 2020-01-01T00:00:00+00:00 is in the past"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{b}:4: 2026-03-08 02:30:00 does not exist in America/New_York"
+        )),
+        "{stderr}"
+    );
     assert!(stderr.contains("nothing enqueued"), "{stderr}");
     assert_eq!(topic_counts(&names.scheduled), (0, 0), "nothing enqueued");
 
@@ -600,6 +628,10 @@ async fn invalid_drafts_are_rejected_with_their_line_numbers_and_nothing_is_enqu
         assert!(output.status.success(), "{output:?}");
         assert!(String::from_utf8_lossy(&output.stdout).contains("enqueued 2 post(s)"));
     }
-    assert_eq!(topic_counts(&names.scheduled), (4, 2), "the same two keys twice");
+    assert_eq!(
+        topic_counts(&names.scheduled),
+        (4, 2),
+        "the same two keys twice"
+    );
     delete_schedule_topics(&names).await;
 }

@@ -87,7 +87,12 @@ impl PostLog {
 
 /// Checks the OAuth 1.0a signature of a request (query parameters are signed; a JSON body is
 /// not, as in X's OAuth 1.0a for v2 endpoints).
-fn authorize(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), Response> {
+fn authorize(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(), Box<Response>> {
     state.posts.requests.fetch_add(1, Ordering::Relaxed);
     let params: Vec<(String, String)> = uri
         .query()
@@ -117,7 +122,7 @@ fn authorize(state: &AppState, method: &Method, uri: &Uri, headers: &HeaderMap) 
     )
     .map_err(|error| {
         tracing::info!(%error, path = uri.path(), "v2 user-context authorization rejected");
-        refuse(state, Api::Tweets, StatusCode::UNAUTHORIZED)
+        Box::new(refuse(state, Api::Tweets, StatusCode::UNAUTHORIZED))
     })
 }
 
@@ -159,7 +164,7 @@ pub async fn create(
     body: Bytes,
 ) -> Response {
     if let Err(refused) = authorize(&state, &method, &uri, &headers) {
-        return refused;
+        return *refused;
     }
     let text = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
@@ -210,7 +215,7 @@ pub async fn me(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = authorize(&state, &method, &uri, &headers) {
-        return refused;
+        return *refused;
     }
     Json(json!({"data": {"id": USER_ID, "name": "Pipeline Emulator", "username": USERNAME}}))
         .into_response()
@@ -225,7 +230,7 @@ pub async fn timeline(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = authorize(&state, &method, &uri, &headers) {
-        return refused;
+        return *refused;
     }
     if id != USER_ID {
         return (
@@ -235,7 +240,12 @@ pub async fn timeline(
             .into_response();
     }
     let params = uri.query().map(oauth::parse_urlencoded).unwrap_or_default();
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let max_results = param("max_results")
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(10)

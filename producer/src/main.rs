@@ -52,7 +52,11 @@ const DEFAULT_X_V1_URL: &str = "https://stream.twitter.com";
 /// 0600): X_BEARER_TOKEN (v2); X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN,
 /// X_ACCESS_TOKEN_SECRET (v1.1); MASTODON_TOKEN (Mastodon).
 #[derive(Debug, Parser)]
-#[command(name = "tweet-producer", version, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "tweet-producer",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -290,7 +290,11 @@ impl Poster {
             &[topics.scheduled.as_str(), topics.results.as_str()],
             Duration::from_secs(10),
         )?;
-        let scheduled = partitions_of(consumer.client(), &topics.scheduled, Duration::from_secs(10))?;
+        let scheduled = partitions_of(
+            consumer.client(),
+            &topics.scheduled,
+            Duration::from_secs(10),
+        )?;
         let results = partitions_of(consumer.client(), &topics.results, Duration::from_secs(10))?;
         if results.len() < scheduled.len() {
             anyhow::bail!(
@@ -345,7 +349,9 @@ impl Poster {
                 match result {
                     Ok(record) => {
                         let partition = record.partition();
-                        let key = record.key().map(|k| String::from_utf8_lossy(k).into_owned());
+                        let key = record
+                            .key()
+                            .map(|k| String::from_utf8_lossy(k).into_owned());
                         let value = record.payload().map(<[u8]>::to_vec);
                         self.on_scheduled(partition, key, value);
                     }
@@ -451,7 +457,8 @@ impl Poster {
                     self.assigned.remove(partition);
                     self.loading.remove(partition);
                 }
-                self.entries.retain(|_, e| !partitions.contains(&e.partition));
+                self.entries
+                    .retain(|_, e| !partitions.contains(&e.partition));
                 continue;
             }
             let topic = self.args.topics.results.clone();
@@ -556,7 +563,10 @@ impl Poster {
                         let entry = &self.entries[id];
                         match found.get(&comparable(&entry.post.text)) {
                             Some(post_id) => {
-                                self.metrics.reconciliations.with_label_values(&["true"]).inc();
+                                self.metrics
+                                    .reconciliations
+                                    .with_label_values(&["true"])
+                                    .inc();
                                 tracing::info!(%id, post_id, "reconciled: the post is on the account");
                                 let mut result = self.result(id, Outcome::Posted, now);
                                 result.post_id = Some(post_id.clone());
@@ -564,7 +574,10 @@ impl Poster {
                                 outcomes.push(result);
                             }
                             None => {
-                                self.metrics.reconciliations.with_label_values(&["false"]).inc();
+                                self.metrics
+                                    .reconciliations
+                                    .with_label_values(&["false"])
+                                    .inc();
                                 tracing::info!(%id, "reconciled: not on the account; posting again");
                                 to_post.push(id.clone());
                             }
@@ -573,7 +586,8 @@ impl Poster {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the account's posts to reconcile; trying again later");
-                    let later = now + chrono::Duration::milliseconds(self.args.reconcile_delay_ms as i64);
+                    let later =
+                        now + chrono::Duration::milliseconds(self.args.reconcile_delay_ms as i64);
                     for id in ambiguous {
                         if let Some(entry) = self.entries.get_mut(id) {
                             entry.state = State::Ambiguous(later);
@@ -592,7 +606,10 @@ impl Poster {
         for id in &ids {
             let entry = &self.entries[id];
             match entry.state {
-                State::Waiting if now - entry.post.due_at > tolerance && self.args.catch_up == CatchUp::MarkMissed => {
+                State::Waiting
+                    if now - entry.post.due_at > tolerance
+                        && self.args.catch_up == CatchUp::MarkMissed =>
+                {
                     let mut result = self.result(id, Outcome::Missed, now);
                     result.reason = Some(format!(
                         "due {} s ago when the poster got to it (catch-up tolerance {} s)",
@@ -629,7 +646,10 @@ impl Poster {
         // 4. The calls, in due order; each answer recorded.
         let mut answers = Vec::with_capacity(to_post.len());
         for id in &to_post {
-            if self.rate_limited_until.is_some_and(|until| until > Utc::now()) {
+            if self
+                .rate_limited_until
+                .is_some_and(|until| until > Utc::now())
+            {
                 let mut result = self.result(id, Outcome::Retry, Utc::now());
                 result.retry_at = self.rate_limited_until;
                 result.reason = Some("rate limited (429)".to_owned());
@@ -671,8 +691,10 @@ impl Poster {
             }
             PostReply::Duplicate => {
                 result.outcome = Outcome::Duplicate;
-                result.reason =
-                    Some("X refused it as duplicate content (403): the same text is already posted".to_owned());
+                result.reason = Some(
+                    "X refused it as duplicate content (403): the same text is already posted"
+                        .to_owned(),
+                );
             }
             PostReply::RateLimited(reset) => {
                 let until = reset
@@ -764,7 +786,9 @@ impl Poster {
             self.handle
                 .block_on(delivery)
                 .map_err(|(error, _)| error)
-                .context("Kafka did not acknowledge a result; stopping rather than posting without a record")?;
+                .context(
+                "Kafka did not acknowledge a result; stopping rather than posting without a record",
+            )?;
         }
         for result in results {
             let Some(entry) = self.entries.get_mut(&result.id) else {
@@ -779,7 +803,11 @@ impl Poster {
                 _ => State::RetryAt(result.retry_at.unwrap_or(result.at)),
             };
             if result.outcome.is_final() {
-                *self.totals.outcomes.entry(result.outcome.as_str()).or_default() += 1;
+                *self
+                    .totals
+                    .outcomes
+                    .entry(result.outcome.as_str())
+                    .or_default() += 1;
                 self.metrics
                     .posts
                     .with_label_values(&[result.outcome.as_str()])

@@ -50,7 +50,11 @@ impl PosterStore {
     ///
     /// # Errors
     /// When SQLite refuses the write.
-    pub fn record(&self, post: &ScheduledPost, result: &PostResult) -> Result<(), PosterStoreError> {
+    pub fn record(
+        &self,
+        post: &ScheduledPost,
+        result: &PostResult,
+    ) -> Result<(), PosterStoreError> {
         self.connection.execute(
             "INSERT INTO scheduled_posts (id, text, due_at, status, attempts, post_id, reason, lateness_seconds, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)

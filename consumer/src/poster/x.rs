@@ -182,7 +182,10 @@ impl XClient {
     ///
     /// # Errors
     /// When a call fails or answers something other than 2xx JSON.
-    pub async fn recent_posts(&self, since: DateTime<Utc>) -> anyhow::Result<Vec<(String, String)>> {
+    pub async fn recent_posts(
+        &self,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<Vec<(String, String)>> {
         let user = self.user_id().await?.to_owned();
         let path = format!("/2/users/{user}/tweets");
         let mut posts = Vec::new();

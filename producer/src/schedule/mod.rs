@@ -23,7 +23,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use tweet_pipeline_common::config::{KafkaArgs, ScheduleTopics};
 use tweet_pipeline_common::kafka;
-use tweet_pipeline_common::scheduled::{partitions_of, read_to_end, PostResult, ScheduledPost};
+use tweet_pipeline_common::scheduled::{
+    partitions_of, read_to_end, PostResult, RawRecord, ScheduledPost,
+};
 
 use plan::{parse_duration, parse_time, parse_tz, Draft, Problem, Slots};
 
@@ -148,7 +150,9 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<ExitCode> {
             let slots = match every {
                 Some(every) => {
                     let start = match start {
-                        Some(start) => parse_time(&start, options.tz).map_err(anyhow::Error::msg)?,
+                        Some(start) => {
+                            parse_time(&start, options.tz).map_err(anyhow::Error::msg)?
+                        }
                         None => next_minute(now),
                     };
                     Some(Slots { start, every })
@@ -266,7 +270,10 @@ async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
     outputs
 }
 
-fn create_producer(kafka_args: &KafkaArgs, topics: &ScheduleTopics) -> anyhow::Result<FutureProducer> {
+fn create_producer(
+    kafka_args: &KafkaArgs,
+    topics: &ScheduleTopics,
+) -> anyhow::Result<FutureProducer> {
     let producer: FutureProducer = kafka::producer_config(kafka_args, "tweet-producer-schedule")
         .create()
         .context("invalid Kafka producer configuration (check -X properties)")?;
@@ -284,14 +291,18 @@ fn print_plan(posts: &[ScheduledPost], tz: Tz) -> anyhow::Result<()> {
     writeln!(
         out,
         "{:<19}  {:<25}  {:<24}  text",
-        "id", format!("due ({tz})"), "source"
+        "id",
+        format!("due ({tz})"),
+        "source"
     )?;
     for post in posts {
         writeln!(
             out,
             "{:<19}  {:<25}  {:<24}  {}",
             post.id,
-            post.due_at.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z"),
+            post.due_at
+                .with_timezone(&tz)
+                .format("%Y-%m-%d %H:%M:%S %Z"),
             post.source,
             excerpt(&post.text, 50)
         )?;
@@ -309,13 +320,18 @@ fn excerpt(text: &str, max_chars: usize) -> String {
     }
 }
 
-async fn cancel(ids: &[String], kafka_args: &KafkaArgs, topics: &ScheduleTopics) -> anyhow::Result<()> {
+async fn cancel(
+    ids: &[String],
+    kafka_args: &KafkaArgs,
+    topics: &ScheduleTopics,
+) -> anyhow::Result<()> {
     let producer = create_producer(kafka_args, topics)?;
     for id in ids {
         if !id.starts_with("sp-") {
             bail!("'{id}' is not a scheduled post id (they look like sp-0123456789abcdef)");
         }
-        let record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&topics.scheduled).key(id.as_str());
+        let record: FutureRecord<'_, str, [u8]> =
+            FutureRecord::to(&topics.scheduled).key(id.as_str());
         producer
             .send(record, KAFKA_TIMEOUT)
             .await
@@ -333,7 +349,7 @@ struct Row {
 }
 
 fn list(tz: Tz, kafka_args: &KafkaArgs, topics: &ScheduleTopics) -> anyhow::Result<()> {
-    let read = |topic: &str| -> anyhow::Result<Vec<(i32, String, Option<Vec<u8>>)>> {
+    let read = |topic: &str| -> anyhow::Result<Vec<RawRecord>> {
         let consumer: BaseConsumer = kafka::consumer_config(
             kafka_args,
             "tweet-producer-schedule-list",
@@ -377,7 +393,11 @@ fn list(tz: Tz, kafka_args: &KafkaArgs, topics: &ScheduleTopics) -> anyhow::Resu
     sorted.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut out = std::io::stdout().lock();
-    let time = |t: DateTime<Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z").to_string();
+    let time = |t: DateTime<Utc>| {
+        t.with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    };
     writeln!(
         out,
         "{:<10}  {:<25}  {:<25}  {:<19}  {:<24}  text",
@@ -416,7 +436,11 @@ fn list(tz: Tz, kafka_args: &KafkaArgs, topics: &ScheduleTopics) -> anyhow::Resu
             (Some(_), None) => ("pending", String::new(), String::new()),
         };
         *counts.entry(state).or_default() += 1;
-        let text = row.post.as_ref().map(|p| excerpt(&p.text, 40)).unwrap_or_default();
+        let text = row
+            .post
+            .as_ref()
+            .map(|p| excerpt(&p.text, 40))
+            .unwrap_or_default();
         writeln!(
             out,
             "{state:<10}  {:<25}  {at:<25}  {id:<19}  {:<24}  {text}",

@@ -32,7 +32,9 @@ const LOCAL_FORMATS: [&str; 4] = [
 /// A message naming the value when it is not a zone name.
 pub fn parse_tz(value: &str) -> Result<Tz, String> {
     value.parse::<Tz>().map_err(|_| {
-        format!("'{value}' is not an IANA time zone name (e.g. UTC, Europe/Paris, America/New_York)")
+        format!(
+            "'{value}' is not an IANA time zone name (e.g. UTC, Europe/Paris, America/New_York)"
+        )
     })
 }
 
@@ -55,7 +57,9 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         }
         let number: i64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let part = match &rest[..unit_len] {
             "ms" => Duration::try_milliseconds(number),
             "s" => Duration::try_seconds(number),
@@ -210,13 +214,7 @@ pub fn read_drafts(paths: &[PathBuf], tz: Tz) -> anyhow::Result<(Vec<Draft>, Vec
     Ok((drafts, problems))
 }
 
-fn read_csv(
-    file: &Path,
-    text: &str,
-    tz: Tz,
-    drafts: &mut Vec<Draft>,
-    problems: &mut Vec<Problem>,
-) {
+fn read_csv(file: &Path, text: &str, tz: Tz, drafts: &mut Vec<Draft>, problems: &mut Vec<Problem>) {
     let rows = parse_csv(text);
     let mut text_column = 0;
     let mut at_column = Some(1);
@@ -226,7 +224,11 @@ fn read_csv(
         if first {
             first = false;
             if fields.iter().any(|f| f.trim().eq_ignore_ascii_case("text")) {
-                let find = |name: &str| fields.iter().position(|f| f.trim().eq_ignore_ascii_case(name));
+                let find = |name: &str| {
+                    fields
+                        .iter()
+                        .position(|f| f.trim().eq_ignore_ascii_case(name))
+                };
                 text_column = find("text").unwrap_or(0);
                 at_column = find("at");
                 continue;
@@ -235,7 +237,10 @@ fn read_csv(
         if fields.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
-        let text = fields.get(text_column).map(|t| t.trim()).unwrap_or_default();
+        let text = fields
+            .get(text_column)
+            .map(|t| t.trim())
+            .unwrap_or_default();
         let at = match at_column.and_then(|c| fields.get(c)).map(|a| a.trim()) {
             Some(value) if !value.is_empty() => match parse_time(value, tz) {
                 Ok(at) => Some(at),
@@ -387,10 +392,7 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("8h"), Ok(Duration::hours(8)));
-        assert_eq!(
-            parse_duration("1h30m"),
-            Ok(Duration::minutes(90))
-        );
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::minutes(90)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::milliseconds(250)));
         assert!(parse_duration("8").is_err());
         assert!(parse_duration("h").is_err());
@@ -514,7 +516,10 @@ mod tests {
             Duration::seconds(60),
         );
         let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        assert!(shown[0].starts_with("a.txt:2: too long: weighted length 281"), "{shown:?}");
+        assert!(
+            shown[0].starts_with("a.txt:2: too long: weighted length 281"),
+            "{shown:?}"
+        );
         assert_eq!(shown[1], "b.csv:3: empty draft");
         assert!(shown[2].starts_with("b.csv:4: due at"), "{shown:?}");
         // "fine" at `now` twice (slot 0 and the CSV row) is one post.

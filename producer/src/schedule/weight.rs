@@ -67,7 +67,11 @@ fn chars_weight(text: &str) -> usize {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i] as u32;
-        if is_regional_indicator(c) && chars.get(i + 1).is_some_and(|n| is_regional_indicator(*n as u32)) {
+        if is_regional_indicator(c)
+            && chars
+                .get(i + 1)
+                .is_some_and(|n| is_regional_indicator(*n as u32))
+        {
             total += 2;
             i += 2;
         } else if is_emoji(c) {
