@@ -635,3 +635,68 @@ async fn invalid_drafts_are_rejected_with_their_line_numbers_and_nothing_is_enqu
     );
     delete_schedule_topics(&names).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_between_the_call_and_its_outcome_is_reconciled_on_restart() {
+    let prefix = unique("sched-crash");
+    let names = create_schedule_topics(&format!("{prefix}-")).await;
+    let emulator = Emulator::start();
+    // The first post is created but its answer never comes: the poster is stuck in the call,
+    // with only its `attempt` recorded, when it is killed.
+    emulator.fault(serde_json::json!({"api": "tweets", "post_timeout": true}));
+    let dir = tempfile::tempdir().unwrap();
+    let texts: Vec<String> = (0..2)
+        .map(|i| format!("crash test {i} of {prefix}"))
+        .collect();
+    let drafts = write_drafts(dir.path(), "drafts.txt", &texts);
+    let start = rfc3339_in(Duration::from_secs(2));
+    let output = schedule(
+        &names,
+        &[
+            "drafts",
+            drafts.to_str().unwrap(),
+            "--every",
+            "1s",
+            "--start",
+            &start,
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let mut poster = Poster::start(
+        &emulator,
+        &names,
+        &prefix,
+        dir.path(),
+        "c",
+        &["--http-timeout-secs", "30"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while emulator.posts().0.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing posted:\n{}",
+            poster.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    poster.kill();
+    let attempts = results(&names);
+    assert!(
+        attempts.values().any(|r| r.outcome == Outcome::Attempt),
+        "the killed poster left an attempt: {attempts:?}"
+    );
+    let poster = Poster::start(&emulator, &names, &prefix, dir.path(), "c", &[]);
+    wait_final(&names, 2, Duration::from_secs(40), &[&poster]);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_each_once(&emulator, &texts);
+    let results = results(&names);
+    assert!(
+        results
+            .values()
+            .any(|r| r.reconciled && r.outcome == Outcome::Posted),
+        "{results:?}"
+    );
+    drop(poster);
+    delete_schedule_topics(&names).await;
+}

@@ -69,6 +69,17 @@ const DEFAULT_X_API_URL: &str = "https://api.x.com";
 /// Most posts handled between two polls of the consumer (keeps rebalances and new schedule
 /// records flowing while a backlog is posted).
 const MAX_BATCH: usize = 50;
+/// After this long in one batch of calls, the rest of the batch waits for the next round, so
+/// that the loop polls well within `max.poll.interval.ms` ([`MAX_POLL_INTERVAL_MS`]) even when
+/// every call takes the whole HTTP timeout.
+const BATCH_BUDGET: Duration = Duration::from_secs(30);
+/// `max.poll.interval.ms` of the poster: a member that does not poll for this long leaves the
+/// group and its partitions move. It must exceed [`BATCH_BUDGET`] plus one HTTP timeout plus a
+/// reconciliation, or a slow batch could see its partitions handed to another instance while
+/// its calls are still running.
+const MAX_POLL_INTERVAL_MS: &str = "120000";
+/// The longest `--http-timeout-secs` honoured (see [`MAX_POLL_INTERVAL_MS`]).
+const MAX_HTTP_TIMEOUT_SECS: u64 = 30;
 /// The longest wait between two polls.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How long Kafka gets to acknowledge a result before the poster gives up (and exits: an
@@ -113,7 +124,8 @@ pub struct PosterArgs {
     #[arg(long, default_value_t = 900)]
     pub catch_up_tolerance_secs: u64,
 
-    /// Timeout of one X API call; a post whose answer does not come in time is reconciled.
+    /// Timeout of one X API call (at most 30); a post whose answer does not come in time is
+    /// reconciled.
     #[arg(long, default_value_t = 10)]
     pub http_timeout_secs: u64,
 
@@ -173,6 +185,28 @@ impl ConsumerContext for PosterContext {
             .unwrap_or_else(PoisonError::into_inner)
             .push((assigned, partitions));
     }
+}
+
+/// A scheduled record, owned: partition, key, value.
+type OwnedRecord = (i32, Option<String>, Option<Vec<u8>>);
+
+/// Polls once and copies the record out (so that the consumer is free for the rebalance
+/// handling that follows).
+fn poll_owned(
+    consumer: &BaseConsumer<PosterContext>,
+    timeout: Duration,
+) -> Option<Result<OwnedRecord, KafkaError>> {
+    consumer.poll(timeout).map(|result| {
+        result.map(|record| {
+            (
+                record.partition(),
+                record
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+                record.payload().map(<[u8]>::to_vec),
+            )
+        })
+    })
 }
 
 /// Where a post stands in this instance's memory.
@@ -247,7 +281,7 @@ impl Poster {
         let x = XClient::new(
             &args.api_url,
             keys,
-            Duration::from_secs(args.http_timeout_secs.max(1)),
+            Duration::from_secs(args.http_timeout_secs.clamp(1, MAX_HTTP_TIMEOUT_SECS)),
         )?;
         let instance = format!(
             "tweet-consumer-{group}-{}-{}",
@@ -261,7 +295,8 @@ impl Poster {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("session.timeout.ms", "6000")
-            .set("heartbeat.interval.ms", "1000");
+            .set("heartbeat.interval.ms", "1000")
+            .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS);
         for (k, v) in &kafka_args.properties {
             config.set(k, v);
         }
@@ -343,27 +378,23 @@ impl Poster {
     pub fn run(mut self, cancel: &CancellationToken) -> anyhow::Result<PosterTotals> {
         while !cancel.is_cancelled() {
             let wait = self.next_wake().min(POLL_INTERVAL);
-            let mut message = self.consumer.poll(wait);
+            let mut message = poll_owned(&self.consumer, wait);
             let mut drained = 0;
-            while let Some(result) = message {
+            loop {
+                // Rebalance callbacks run inside poll(): apply them before the record that
+                // poll returned, which belongs to the new assignment.
+                self.apply_rebalances()?;
+                let Some(result) = message else { break };
                 match result {
-                    Ok(record) => {
-                        let partition = record.partition();
-                        let key = record
-                            .key()
-                            .map(|k| String::from_utf8_lossy(k).into_owned());
-                        let value = record.payload().map(<[u8]>::to_vec);
-                        self.on_scheduled(partition, key, value);
-                    }
+                    Ok((partition, key, value)) => self.on_scheduled(partition, key, value),
                     Err(error) => tracing::warn!(%error, "consumer error"),
                 }
                 drained += 1;
                 if drained >= 10_000 {
                     break;
                 }
-                message = self.consumer.poll(Duration::ZERO);
+                message = poll_owned(&self.consumer, Duration::ZERO);
             }
-            self.apply_rebalances()?;
             self.check_loaded();
             self.act()?;
             self.metrics.pending_posts.set(
@@ -645,7 +676,17 @@ impl Poster {
 
         // 4. The calls, in due order; each answer recorded.
         let mut answers = Vec::with_capacity(to_post.len());
+        let started = std::time::Instant::now();
         for id in &to_post {
+            if started.elapsed() > BATCH_BUDGET {
+                // Not called: certainly not posted. Back to polling (rebalances, heartbeats of
+                // max.poll.interval.ms) before the next call.
+                let mut result = self.result(id, Outcome::Retry, Utc::now());
+                result.retry_at = Some(Utc::now());
+                result.reason = Some("batch time budget used up; not sent".to_owned());
+                answers.push(result);
+                continue;
+            }
             if self
                 .rate_limited_until
                 .is_some_and(|until| until > Utc::now())
