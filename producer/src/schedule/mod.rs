@@ -198,7 +198,8 @@ async fn enqueue_with(
     options: EnqueueOptions,
 ) -> anyhow::Result<ExitCode> {
     let tolerance = Duration::seconds(options.past_tolerance_secs.max(0));
-    let (posts, invalid) = plan::plan(drafts, slots, now, tolerance);
+    let (mut posts, invalid) = plan::plan(drafts, slots, now, tolerance);
+    posts.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
     problems.extend(invalid);
     {
         let mut err = std::io::stderr().lock();
