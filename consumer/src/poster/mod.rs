@@ -577,6 +577,7 @@ impl Poster {
             .collect();
         let mut outcomes: Vec<PostResult> = Vec::new();
         let mut to_post: Vec<String> = Vec::new();
+        let mut not_found: Vec<String> = Vec::new();
         if !ambiguous.is_empty() {
             let since = ambiguous
                 .iter()
@@ -610,7 +611,7 @@ impl Poster {
                                     .with_label_values(&["false"])
                                     .inc();
                                 tracing::info!(%id, "reconciled: not on the account; posting again");
-                                to_post.push(id.clone());
+                                not_found.push(id.clone());
                             }
                         }
                     }
@@ -627,9 +628,11 @@ impl Poster {
                 }
             }
         }
-        if rate_limited {
-            // Reconciled ones only: posting waits for the reset.
-            to_post.clear();
+        // Certainly not posted: tried again below (or after a rate limit's reset).
+        for id in not_found {
+            if let Some(entry) = self.entries.get_mut(&id) {
+                entry.state = State::RetryAt(now);
+            }
         }
 
         // 2. Catch-up policy for posts never tried.
