@@ -525,6 +525,24 @@ async fn lost_answer_is_reconciled_faults_are_retried_and_cancelled_posts_never_
         );
     }
     drop(poster);
+    // The outcomes, as `schedule list` shows them and as the SQLite mirror has them.
+    let output = schedule(&names, &["list", "--tz", "Europe/Paris"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains("4 post(s): 4 posted"), "{stdout}");
+    assert!(
+        stdout.contains("CET") && !stdout.contains(&cancelled_text),
+        "{stdout}"
+    );
+    let db = rusqlite::Connection::open(dir.path().join("f.db")).expect("poster store");
+    let stored: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM scheduled_posts WHERE status = 'posted' AND post_id IS NOT NULL",
+            [],
+            |row| row.get(0),
+        )
+        .expect("scheduled_posts table");
+    assert_eq!(stored, 4);
     delete_schedule_topics(&names).await;
 }
 
