@@ -10,6 +10,9 @@
 #   control     $PARTITIONS delete   7 days or 256 MiB/p delete/limit/disconnect/... notices
 #   deadletter  $PARTITIONS delete   30 days or 256 MiB/p malformed/unknown lines kept for inspection
 #   scheduled   $PARTITIONS compact  (latest per id)     scheduled posts by id; a tombstone cancels
+#   scheduled-results $PARTITIONS compact (latest per id) the poster's outcome per post id; same
+#                                                         partition count as scheduled (the poster
+#                                                         writes a post's outcome to its partition number)
 #
 # Time and size both bound each data topic (whichever is hit first), as the Kafka seed article
 # set up its tweet topic, so a long collection run can't fill the disk. Replication factor is
@@ -49,9 +52,10 @@ create retweets   $COMPACT --config retention.ms=$((7 * DAY_MS))  --config reten
 create control    --config cleanup.policy=delete --config retention.ms=$((7 * DAY_MS))  --config retention.bytes=$((256 * MIB))
 create deadletter --config cleanup.policy=delete --config retention.ms=$((30 * DAY_MS)) --config retention.bytes=$((256 * MIB))
 create scheduled  --config cleanup.policy=compact --config min.compaction.lag.ms=0
+create scheduled-results --config cleanup.policy=compact --config min.compaction.lag.ms=0
 
-# One describe for all five (kafka-topics takes a regular expression): report what exists.
-names="tweets|retweets|control|deadletter|scheduled"
+# One describe for all six (kafka-topics takes a regular expression): report what exists.
+names="tweets|retweets|control|deadletter|scheduled|scheduled-results"
 "$ROOT/scripts/kafka-local.sh" topics --describe --topic "^${PREFIX//./\\.}(${names})\$" \
   | awk '$1 == "Topic:" && /PartitionCount:/ {
       for (i = 1; i <= NF; i++) if ($i == "PartitionCount:") count = $(i + 1)

@@ -35,7 +35,7 @@ echo "== topics.sh (idempotent: twice, under a throw-away prefix)"
 prefix="ci-$$-"
 TOPIC_PREFIX="$prefix" ./topics.sh
 out="$(TOPIC_PREFIX="$prefix" ./topics.sh)"
-for topic in tweets retweets control deadletter scheduled; do
+for topic in tweets retweets control deadletter scheduled scheduled-results; do
   grep -q "^topics.sh: ${prefix}${topic} *2 partitions$" <<<"$out" || { echo "topics.sh did not report ${prefix}${topic} with 2 partitions:"; echo "$out"; exit 1; }
 done
 scripts/kafka-local.sh topics --delete --topic "${prefix}.*" >/dev/null 2>&1 || true

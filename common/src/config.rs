@@ -104,6 +104,37 @@ impl Default for TopicNames {
     }
 }
 
+/// The topics of scheduled posts (created by `topics.sh`): the schedule and the poster's
+/// outcomes, both compacted and keyed by the scheduled post's id.
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleTopics {
+    /// Compacted topic of scheduled posts (key: post id; value: JSON; a tombstone cancels).
+    #[arg(
+        long = "scheduled-topic",
+        env = "SCHEDULED_TOPIC",
+        default_value = "scheduled"
+    )]
+    pub scheduled: String,
+    /// Compacted topic of the poster's outcomes (key: post id; the latest outcome is kept).
+    /// It must have as many partitions as the scheduled topic.
+    #[arg(
+        long = "scheduled-results-topic",
+        env = "SCHEDULED_RESULTS_TOPIC",
+        default_value = "scheduled-results"
+    )]
+    pub results: String,
+}
+
+impl ScheduleTopics {
+    /// The same names with `prefix` prepended.
+    pub fn with_prefix(prefix: &str) -> Self {
+        Self {
+            scheduled: format!("{prefix}scheduled"),
+            results: format!("{prefix}scheduled-results"),
+        }
+    }
+}
+
 /// Where `/metrics` is served.
 #[derive(Debug, Clone, Args)]
 pub struct MetricsArgs {

@@ -12,6 +12,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod post;
 pub mod route;
+pub mod scheduled;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;

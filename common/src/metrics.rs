@@ -355,6 +355,72 @@ impl ConsumerMetrics {
     }
 }
 
+/// Metrics of the scheduled-post poster (`tweet-consumer --group poster`).
+#[derive(Clone)]
+pub struct PosterMetrics {
+    /// Scheduled posts of the assigned partitions not yet posted, failed, cancelled or missed.
+    pub pending_posts: IntGauge,
+    /// Final outcomes, by `outcome` (`posted`, `duplicate`, `failed`, `missed`).
+    pub posts: IntCounterVec,
+    /// Seconds between a post's due time and X accepting it.
+    pub lateness: prometheus::Histogram,
+    /// Calls to the X API, by `result` (`ok`, `rate_limited`, `server_error`, `client_error`,
+    /// `timeout`, `network`).
+    pub api_calls: IntCounterVec,
+    /// Ambiguous attempts resolved by reading the account's posts, by `found` (`true`, `false`).
+    pub reconciliations: IntCounterVec,
+}
+
+impl PosterMetrics {
+    /// Registers the poster's metrics in `registry`.
+    ///
+    /// # Panics
+    /// If they are already registered there.
+    pub fn register(registry: &Registry) -> Self {
+        const S: &str = "poster";
+        let lateness = HistogramOpts::new(
+            "lateness_seconds",
+            "Seconds between a scheduled post's due time and X accepting it.",
+        )
+        .namespace(NAMESPACE)
+        .subsystem(S)
+        // 10 ms .. 1 h: the 1 s target sits on a bucket boundary.
+        .buckets(vec![
+            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+        ]);
+        Self {
+            pending_posts: gauge(
+                registry,
+                S,
+                "pending_posts",
+                "Scheduled posts of the assigned partitions still to be posted.",
+            ),
+            posts: counter_vec(
+                registry,
+                S,
+                "posts_total",
+                "Scheduled posts by final outcome.",
+                &["outcome"],
+            ),
+            lateness: register(registry, prometheus::Histogram::with_opts(lateness)),
+            api_calls: counter_vec(
+                registry,
+                S,
+                "api_calls_total",
+                "Calls to the X API by result.",
+                &["result"],
+            ),
+            reconciliations: counter_vec(
+                registry,
+                S,
+                "reconciliations_total",
+                "Ambiguous attempts resolved by reading the account's recent posts.",
+                &["found"],
+            ),
+        }
+    }
+}
+
 /// Renders `registry` in the Prometheus text exposition format (version 0.0.4).
 pub fn render(registry: &Registry) -> String {
     let mut buffer = Vec::new();

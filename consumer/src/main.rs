@@ -6,6 +6,7 @@ mod analyze;
 mod eval;
 mod lag;
 mod outputs;
+mod poster;
 mod runner;
 mod store;
 
@@ -20,7 +21,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use prometheus::Registry;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use tweet_pipeline_common::config::{KafkaArgs, MetricsArgs, TopicNames};
-use tweet_pipeline_common::metrics::{self, ConsumerMetrics};
+use tweet_pipeline_common::metrics::{self, ConsumerMetrics, PosterMetrics};
 use tweet_pipeline_common::{kafka, shutdown, telemetry};
 
 use crate::analysis::AnalysisHandler;
@@ -87,6 +88,9 @@ struct Cli {
 
     #[command(flatten)]
     metrics: MetricsArgs,
+
+    #[command(flatten)]
+    poster: poster::PosterArgs,
 }
 
 /// Consumer-group roles.
@@ -94,6 +98,8 @@ struct Cli {
 enum Role {
     /// Language + sentiment analysis into the store; applies deletes.
     Analysis,
+    /// Posts the scheduled posts when due, exactly once (see the README).
+    Poster,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,7 +166,7 @@ fn role_of(cli: &Cli) -> anyhow::Result<Role> {
     }
     Role::from_str(&cli.group, true).map_err(|_| {
         anyhow::anyhow!(
-            "group '{}' names no role; add --role analysis (the roles: analysis)",
+            "group '{}' names no role; add --role analysis or --role poster (the roles: analysis, poster)",
             cli.group
         )
     })
@@ -168,6 +174,9 @@ fn role_of(cli: &Cli) -> anyhow::Result<Role> {
 
 async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     let role = role_of(&cli)?;
+    if role == Role::Poster {
+        return run_poster(cli).await;
+    }
     let shutdown = shutdown::on_signal();
     let registry = Registry::new();
     let metrics = ConsumerMetrics::register(&registry);
@@ -213,7 +222,8 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     let languages = cli.languages.clone().map(|l| l.0);
     let (stats, handler) = tokio::task::spawn_blocking(move || {
         let mut handler = match role {
-            Role::Analysis => {
+            // The poster runs its own loop (run_poster, above); only analysis reaches here.
+            Role::Analysis | Role::Poster => {
                 AnalysisHandler::new(topic_names, store, outputs, metrics, analyze, languages)
             }
         };
@@ -252,6 +262,38 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
         "tombstones written", totals.tombstones
     );
     let _ = writeln!(out, "  {:<28}{:>10}", "records skipped", totals.skipped);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_poster(cli: Cli) -> anyhow::Result<ExitCode> {
+    let shutdown = shutdown::on_signal();
+    let registry = Registry::new();
+    let metrics = PosterMetrics::register(&registry);
+    let default_addr: SocketAddr = DEFAULT_METRICS_ADDR.parse().expect("static address");
+    if let Some(addr) = cli.metrics.addr_or(default_addr) {
+        metrics::serve(addr, registry.clone(), shutdown.child_token()).await?;
+    }
+    let handle = tokio::runtime::Handle::current();
+    let cancel = shutdown.clone();
+    let totals = tokio::task::spawn_blocking(move || {
+        let poster =
+            poster::Poster::new(cli.poster, &cli.kafka, &cli.group, &cli.db, metrics, handle)?;
+        poster.run(&cancel)
+    })
+    .await
+    .context("the poster thread panicked")??;
+    shutdown.cancel();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "tweet-consumer summary (poster)");
+    let _ = writeln!(
+        out,
+        "  {:<28}{:>10}",
+        "scheduled records read", totals.records
+    );
+    for outcome in ["posted", "duplicate", "failed", "missed"] {
+        let count = totals.outcomes.get(outcome).copied().unwrap_or(0);
+        let _ = writeln!(out, "  {:<28}{:>10}", outcome, count);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,6 +11,7 @@
 //!   `lines_sent`, `keepalives_sent`, `open_connections`, and `v2` also `rules`.
 //! - `POST /_emulator/reset`: clears pending faults and counters (not rules, not
 //!   `open_connections`); `200 {"reset":true}`.
+//! - `GET /_emulator/posts`: the posts created through `POST /2/tweets` (see `posts.rs`).
 //! - `GET /healthz`: `200 ok`.
 //!
 //! Stream connects are checked in this order: authentication (401), the single-connection
@@ -35,7 +36,7 @@ use crate::corpus::Corpus;
 use crate::faults::{Fault, FaultQueue};
 use crate::oauth::{OAuthKeys, Secret};
 use crate::rules::RuleStore;
-use crate::{mastodon, v1, v2};
+use crate::{mastodon, posts, v1, v2};
 
 /// The three emulated APIs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -47,6 +48,8 @@ pub enum Api {
     V1,
     /// Mastodon streaming.
     Mastodon,
+    /// X API v2 `POST /2/tweets` (posting; see `posts.rs`).
+    Tweets,
 }
 
 impl Api {
@@ -56,6 +59,7 @@ impl Api {
             Api::V2 => "v2",
             Api::V1 => "v1",
             Api::Mastodon => "mastodon",
+            Api::Tweets => "tweets",
         }
     }
 }
@@ -103,6 +107,11 @@ impl ApiStats {
             .unwrap_or_else(PoisonError::into_inner)
             .entry(status.as_u16())
             .or_default() += 1;
+    }
+
+    /// Counts an accepted request that is not a stream connection (`POST /2/tweets`).
+    pub fn accepted(&self) {
+        self.connections_accepted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a line (post, notice, event) written.
@@ -156,9 +165,12 @@ pub struct AppState {
     pub faults: FaultQueue,
     /// Process shutdown: open streams end when it is cancelled.
     pub shutdown: CancellationToken,
+    /// Posts created through `POST /2/tweets`.
+    pub posts: crate::posts::PostLog,
     v2: ApiStats,
     v1: ApiStats,
     mastodon: ApiStats,
+    tweets: ApiStats,
 }
 
 impl AppState {
@@ -175,9 +187,11 @@ impl AppState {
             rules,
             faults: FaultQueue::default(),
             shutdown,
+            posts: crate::posts::PostLog::default(),
             v2: ApiStats::default(),
             v1: ApiStats::default(),
             mastodon: ApiStats::default(),
+            tweets: ApiStats::default(),
         }
     }
 
@@ -187,6 +201,7 @@ impl AppState {
             Api::V2 => &self.v2,
             Api::V1 => &self.v1,
             Api::Mastodon => &self.mastodon,
+            Api::Tweets => &self.tweets,
         }
     }
 }
@@ -381,6 +396,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/streaming", get(mastodon::stream_by_query))
         .route("/api/v1/streaming/{*path}", get(mastodon::stream_by_path))
+        .route("/2/tweets", post(posts::create))
+        .route("/2/users/me", get(posts::me))
+        .route("/2/users/{id}/tweets", get(posts::timeline))
+        .route("/_emulator/posts", get(posts::list))
         .route("/_emulator/faults", post(post_fault).get(list_faults))
         .route("/_emulator/stats", get(stats))
         .route("/_emulator/reset", post(reset))
@@ -422,6 +441,7 @@ async fn stats(State(state): State<Arc<AppState>>) -> Response {
         "v2": v2,
         "v1": state.stats(Api::V1).snapshot(),
         "mastodon": state.stats(Api::Mastodon).snapshot(),
+        "tweets": state.stats(Api::Tweets).snapshot(),
         "faults": state.faults.list(),
     }))
     .into_response()
@@ -429,7 +449,7 @@ async fn stats(State(state): State<Arc<AppState>>) -> Response {
 
 async fn reset(State(state): State<Arc<AppState>>) -> Response {
     state.faults.clear();
-    for api in [Api::V2, Api::V1, Api::Mastodon] {
+    for api in [Api::V2, Api::V1, Api::Mastodon, Api::Tweets] {
         state.stats(api).reset();
     }
     tracing::info!("faults and counters reset");

@@ -15,6 +15,12 @@
 //!  "times": 1}                   // how many connections the fault applies to (default 1)
 //! ```
 //!
+//! `"api": "tweets"` faults apply to the next `POST /2/tweets` calls instead (`any` never
+//! selects them): `connect_status` answers with that status (429 with `x-rate-limit-reset`
+//! `rate_limit_reset_secs` from now, default 2; 403 with X's duplicate-content body; others
+//! with a problem body) without posting, and `"post_timeout": true` records the post and then
+//! never answers (until the emulator stops), like a post accepted by X whose answer is lost.
+//!
 //! "Lines" are messages: posts, v1.1 notices, Mastodon events (and the malformed line); never
 //! keep-alives. Faults are taken in the order they were queued: the first pending fault whose
 //! `api` is the connecting API or `any` applies to a connection.
@@ -36,16 +42,19 @@ pub enum ApiSelector {
     V1,
     /// Mastodon streaming.
     Mastodon,
-    /// The next connection of any API.
+    /// The next connection of any streaming API (never `POST /2/tweets`).
     #[default]
     Any,
+    /// `POST /2/tweets` (manage posts).
+    Tweets,
 }
 
 impl ApiSelector {
     fn selects(self, api: Api) -> bool {
         matches!(
             (self, api),
-            (ApiSelector::Any, _)
+            (ApiSelector::Any, Api::V2 | Api::V1 | Api::Mastodon)
+                | (ApiSelector::Tweets, Api::Tweets)
                 | (ApiSelector::V2, Api::V2)
                 | (ApiSelector::V1, Api::V1)
                 | (ApiSelector::Mastodon, Api::Mastodon)
@@ -81,6 +90,12 @@ pub struct Fault {
     /// `Content-Encoding: gzip`, flushed after every line, when the request accepts gzip.
     #[serde(default, skip_serializing_if = "is_false")]
     pub gzip: bool,
+    /// `POST /2/tweets`: record the post, then never answer.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub post_timeout: bool,
+    /// `POST /2/tweets` with `connect_status` 429: seconds from now in `x-rate-limit-reset`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_reset_secs: Option<u64>,
     /// How many connections this fault applies to (at least 1).
     #[serde(default = "one")]
     pub times: u32,
@@ -106,7 +121,7 @@ pub enum FaultError {
     /// No effect is set.
     #[error(
         "the fault has no effect; set connect_status, drop_after_lines, stall_after_lines, \
-         keepalive_only, split_chunks, malformed_after_lines or gzip"
+         keepalive_only, split_chunks, malformed_after_lines, gzip or post_timeout"
     )]
     NoEffect,
 }
@@ -221,5 +236,9 @@ mod tests {
         assert_eq!(queue.take(Api::V1), None);
         assert!(queue.take(Api::Mastodon).unwrap().gzip);
         assert!(queue.list().is_empty());
+        queue.push(parse(r#"{"api":"any","gzip":true}"#));
+        assert_eq!(queue.take(Api::Tweets), None);
+        queue.push(parse(r#"{"api":"tweets","post_timeout":true}"#));
+        assert!(queue.take(Api::Tweets).unwrap().post_timeout);
     }
 }

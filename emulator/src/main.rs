@@ -10,6 +10,7 @@ mod corpus;
 mod faults;
 mod mastodon;
 mod oauth;
+mod posts;
 mod rules;
 mod stream;
 mod v1;

@@ -8,6 +8,7 @@ mod live;
 mod mastodon;
 mod reconnect;
 mod replay;
+mod schedule;
 mod spool;
 mod x_v1;
 mod x_v2;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use prometheus::Registry;
 use tweet_pipeline_common::config::{KafkaArgs, MetricsArgs, TopicNames};
 use tweet_pipeline_common::framing::DEFAULT_MAX_LINE_BYTES;
@@ -53,8 +54,15 @@ const DEFAULT_X_V1_URL: &str = "https://stream.twitter.com";
 /// 0600): X_BEARER_TOKEN (v2); X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN,
 /// X_ACCESS_TOKEN_SECRET (v1.1); MASTODON_TOKEN (Mastodon).
 #[derive(Debug, Parser)]
-#[command(name = "tweet-producer", version)]
+#[command(
+    name = "tweet-producer",
+    version,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Replay a recorded stream: a JSON-lines file (gzip detected), or `-` for stdin.
     #[arg(long, value_name = "FILE", env = "REPLAY_FILE", conflicts_with_all = ["track", "rules", "hashtag", "timeline"])]
     replay: Option<PathBuf>,
@@ -190,6 +198,13 @@ enum Source {
     Mastodon,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Scheduled posts: queue one post or a folder of drafts on the `scheduled` topic, cancel,
+    /// list (posted by `tweet-consumer --group poster`).
+    Schedule(schedule::ScheduleArgs),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Api {
     /// X API v2 filtered stream.
@@ -320,7 +335,10 @@ fn live_source(cli: &Cli) -> anyhow::Result<LiveSource> {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Schedule(args)) = cli.command.take() {
+        return schedule::run(args).await;
+    }
     if cli.max_line_bytes == 0 {
         bail!("--max-line-bytes must be at least 1");
     }

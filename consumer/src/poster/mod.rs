@@ -1,0 +1,872 @@
+//! The poster (`tweet-consumer --group poster`): posts each scheduled post when it is due, via
+//! `POST /2/tweets`, exactly once across restarts, crashes and rebalances.
+//!
+//! **The compacted `scheduled` topic is the durable schedule**; the compacted
+//! `scheduled-results` topic (same partition count, the outcome of a post written to the
+//! partition with the number of its scheduled record) is the durable memory of what was done.
+//! The group never commits offsets: whenever a partition is assigned, the poster reads it from
+//! the beginning, and reads the same partition of the results topic to its end, before it acts
+//! on any post of that partition. No local state is needed to resume, so a second instance on
+//! another machine takes over a partition with everything it needs.
+//!
+//! Exactly once, per post:
+//! 1. an `attempt` result is written and acknowledged (acks=all, idempotent producer) before
+//!    the HTTP call;
+//! 2. the answer is written as `posted` (with X's id), `duplicate`, `failed`, or `retry` (429 /
+//!    5xx: certainly not posted; due again at `retry_at`);
+//! 3. a post whose last result is `attempt` (a crash, a SIGKILL or a timeout between the call
+//!    and its answer) is **reconciled before any retry**: the poster reads the account's posts
+//!    since the attempt (`GET /2/users/me`, `GET /2/users/:id/tweets`) and records `posted` if
+//!    the text is there; only otherwise does it post again.
+//!
+//! Rebalances cannot double-post: HTTP calls run on the thread that polls the consumer, so a
+//! partition is revoked only between two polls, after every call of that poll's batch has its
+//! outcome acknowledged on the results topic; the next owner reads those outcomes before
+//! acting. A member that dies (SIGKILL) loses its partitions after `session.timeout.ms`; by
+//! then any request it had sent has been answered, and the `attempt` it left is reconciled.
+//! (A member cut off from Kafka but not from X for longer than the session timeout could still
+//! post once more before noticing; reconciliation by text and X's own duplicate-content check
+//! are the last guards there.)
+//!
+//! Catch-up: a post that has never been tried and is more than `--catch-up-tolerance-secs`
+//! past due when the poster gets to it (the poster was down) is posted late
+//! (`--catch-up post-late`) or recorded as `missed` (`--catch-up mark-missed`, the default),
+//! like Airflow's `catchup`. Posts within the tolerance are always posted.
+
+mod store;
+mod x;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use clap::{Args, ValueEnum};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message as _;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::Offset;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+use tweet_pipeline_common::config::{KafkaArgs, ScheduleTopics};
+use tweet_pipeline_common::kafka::{self, ClientLog};
+use tweet_pipeline_common::metrics::PosterMetrics;
+use tweet_pipeline_common::scheduled::{
+    partitions_of, read_to_end, Outcome, PostResult, ScheduledPost,
+};
+use tweet_pipeline_common::secret::{credential, read_credentials_file, OAuthKeys};
+
+use self::store::PosterStore;
+use self::x::{comparable, PostReply, XClient};
+
+/// The X API root.
+const DEFAULT_X_API_URL: &str = "https://api.x.com";
+/// Most posts handled between two polls of the consumer (keeps rebalances and new schedule
+/// records flowing while a backlog is posted).
+const MAX_BATCH: usize = 50;
+/// After this long in one batch of calls, the rest of the batch waits for the next round, so
+/// that the loop polls well within `max.poll.interval.ms` ([`MAX_POLL_INTERVAL_MS`]) even when
+/// every call takes the whole HTTP timeout.
+const BATCH_BUDGET: Duration = Duration::from_secs(30);
+/// `max.poll.interval.ms` of the poster: a member that does not poll for this long leaves the
+/// group and its partitions move. It must exceed [`BATCH_BUDGET`] plus one HTTP timeout plus a
+/// reconciliation, or a slow batch could see its partitions handed to another instance while
+/// its calls are still running.
+const MAX_POLL_INTERVAL_MS: &str = "120000";
+/// The longest `--http-timeout-secs` honoured (see [`MAX_POLL_INTERVAL_MS`]).
+const MAX_HTTP_TIMEOUT_SECS: u64 = 30;
+/// The longest wait between two polls.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long Kafka gets to acknowledge a result before the poster gives up (and exits: an
+/// unrecorded outcome must not be followed by more posts).
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reconciliation reads the account's posts from this long before the attempt (clock skew
+/// between this machine and X).
+const RECONCILE_SLACK_SECS: i64 = 120;
+/// The first wait after a 5xx; doubled per attempt, at most [`MAX_BACKOFF_SECS`].
+const FIRST_BACKOFF_SECS: i64 = 1;
+/// The longest wait between two attempts after a 5xx.
+const MAX_BACKOFF_SECS: i64 = 60;
+
+/// What to do with a post that is more than the tolerance past due when first tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CatchUp {
+    /// Post it anyway, late.
+    PostLate,
+    /// Record it as `missed` and do not post it.
+    MarkMissed,
+}
+
+/// Flags of the poster role.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Poster (--group poster)")]
+pub struct PosterArgs {
+    /// X API root for posting (e.g. the local emulator).
+    #[arg(long = "x-api-url", env = "X_API_BASE_URL", default_value = DEFAULT_X_API_URL)]
+    pub api_url: String,
+
+    /// NAME=value lines with X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN and
+    /// X_ACCESS_TOKEN_SECRET (mode 0600), for what the environment lacks.
+    #[arg(long, env = "CREDENTIALS_FILE")]
+    pub credentials_file: Option<PathBuf>,
+
+    /// Posts more than --catch-up-tolerance-secs past due when first tried (the poster was
+    /// down): post them late, or record them as missed.
+    #[arg(long, value_enum, default_value_t = CatchUp::MarkMissed)]
+    pub catch_up: CatchUp,
+
+    /// How late a post may be and still be posted whatever --catch-up says.
+    #[arg(long, default_value_t = 900)]
+    pub catch_up_tolerance_secs: u64,
+
+    /// Timeout of one X API call (at most 30); a post whose answer does not come in time is
+    /// reconciled.
+    #[arg(long, default_value_t = 10)]
+    pub http_timeout_secs: u64,
+
+    /// Attempts before a post that keeps getting 5xx is recorded as failed.
+    #[arg(long, default_value_t = 8)]
+    pub max_attempts: u32,
+
+    /// After an answer was lost, wait this long before reading the account's posts (X may
+    /// still be processing the request).
+    #[arg(long, default_value_t = 2000)]
+    pub reconcile_delay_ms: u64,
+
+    #[command(flatten)]
+    pub topics: ScheduleTopics,
+}
+
+/// Counts of one run, for the summary.
+#[derive(Debug, Default, Clone)]
+pub struct PosterTotals {
+    /// Scheduled records read (tombstones included).
+    pub records: u64,
+    /// Final outcomes written, by outcome.
+    pub outcomes: HashMap<&'static str, u64>,
+}
+
+/// Rebalance events, handed from librdkafka's callback to the poll loop.
+#[derive(Default)]
+struct PosterContext {
+    log: ClientLog,
+    events: Mutex<Vec<(bool, Vec<i32>)>>,
+}
+
+impl ClientContext for PosterContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.log.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(&error, reason);
+    }
+}
+
+impl ConsumerContext for PosterContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let (assigned, list) = match rebalance {
+            Rebalance::Assign(list) => (true, list),
+            Rebalance::Revoke(list) => (false, list),
+            Rebalance::Error(error) => {
+                tracing::warn!(%error, "rebalance failed");
+                return;
+            }
+        };
+        let partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
+        tracing::info!(assigned, partitions = ?partitions, "poster partitions changed");
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((assigned, partitions));
+    }
+}
+
+/// A scheduled record, owned: partition, key, value.
+type OwnedRecord = (i32, Option<String>, Option<Vec<u8>>);
+
+/// Polls once and copies the record out (so that the consumer is free for the rebalance
+/// handling that follows).
+fn poll_owned(
+    consumer: &BaseConsumer<PosterContext>,
+    timeout: Duration,
+) -> Option<Result<OwnedRecord, KafkaError>> {
+    consumer.poll(timeout).map(|result| {
+        result.map(|record| {
+            (
+                record.partition(),
+                record
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
+                record.payload().map(<[u8]>::to_vec),
+            )
+        })
+    })
+}
+
+/// Where a post stands in this instance's memory.
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    /// Never tried.
+    Waiting,
+    /// Certainly not posted; try at this time.
+    RetryAt(DateTime<Utc>),
+    /// Maybe posted (the last result is `attempt`): reconcile after this time.
+    Ambiguous(DateTime<Utc>),
+    /// Nothing more to do.
+    Done(Outcome),
+}
+
+struct Entry {
+    post: ScheduledPost,
+    partition: i32,
+    state: State,
+    attempts: u32,
+    attempt_at: Option<DateTime<Utc>>,
+}
+
+/// Everything the poll loop owns.
+pub struct Poster {
+    args: PosterArgs,
+    consumer: BaseConsumer<PosterContext>,
+    loader: BaseConsumer,
+    producer: FutureProducer,
+    x: XClient,
+    handle: Handle,
+    store: Option<PosterStore>,
+    metrics: PosterMetrics,
+    instance: String,
+    entries: HashMap<String, Entry>,
+    /// Results read at assignment, waiting for their scheduled record.
+    loaded: HashMap<String, PostResult>,
+    /// Assigned partitions still being read up to this end offset.
+    loading: HashMap<i32, i64>,
+    assigned: HashSet<i32>,
+    rate_limited_until: Option<DateTime<Utc>>,
+    totals: PosterTotals,
+}
+
+impl Poster {
+    /// Checks the flags and topics, loads the credentials and subscribes. Call from a thread
+    /// outside the async runtime (it blocks); `handle` runs the HTTP calls.
+    ///
+    /// # Errors
+    /// A missing credential, an unreachable broker, a missing topic, mismatched partition
+    /// counts, an unopenable store.
+    pub fn new(
+        args: PosterArgs,
+        kafka_args: &KafkaArgs,
+        group: &str,
+        db: &std::path::Path,
+        metrics: PosterMetrics,
+        handle: Handle,
+    ) -> anyhow::Result<Self> {
+        let file = args
+            .credentials_file
+            .as_deref()
+            .map(read_credentials_file)
+            .transpose()?;
+        let key = |name, what| credential(name, file.as_ref(), what);
+        let keys = OAuthKeys {
+            consumer_key: key("X_CONSUMER_KEY", "OAuth consumer key (API key)")?,
+            consumer_secret: key("X_CONSUMER_SECRET", "OAuth consumer secret")?,
+            access_token: key("X_ACCESS_TOKEN", "OAuth access token")?,
+            access_token_secret: key("X_ACCESS_TOKEN_SECRET", "OAuth access token secret")?,
+        };
+        let x = XClient::new(
+            &args.api_url,
+            keys,
+            Duration::from_secs(args.http_timeout_secs.clamp(1, MAX_HTTP_TIMEOUT_SECS)),
+        )?;
+        let instance = format!(
+            "tweet-consumer-{group}-{}-{}",
+            std::process::id(),
+            Utc::now().timestamp_millis()
+        );
+        let mut config = kafka::consumer_config(kafka_args, group, &instance);
+        // Never commit: every assignment reads the schedule from the beginning. A short
+        // session lets a crashed instance's partitions move on within seconds.
+        config
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS);
+        for (k, v) in &kafka_args.properties {
+            config.set(k, v);
+        }
+        let consumer: BaseConsumer<PosterContext> = config
+            .create_with_context(PosterContext::default())
+            .context("invalid Kafka consumer configuration (check -X properties)")?;
+        let loader: BaseConsumer =
+            kafka::consumer_config(kafka_args, &format!("{group}-loader"), &instance)
+                .set("enable.auto.commit", "false")
+                .create()
+                .context("invalid Kafka consumer configuration (check -X properties)")?;
+        let mut producer_config = kafka::producer_config(kafka_args, &instance);
+        // Each result is awaited before the next step: no reason to linger.
+        producer_config.set("linger.ms", "0");
+        for (k, v) in &kafka_args.properties {
+            producer_config.set(k, v);
+        }
+        let producer: FutureProducer = producer_config
+            .create()
+            .context("invalid Kafka producer configuration (check -X properties)")?;
+
+        let topics = &args.topics;
+        kafka::check_topics(
+            consumer.client(),
+            &kafka_args.bootstrap,
+            &[topics.scheduled.as_str(), topics.results.as_str()],
+            Duration::from_secs(10),
+        )?;
+        let scheduled = partitions_of(
+            consumer.client(),
+            &topics.scheduled,
+            Duration::from_secs(10),
+        )?;
+        let results = partitions_of(consumer.client(), &topics.results, Duration::from_secs(10))?;
+        if results.len() < scheduled.len() {
+            anyhow::bail!(
+                "{} has {} partitions but {} has {}: the results topic needs at least as many (kafka-topics --alter --partitions)",
+                topics.results,
+                results.len(),
+                topics.scheduled,
+                scheduled.len()
+            );
+        }
+        let store = match PosterStore::open(db) {
+            Ok(store) => Some(store),
+            Err(error) => {
+                tracing::warn!(%error, db = %db.display(), "cannot open the poster store; outcomes go to the results topic only");
+                None
+            }
+        };
+        consumer
+            .subscribe(&[topics.scheduled.as_str()])
+            .context("subscribing to the scheduled topic")?;
+        tracing::info!(group, scheduled = %topics.scheduled, results = %topics.results, api = %args.api_url, "poster started");
+        Ok(Self {
+            args,
+            consumer,
+            loader,
+            producer,
+            x,
+            handle,
+            store,
+            metrics,
+            instance,
+            entries: HashMap::new(),
+            loaded: HashMap::new(),
+            loading: HashMap::new(),
+            assigned: HashSet::new(),
+            rate_limited_until: None,
+            totals: PosterTotals::default(),
+        })
+    }
+
+    /// The poll loop, until `cancel`.
+    ///
+    /// # Errors
+    /// When Kafka does not acknowledge a result (the poster stops rather than post without a
+    /// record), or a partition cannot be loaded.
+    pub fn run(mut self, cancel: &CancellationToken) -> anyhow::Result<PosterTotals> {
+        while !cancel.is_cancelled() {
+            let wait = self.next_wake().min(POLL_INTERVAL);
+            let mut message = poll_owned(&self.consumer, wait);
+            let mut drained = 0;
+            loop {
+                // Rebalance callbacks run inside poll(): apply them before the record that
+                // poll returned, which belongs to the new assignment.
+                self.apply_rebalances()?;
+                let Some(result) = message else { break };
+                match result {
+                    Ok((partition, key, value)) => self.on_scheduled(partition, key, value),
+                    Err(error) => tracing::warn!(%error, "consumer error"),
+                }
+                drained += 1;
+                if drained >= 10_000 {
+                    break;
+                }
+                message = poll_owned(&self.consumer, Duration::ZERO);
+            }
+            self.check_loaded();
+            self.act()?;
+            self.metrics.pending_posts.set(
+                self.entries
+                    .values()
+                    .filter(|e| !matches!(e.state, State::Done(_)))
+                    .count() as i64,
+            );
+        }
+        let _ = self.producer.flush(ACK_TIMEOUT);
+        tracing::info!("poster stopped");
+        Ok(self.totals)
+    }
+
+    /// How long until something may be due.
+    fn next_wake(&self) -> Duration {
+        let now = Utc::now();
+        self.entries
+            .values()
+            .filter_map(|entry| match entry.state {
+                State::Waiting => Some(entry.post.due_at),
+                State::RetryAt(at) | State::Ambiguous(at) => Some(at),
+                State::Done(_) => None,
+            })
+            .min()
+            .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(POLL_INTERVAL)
+    }
+
+    fn on_scheduled(&mut self, partition: i32, key: Option<String>, value: Option<Vec<u8>>) {
+        self.totals.records += 1;
+        let Some(id) = key else {
+            tracing::warn!(partition, "scheduled record without a key skipped");
+            return;
+        };
+        let Some(value) = value else {
+            if let Some(entry) = self.entries.remove(&id) {
+                if !matches!(entry.state, State::Done(_)) {
+                    tracing::info!(%id, "scheduled post cancelled");
+                }
+            }
+            return;
+        };
+        let post: ScheduledPost = match serde_json::from_slice(&value) {
+            Ok(post) => post,
+            Err(error) => {
+                tracing::warn!(%id, partition, %error, "unreadable scheduled record skipped");
+                return;
+            }
+        };
+        if let Some(entry) = self.entries.get_mut(&id) {
+            // The same post written again (a re-run of the same command): keep its state.
+            entry.post = post;
+            return;
+        }
+        let (state, attempts, attempt_at) = match self.loaded.remove(&id) {
+            None => (State::Waiting, 0, None),
+            Some(result) => {
+                let state = match result.outcome {
+                    outcome if outcome.is_final() => State::Done(outcome),
+                    Outcome::Attempt => State::Ambiguous(Utc::now()),
+                    _ => State::RetryAt(result.retry_at.unwrap_or(result.at)),
+                };
+                (state, result.attempt, Some(result.at))
+            }
+        };
+        self.entries.insert(
+            id,
+            Entry {
+                post,
+                partition,
+                state,
+                attempts,
+                attempt_at,
+            },
+        );
+    }
+
+    fn apply_rebalances(&mut self) -> anyhow::Result<()> {
+        let events: Vec<(bool, Vec<i32>)> = std::mem::take(
+            &mut *self
+                .consumer
+                .context()
+                .events
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        for (assigned, partitions) in events {
+            if !assigned {
+                for partition in &partitions {
+                    self.assigned.remove(partition);
+                    self.loading.remove(partition);
+                }
+                self.entries
+                    .retain(|_, e| !partitions.contains(&e.partition));
+                continue;
+            }
+            let topic = self.args.topics.results.clone();
+            let records = read_to_end(&self.loader, &topic, &partitions, ACK_TIMEOUT)
+                .with_context(|| format!("cannot load the results of partitions {partitions:?}"))?;
+            let mut count = 0;
+            for (_, id, value) in records {
+                match value.and_then(|v| serde_json::from_slice::<PostResult>(&v).ok()) {
+                    Some(result) => {
+                        self.loaded.insert(id, result);
+                        count += 1;
+                    }
+                    None => {
+                        self.loaded.remove(&id);
+                    }
+                }
+            }
+            for &partition in &partitions {
+                let (low, high) = self
+                    .consumer
+                    .fetch_watermarks(&self.args.topics.scheduled, partition, ACK_TIMEOUT)
+                    .context("cannot read the end offsets of the scheduled topic")?;
+                self.assigned.insert(partition);
+                if high > low {
+                    self.loading.insert(partition, high);
+                } else {
+                    tracing::info!(partition, "partition loaded; posting");
+                }
+            }
+            tracing::info!(partitions = ?partitions, results = count, "partitions loading");
+        }
+        Ok(())
+    }
+
+    fn check_loaded(&mut self) {
+        if self.loading.is_empty() {
+            return;
+        }
+        let Ok(positions) = self.consumer.position() else {
+            return;
+        };
+        for element in positions.elements_for_topic(&self.args.topics.scheduled) {
+            if let (Offset::Offset(position), Some(end)) =
+                (element.offset(), self.loading.get(&element.partition()))
+            {
+                if position >= *end {
+                    tracing::info!(partition = element.partition(), "partition loaded; posting");
+                    self.loading.remove(&element.partition());
+                }
+            }
+        }
+    }
+
+    fn ready(&self, partition: i32) -> bool {
+        self.assigned.contains(&partition) && !self.loading.contains_key(&partition)
+    }
+
+    /// Reconciles, marks missed, and posts what is due.
+    fn act(&mut self) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let rate_limited = self.rate_limited_until.is_some_and(|until| until > now);
+        let mut due: Vec<(DateTime<Utc>, String)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| self.ready(e.partition))
+            .filter(|(_, e)| match e.state {
+                State::Waiting => e.post.due_at <= now && !rate_limited,
+                State::RetryAt(at) => at <= now && !rate_limited,
+                State::Ambiguous(at) => at <= now,
+                State::Done(_) => false,
+            })
+            .map(|(id, e)| (e.post.due_at, id.clone()))
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        due.sort();
+        due.truncate(MAX_BATCH);
+        let ids: Vec<String> = due.into_iter().map(|(_, id)| id).collect();
+
+        // 1. Ambiguous attempts: look for them on the account first.
+        let ambiguous: Vec<&String> = ids
+            .iter()
+            .filter(|id| matches!(self.entries[*id].state, State::Ambiguous(_)))
+            .collect();
+        let mut outcomes: Vec<PostResult> = Vec::new();
+        let mut to_post: Vec<String> = Vec::new();
+        let mut not_found: Vec<String> = Vec::new();
+        if !ambiguous.is_empty() {
+            let since = ambiguous
+                .iter()
+                .filter_map(|id| self.entries[*id].attempt_at)
+                .min()
+                .unwrap_or(now)
+                - chrono::Duration::seconds(RECONCILE_SLACK_SECS);
+            match self.handle.block_on(self.x.recent_posts(since)) {
+                Ok(posts) => {
+                    let found: HashMap<String, String> = posts
+                        .into_iter()
+                        .map(|(id, text)| (comparable(&text), id))
+                        .collect();
+                    for id in ambiguous {
+                        let entry = &self.entries[id];
+                        match found.get(&comparable(&entry.post.text)) {
+                            Some(post_id) => {
+                                self.metrics
+                                    .reconciliations
+                                    .with_label_values(&["true"])
+                                    .inc();
+                                tracing::info!(%id, post_id, "reconciled: the post is on the account");
+                                let mut result = self.result(id, Outcome::Posted, now);
+                                result.post_id = Some(post_id.clone());
+                                result.reconciled = true;
+                                outcomes.push(result);
+                            }
+                            None => {
+                                self.metrics
+                                    .reconciliations
+                                    .with_label_values(&["false"])
+                                    .inc();
+                                tracing::info!(%id, "reconciled: not on the account; posting again");
+                                not_found.push(id.clone());
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the account's posts to reconcile; trying again later");
+                    let later =
+                        now + chrono::Duration::milliseconds(self.args.reconcile_delay_ms as i64);
+                    for id in ambiguous {
+                        if let Some(entry) = self.entries.get_mut(id) {
+                            entry.state = State::Ambiguous(later);
+                        }
+                    }
+                }
+            }
+        }
+        // Certainly not posted: tried again below (or after a rate limit's reset).
+        for id in not_found {
+            if let Some(entry) = self.entries.get_mut(&id) {
+                entry.state = State::RetryAt(now);
+            }
+        }
+
+        // 2. Catch-up policy for posts never tried.
+        let tolerance = chrono::Duration::seconds(self.args.catch_up_tolerance_secs as i64);
+        for id in &ids {
+            let entry = &self.entries[id];
+            match entry.state {
+                State::Waiting
+                    if now - entry.post.due_at > tolerance
+                        && self.args.catch_up == CatchUp::MarkMissed =>
+                {
+                    let mut result = self.result(id, Outcome::Missed, now);
+                    result.reason = Some(format!(
+                        "due {} s ago when the poster got to it (catch-up tolerance {} s)",
+                        (now - entry.post.due_at).num_seconds(),
+                        tolerance.num_seconds()
+                    ));
+                    outcomes.push(result);
+                }
+                State::Waiting | State::RetryAt(_) if !rate_limited => to_post.push(id.clone()),
+                _ => {}
+            }
+        }
+        to_post.sort_by_key(|id| (self.entries[id].post.due_at, id.clone()));
+        self.write(&outcomes)?;
+
+        if to_post.is_empty() {
+            return Ok(());
+        }
+        // 3. Attempts, acknowledged before any call.
+        let attempts: Vec<PostResult> = to_post
+            .iter()
+            .map(|id| {
+                let entry = self.entries.get_mut(id).expect("due ids are entries");
+                entry.attempts += 1;
+                entry.attempt_at = Some(Utc::now());
+                entry.state = State::Ambiguous(Utc::now());
+                let mut result = self.result(id, Outcome::Attempt, Utc::now());
+                result.attempt = self.entries[id].attempts;
+                result
+            })
+            .collect();
+        self.write(&attempts)?;
+
+        // 4. The calls, in due order; each answer recorded.
+        let mut answers = Vec::with_capacity(to_post.len());
+        let started = std::time::Instant::now();
+        for id in &to_post {
+            if started.elapsed() > BATCH_BUDGET {
+                // Not called: certainly not posted. Back to polling (rebalances, heartbeats of
+                // max.poll.interval.ms) before the next call.
+                let mut result = self.result(id, Outcome::Retry, Utc::now());
+                result.retry_at = Some(Utc::now());
+                result.reason = Some("batch time budget used up; not sent".to_owned());
+                answers.push(result);
+                continue;
+            }
+            if self
+                .rate_limited_until
+                .is_some_and(|until| until > Utc::now())
+            {
+                let mut result = self.result(id, Outcome::Retry, Utc::now());
+                result.retry_at = self.rate_limited_until;
+                result.reason = Some("rate limited (429)".to_owned());
+                answers.push(result);
+                continue;
+            }
+            let text = self.entries[id].post.text.clone();
+            let reply = self.handle.block_on(self.x.create_post(&text));
+            let answered = Utc::now();
+            answers.push(self.classify(id, reply, answered));
+        }
+        self.write(&answers)?;
+        Ok(())
+    }
+
+    /// Turns an HTTP answer into the result to record.
+    fn classify(&mut self, id: &str, reply: PostReply, at: DateTime<Utc>) -> PostResult {
+        let attempts = self.entries[id].attempts;
+        let label = match &reply {
+            PostReply::Created(_) | PostReply::Duplicate => "ok",
+            PostReply::RateLimited(_) => "rate_limited",
+            PostReply::ServerError(_) => "server_error",
+            PostReply::Refused(..) => "client_error",
+            PostReply::NotSent(_) => "network",
+            PostReply::Ambiguous(_) => "timeout",
+        };
+        self.metrics.api_calls.with_label_values(&[label]).inc();
+        let mut result = self.result(id, Outcome::Retry, at);
+        let backoff = |attempt: u32| {
+            let secs = FIRST_BACKOFF_SECS
+                .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+                .min(MAX_BACKOFF_SECS);
+            at + chrono::Duration::seconds(secs)
+        };
+        match reply {
+            PostReply::Created(post_id) => {
+                result.outcome = Outcome::Posted;
+                result.post_id = Some(post_id);
+            }
+            PostReply::Duplicate => {
+                result.outcome = Outcome::Duplicate;
+                result.reason = Some(
+                    "X refused it as duplicate content (403): the same text is already posted"
+                        .to_owned(),
+                );
+            }
+            PostReply::RateLimited(reset) => {
+                let until = reset
+                    .filter(|r| *r > at)
+                    .unwrap_or(at + chrono::Duration::seconds(60));
+                tracing::warn!(%id, until = %until, "rate limited by X; waiting for the reset");
+                self.rate_limited_until = Some(until);
+                result.retry_at = Some(until);
+                result.reason = Some("rate limited (429)".to_owned());
+            }
+            PostReply::ServerError(status) => {
+                result.reason = Some(format!("HTTP {status}"));
+                result.retry_at = Some(backoff(attempts));
+            }
+            PostReply::Refused(status, detail) => {
+                result.outcome = Outcome::Failed;
+                result.reason = Some(format!("HTTP {status}: {detail}"));
+            }
+            PostReply::NotSent(error) => {
+                result.reason = Some(format!("not sent: {error}"));
+                result.retry_at = Some(backoff(attempts));
+            }
+            PostReply::Ambiguous(error) => {
+                // Leave the `attempt` as the last result: reconcile after a short delay.
+                tracing::warn!(%id, %error, "the answer to a post was lost; reconciling before any retry");
+                result.outcome = Outcome::Attempt;
+                result.reason = Some(format!("answer lost: {error}"));
+            }
+        }
+        if result.outcome == Outcome::Retry && attempts >= self.args.max_attempts {
+            result.outcome = Outcome::Failed;
+            result.reason = Some(format!(
+                "{} after {attempts} attempts",
+                result.reason.take().unwrap_or_default()
+            ));
+            result.retry_at = None;
+        }
+        result
+    }
+
+    fn result(&self, id: &str, outcome: Outcome, at: DateTime<Utc>) -> PostResult {
+        let entry = &self.entries[id];
+        PostResult {
+            id: id.to_owned(),
+            outcome,
+            at,
+            due_at: entry.post.due_at,
+            attempt: entry.attempts,
+            post_id: None,
+            lateness_seconds: None,
+            reason: None,
+            retry_at: None,
+            reconciled: false,
+            by: self.instance.clone(),
+        }
+    }
+
+    /// Writes results to their post's partition of the results topic, waits for every
+    /// acknowledgement, then applies them to memory, the store and the metrics.
+    fn write(&mut self, results: &[PostResult]) -> anyhow::Result<()> {
+        if results.is_empty() {
+            return Ok(());
+        }
+        let mut results = results.to_vec();
+        for result in &mut results {
+            if result.outcome == Outcome::Posted && !result.reconciled {
+                result.lateness_seconds =
+                    Some((result.at - result.due_at).num_milliseconds() as f64 / 1000.0);
+            }
+        }
+        let values = results
+            .iter()
+            .map(serde_json::to_vec)
+            .collect::<Result<Vec<_>, _>>()
+            .context("serialising a result")?;
+        let topic = self.args.topics.results.clone();
+        let deliveries: Vec<_> = results
+            .iter()
+            .zip(&values)
+            .map(|(result, value)| {
+                let record = FutureRecord::to(&topic)
+                    .key(&result.id)
+                    .payload(value)
+                    .partition(self.entries[&result.id].partition);
+                self.producer.send(record, ACK_TIMEOUT)
+            })
+            .collect();
+        for delivery in deliveries {
+            self.handle
+                .block_on(delivery)
+                .map_err(|(error, _)| error)
+                .context(
+                "Kafka did not acknowledge a result; stopping rather than posting without a record",
+            )?;
+        }
+        for result in results {
+            let Some(entry) = self.entries.get_mut(&result.id) else {
+                continue;
+            };
+            entry.state = match result.outcome {
+                outcome if outcome.is_final() => State::Done(outcome),
+                Outcome::Attempt if result.reason.is_some() => State::Ambiguous(
+                    result.at + chrono::Duration::milliseconds(self.args.reconcile_delay_ms as i64),
+                ),
+                Outcome::Attempt => State::Ambiguous(result.at),
+                _ => State::RetryAt(result.retry_at.unwrap_or(result.at)),
+            };
+            if result.outcome.is_final() {
+                *self
+                    .totals
+                    .outcomes
+                    .entry(result.outcome.as_str())
+                    .or_default() += 1;
+                self.metrics
+                    .posts
+                    .with_label_values(&[result.outcome.as_str()])
+                    .inc();
+                if let Some(lateness) = result.lateness_seconds {
+                    self.metrics.lateness.observe(lateness.max(0.0));
+                }
+                tracing::info!(id = %result.id, outcome = result.outcome.as_str(), post_id = ?result.post_id, lateness_s = ?result.lateness_seconds, "scheduled post done");
+            }
+            if let Some(store) = &self.store {
+                if let Err(error) = store.record(&entry.post, &result) {
+                    tracing::warn!(%error, id = %result.id, "cannot record the outcome in the store");
+                }
+            }
+        }
+        Ok(())
+    }
+}
