@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the build, the tests and the demo need and that a fresh machine may lack:
 # Java and Maven (the local Kafka broker), a C toolchain (librdkafka and SQLite are compiled by
-# cargo), kcat (topic inspection). Debian packages via apt-get; Rust itself must be installed
+# cargo), kcat (topic inspection), the PostgreSQL server (consumer/tests/postgres.rs starts its
+# own in a temporary folder). Debian packages via apt-get; Rust itself must be installed
 # (rustup); crates and the Kafka jars are fetched by cargo and Maven on first use.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ command -v perl >/dev/null 2>&1 || need+=(perl)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "ensure-deps: installing ${need[*]} with apt-get" >&2

@@ -270,21 +270,18 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     let header = format!("tweet-consumer summary (group {})", cli.group);
     match role {
         Role::Analysis => {
-            let store = Store::open(&cli.db)
-                .with_context(|| format!("cannot open the store {}", cli.db))?;
             tracing::info!(group = %cli.group, role = ?role, topics = ?topics, db = %cli.db, "consuming");
-            consumer
-                .subscribe(&topics)
-                .context("subscribing to the topics")?;
-            let handler = AnalysisHandler::new(
-                cli.topics.clone(),
-                store,
-                metrics,
-                !cli.no_analysis,
-                cli.languages.clone().map(|l| l.0),
-            );
-            let (stats, handler) = run_handler(consumer, handler, config, &shutdown).await?;
-            let (outcome, skipped) = handler.totals();
+            let (db, names) = (cli.db.clone(), cli.topics.clone());
+            let (analyze, languages) = (!cli.no_analysis, cli.languages.clone().map(|l| l.0));
+            let make = move || {
+                let store =
+                    Store::open(&db).with_context(|| format!("cannot open the store {db}"))?;
+                Ok(AnalysisHandler::new(
+                    names, store, metrics, analyze, languages,
+                ))
+            };
+            let (stats, (outcome, skipped)) =
+                run_handler(consumer, &topics, make, |h| h.totals(), config, &shutdown).await?;
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{header}");
             let _ = writeln!(out, "  {:<28}{:>10}", "records consumed", stats.records);
@@ -308,14 +305,12 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_bytes: cli.archive.archive_max_bytes,
                 max_age: Duration::from_secs(cli.archive.archive_max_age_secs),
             };
-            let handler = ArchiveHandler::new(archive, cli.topics.clone(), metrics)?;
             tracing::info!(group = %cli.group, role = ?role, topics = ?topics, dir = %cli.archive.archive_dir.display(), "archiving");
-            consumer
-                .subscribe(&topics)
-                .context("subscribing to the topics")?;
-            let (stats, handler) = run_handler(consumer, handler, config, &shutdown).await?;
-            let totals = handler.totals();
-            let failed = handler.failed_partitions();
+            let names = cli.topics.clone();
+            let make = move || ArchiveHandler::new(archive, names, metrics);
+            let summary = |h: ArchiveHandler| (h.totals(), h.failed_partitions());
+            let (stats, (totals, failed)) =
+                run_handler(consumer, &topics, make, summary, config, &shutdown).await?;
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{header}");
             let _ = writeln!(out, "  {:<28}{:>10}", "records consumed", stats.records);
@@ -332,19 +327,34 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Runs `handler` on the consumer's own blocking thread until shutdown (or the end, with
-/// `--exit-at-end`), then cancels the rest of the process (the metrics server).
-async fn run_handler<H: Handler + Send + 'static>(
+/// On the consumer's own blocking thread: makes the handler (a store connection is opened
+/// there: the synchronous PostgreSQL client runs its own runtime and must not be used, or
+/// dropped, on the async reactor), subscribes, runs until shutdown (or the end, with
+/// `--exit-at-end`) and returns `summary` of the handler; then cancels the rest of the process
+/// (the metrics server).
+async fn run_handler<H, T>(
     consumer: BaseConsumer<RebalanceContext>,
-    mut handler: H,
+    topics: &[&str],
+    make: impl FnOnce() -> anyhow::Result<H> + Send + 'static,
+    summary: impl FnOnce(H) -> T + Send + 'static,
     config: RunnerConfig,
     shutdown: &tokio_util::sync::CancellationToken,
-) -> anyhow::Result<(RunStats, H)> {
+) -> anyhow::Result<(RunStats, T)>
+where
+    H: Handler,
+    T: Send + 'static,
+{
     let cancel = shutdown.clone();
+    let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
     let result = tokio::task::spawn_blocking(move || {
+        let mut handler = make()?;
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .context("subscribing to the topics")?;
         let stats = runner::run(&consumer, &mut handler, &config, &cancel);
         drop(consumer);
-        stats.map(|stats| (stats, handler))
+        stats.map(|stats| (stats, summary(handler)))
     })
     .await
     .context("the consumer thread panicked")??;

@@ -1,9 +1,9 @@
 //! `tweet-consumer report`: pictures of the store as SVG files, drawn with plotters' SVG
 //! backend (text is left to the viewer's fonts, so nothing here needs a font installed).
 //!
-//! - `posts_per_minute.svg`: posts per minute by their creation time (per hour or per day
-//!   when the posts span more than 2 days or 90 days);
-//! - `sentiment_by_language.svg`: mean VADER compound score per time bucket, one line per
+//! - `posts_over_time.svg`: posts per minute by their creation time (per second when the
+//!   posts span at most 5 minutes, per hour or per day beyond 2 days or 90 days);
+//! - `sentiment_over_time.svg`: mean VADER compound score per time bucket, one line per
 //!   language (the post's own language tag, else the detected one) among scored posts;
 //! - `top_hashtags.svg`: the most used hashtags (each counted once per post).
 //!
@@ -36,6 +36,7 @@ const SIZE: (u32, u32) = (960, 540);
 /// A time bucket width.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bucket {
+    Second,
     Minute,
     Hour,
     Day,
@@ -44,6 +45,7 @@ enum Bucket {
 impl Bucket {
     fn seconds(self) -> i64 {
         match self {
+            Self::Second => 1,
             Self::Minute => 60,
             Self::Hour => 3600,
             Self::Day => 86_400,
@@ -52,15 +54,19 @@ impl Bucket {
 
     fn name(self) -> &'static str {
         match self {
+            Self::Second => "second",
             Self::Minute => "minute",
             Self::Hour => "hour",
             Self::Day => "day",
         }
     }
 
-    /// Minutes up to 2 days, hours up to 90 days, days beyond: at most a few thousand points.
+    /// Seconds up to 5 minutes, minutes up to 2 days, hours up to 90 days, days beyond: at
+    /// most a few thousand points.
     fn for_span(seconds: i64) -> Self {
-        if seconds <= 2 * 86_400 {
+        if seconds <= 300 {
+            Self::Second
+        } else if seconds <= 2 * 86_400 {
             Self::Minute
         } else if seconds <= 90 * 86_400 {
             Self::Hour
@@ -72,6 +78,7 @@ impl Bucket {
     fn label(self, bucket: i64) -> String {
         let start = DateTime::<Utc>::from_timestamp(bucket * self.seconds(), 0).unwrap_or_default();
         match self {
+            Self::Second => start.format("%H:%M:%S").to_string(),
             Self::Minute => start.format("%m-%d %H:%M").to_string(),
             Self::Hour => start.format("%m-%d %H:00").to_string(),
             Self::Day => start.format("%Y-%m-%d").to_string(),
@@ -212,8 +219,8 @@ pub fn render(rows: &[ReportRow], config: &ReportConfig) -> anyhow::Result<Vec<P
         .with_context(|| format!("cannot create {}", config.out.display()))?;
     let data = summarise(rows, config);
     let paths = [
-        config.out.join("posts_per_minute.svg"),
-        config.out.join("sentiment_by_language.svg"),
+        config.out.join("posts_over_time.svg"),
+        config.out.join("sentiment_over_time.svg"),
         config.out.join("top_hashtags.svg"),
     ];
     draw_posts(&data, &paths[0], rows.len())
@@ -352,6 +359,13 @@ fn draw_hashtags(data: &ReportData, path: &Path) -> anyhow::Result<()> {
             .configure_mesh()
             .disable_y_mesh()
             .y_labels(0)
+            .x_label_formatter(&|x| {
+                if x.fract() == 0.0 {
+                    format!("{x:.0}")
+                } else {
+                    String::new()
+                }
+            })
             .x_desc("posts")
             .draw(),
     )?;
@@ -403,6 +417,7 @@ mod tests {
             row("2014-07-04T10:00:05Z", "en", Some(0.5), "#a #b"),
             row("2014-07-04T10:00:50Z", "en", Some(-0.1), "#a"),
             row("2014-07-04T10:02:00Z", "es", None, "hola #A"),
+            row("2014-07-04T10:06:59Z", "es", None, "adiós"),
         ];
         let config = ReportConfig {
             out: PathBuf::new(),
@@ -412,7 +427,7 @@ mod tests {
         let data = summarise(&rows, &config);
         assert_eq!(data.bucket, Some(Bucket::Minute));
         let counts: Vec<u64> = data.posts.iter().map(|p| p.1).collect();
-        assert_eq!(counts, vec![2, 0, 1]);
+        assert_eq!(counts, vec![2, 0, 1, 0, 0, 0, 1]);
         assert_eq!(data.hashtags, vec![("a".to_owned(), 3), ("b".to_owned(), 1)]);
         let en = &data.sentiment["en"];
         assert_eq!(en.len(), 1);

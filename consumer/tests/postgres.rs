@@ -58,6 +58,7 @@ fn is_root() -> bool {
 /// A PostgreSQL server in a temporary folder, stopped (fast shutdown) on drop.
 struct Postgres {
     child: Option<Child>,
+    data: PathBuf,
     port: u16,
     _dir: tempfile::TempDir,
 }
@@ -116,6 +117,7 @@ impl Postgres {
             .expect("postgres starts");
         let server = Self {
             child: Some(child),
+            data,
             port,
             _dir: dir,
         };
@@ -146,10 +148,13 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SIGINT: PostgreSQL's fast shutdown.
-            let _ = Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status();
+            // SIGINT to the postmaster (its pid is the first line of postmaster.pid; `child`
+            // may be runuser, which does not pass signals on): PostgreSQL's fast shutdown.
+            let pid = std::fs::read_to_string(self.data.join("postmaster.pid"))
+                .ok()
+                .and_then(|text| text.lines().next().map(str::to_owned))
+                .unwrap_or_else(|| child.id().to_string());
+            let _ = Command::new("kill").args(["-INT", &pid]).status();
             let _ = child.wait();
         }
     }
@@ -202,13 +207,16 @@ fn group_members(group: &str) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
+// A plain test, not `#[tokio::test]`: the synchronous `postgres` client runs its own runtime
+// and must not be called from inside another one.
+#[test]
+fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let server = Postgres::start();
     let url = server.url("tweets");
 
     let prefix = unique("pg");
-    let names = create_topics(&format!("{prefix}-")).await;
+    let names = runtime.block_on(create_topics(&format!("{prefix}-")));
     let dir = tempfile::tempdir().expect("temp dir");
     let data = shared_data().join("twitter_v1/stream_sample");
     let mut bytes = Vec::new();
@@ -266,7 +274,17 @@ async fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
     let a = start(port_a);
     let b = start(port_b);
     let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut a, mut b) = (a, b);
     while group_members(&group) < 2 {
+        for child in [&mut a, &mut b] {
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+                }
+                panic!("a consumer exited early ({status}):\n{stderr}");
+            }
+        }
         assert!(Instant::now() < deadline, "the two consumers did not both join {group}");
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -337,5 +355,5 @@ async fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
     );
     assert!(!stats.contains(PASSWORD));
 
-    delete_topics(&names).await;
+    runtime.block_on(delete_topics(&names));
 }

@@ -82,6 +82,7 @@ FROM posts GROUP BY language ORDER BY COUNT(*) DESC, language";
 
 /// A connection to the PostgreSQL store, with its statements prepared.
 pub struct PgStore {
+    url: Secret,
     client: Client,
     upsert: Statement,
     remember_delete: Statement,
@@ -119,6 +120,7 @@ impl PgStore {
         let mut client = Client::connect(url.expose(), NoTls)?;
         migrate(&mut client)?;
         Ok(Self {
+            url: url.clone(),
             upsert: client.prepare(UPSERT)?,
             remember_delete: client.prepare(REMEMBER_DELETE)?,
             delete: client.prepare(DELETE)?,
@@ -133,6 +135,12 @@ impl PgStore {
     /// When PostgreSQL fails (a deadlock or serialisation failure included); nothing of the
     /// batch is then stored.
     pub fn apply(&mut self, writes: &[Write], now_ms: i64) -> Result<BatchOutcome, StoreError> {
+        if self.client.is_closed() {
+            // The server restarted or the network dropped: the failed batch is retried by the
+            // runner, on a fresh connection.
+            tracing::warn!(db = %redacted(&self.url), "postgres connection lost; reconnecting");
+            *self = Self::connect(&self.url)?;
+        }
         let mut tx = self.client.transaction()?;
         let mut outcome = BatchOutcome::default();
         let ids: Vec<&str> = writes
