@@ -73,12 +73,10 @@ async fn archived_files_replay_to_the_same_values() {
         .arg(&recording)
         .args(topic_flags(&original))
         .arg("--metrics-addr=off"));
-    let sent: u64 = ["tweets", "retweets", "control", "deadletter"]
-        .iter()
-        .map(|t| summary_value(&produced, &format!("records -> {t}")))
-        .sum();
+    let sent_to = |d: Destination| summary_value(&produced, &format!("records -> {}", original.name(d)));
+    let sent: u64 = Destination::ALL.iter().map(|d| sent_to(*d)).sum();
     assert!(sent > 1000);
-    assert_eq!(summary_value(&produced, "records -> deadletter"), 1);
+    assert_eq!(sent_to(Destination::DeadLetter), 1);
     let originals = values(&original, sent as usize);
     assert_eq!(originals.len() as u64, sent);
 
