@@ -124,8 +124,9 @@ impl ArchiveHandler {
         topics: TopicNames,
         metrics: ConsumerMetrics,
     ) -> anyhow::Result<Self> {
-        fs::create_dir_all(&config.dir)
-            .with_context(|| format!("cannot create the archive folder {}", config.dir.display()))?;
+        fs::create_dir_all(&config.dir).with_context(|| {
+            format!("cannot create the archive folder {}", config.dir.display())
+        })?;
         Ok(Self {
             config,
             topics,
@@ -166,14 +167,21 @@ impl ArchiveHandler {
         self.failed.insert(key);
     }
 
-    fn open_file(&self, topic: &str, partition: i32, hour: i64, offset: i64) -> anyhow::Result<OpenFile> {
+    fn open_file(
+        &self,
+        topic: &str,
+        partition: i32,
+        hour: i64,
+        offset: i64,
+    ) -> anyhow::Result<OpenFile> {
         let path = file_path(&self.config.dir, topic, partition, hour, offset);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
         let part = part_path(&path);
-        let file = File::create(&part).with_context(|| format!("cannot create {}", part.display()))?;
+        let file =
+            File::create(&part).with_context(|| format!("cannot create {}", part.display()))?;
         Ok(OpenFile {
             path,
             encoder: GzEncoder::new(Counting { file, bytes: 0 }, Compression::default()),

@@ -58,7 +58,12 @@ struct Cli {
 
     /// The store: a SQLite file (created if missing) or a PostgreSQL URL
     /// (postgres://user:password@host:port/database; migrations are applied at start).
-    #[arg(long, env = "TWEETS_DB", default_value = "tweets.db", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "TWEETS_DB",
+        default_value = "tweets.db",
+        hide_env_values = true
+    )]
     db: StoreLocation,
 
     #[command(flatten)]
@@ -137,7 +142,12 @@ enum Command {
     /// Print posts per detected language and sentiment label from the store.
     Stats {
         /// The store: a SQLite file or a PostgreSQL URL.
-        #[arg(long, env = "TWEETS_DB", default_value = "tweets.db", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "TWEETS_DB",
+            default_value = "tweets.db",
+            hide_env_values = true
+        )]
         db: StoreLocation,
         /// Show at most this many languages (the most frequent).
         #[arg(long, default_value_t = 15)]
@@ -147,7 +157,12 @@ enum Command {
     /// top hashtags.
     Report {
         /// The store: a SQLite file or a PostgreSQL URL.
-        #[arg(long, env = "TWEETS_DB", default_value = "tweets.db", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "TWEETS_DB",
+            default_value = "tweets.db",
+            hide_env_values = true
+        )]
         db: StoreLocation,
         /// Output folder for the SVG files (created if missing).
         #[arg(long, default_value = "report")]
@@ -314,9 +329,21 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{header}");
             let _ = writeln!(out, "  {:<28}{:>10}", "records consumed", stats.records);
-            let _ = writeln!(out, "  {:<28}{:>10}", "records archived", totals.records_written);
-            let _ = writeln!(out, "  {:<28}{:>10}", "files finished", totals.files_finished);
-            let _ = writeln!(out, "  {:<28}{:>10}", "records skipped", totals.records_skipped);
+            let _ = writeln!(
+                out,
+                "  {:<28}{:>10}",
+                "records archived", totals.records_written
+            );
+            let _ = writeln!(
+                out,
+                "  {:<28}{:>10}",
+                "files finished", totals.files_finished
+            );
+            let _ = writeln!(
+                out,
+                "  {:<28}{:>10}",
+                "records skipped", totals.records_skipped
+            );
             let _ = writeln!(out, "  {:<28}{:>10}", "partitions failed", failed);
             if failed > 0 {
                 tracing::error!(partitions = failed, "some partitions could not be archived; run again to archive them from their last durable file");

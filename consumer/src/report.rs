@@ -279,9 +279,16 @@ fn draw_sentiment(data: &ReportData, path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     drawing(root.fill(&WHITE))?;
     let bucket = data.bucket.unwrap_or(Bucket::Minute);
-    let buckets = data.sentiment.values().flat_map(|cells| cells.keys().copied());
+    let buckets = data
+        .sentiment
+        .values()
+        .flat_map(|cells| cells.keys().copied());
     let (x0, x1) = buckets.fold((i64::MAX, i64::MIN), |(lo, hi), b| (lo.min(b), hi.max(b)));
-    let (x0, x1) = if x0 > x1 { (0, 1) } else { (x0, x1.max(x0 + 1)) };
+    let (x0, x1) = if x0 > x1 {
+        (0, 1)
+    } else {
+        (x0, x1.max(x0 + 1))
+    };
     let title = format!("Mean VADER compound per {} by language", bucket.name());
     let mut chart = drawing(
         ChartBuilder::on(&root)
@@ -310,7 +317,10 @@ fn draw_sentiment(data: &ReportData, path: &Path) -> anyhow::Result<()> {
         let posts: u64 = cells.values().map(|c| c.1).sum();
         drawing(
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), color.stroke_width(2)))
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))
                 .map(|series| {
                     series
                         .label(format!("{language} ({posts} scored posts)"))
@@ -319,11 +329,7 @@ fn draw_sentiment(data: &ReportData, path: &Path) -> anyhow::Result<()> {
                         });
                 }),
         )?;
-        drawing(chart.draw_series(
-            points
-                .iter()
-                .map(|&p| Circle::new(p, 2, color.filled())),
-        ))?;
+        drawing(chart.draw_series(points.iter().map(|&p| Circle::new(p, 2, color.filled()))))?;
     }
     if !data.sentiment.is_empty() {
         drawing(
@@ -371,20 +377,24 @@ fn draw_hashtags(data: &ReportData, path: &Path) -> anyhow::Result<()> {
     )?;
     // Most used on top: row 0 is drawn highest.
     let row = |i: usize| (n - 1 - i) as f64;
-    drawing(chart.draw_series(data.hashtags.iter().enumerate().map(|(i, (_, count))| {
-        Rectangle::new(
-            [(0.0, row(i) - 0.35), (*count as f64, row(i) + 0.35)],
-            BLUE.mix(0.6).filled(),
-        )
-    })))?;
-    drawing(chart.draw_series(data.hashtags.iter().enumerate().map(|(i, (tag, count))| {
-        Text::new(
-            format!(" #{tag} ({count})"),
-            (*count as f64, row(i)),
-            TextStyle::from(("sans-serif", 14).into_font())
-                .pos(Pos::new(HPos::Left, VPos::Center)),
-        )
-    })))?;
+    drawing(
+        chart.draw_series(data.hashtags.iter().enumerate().map(|(i, (_, count))| {
+            Rectangle::new(
+                [(0.0, row(i) - 0.35), (*count as f64, row(i) + 0.35)],
+                BLUE.mix(0.6).filled(),
+            )
+        })),
+    )?;
+    drawing(
+        chart.draw_series(data.hashtags.iter().enumerate().map(|(i, (tag, count))| {
+            Text::new(
+                format!(" #{tag} ({count})"),
+                (*count as f64, row(i)),
+                TextStyle::from(("sans-serif", 14).into_font())
+                    .pos(Pos::new(HPos::Left, VPos::Center)),
+            )
+        })),
+    )?;
     drawing(root.present())
 }
 
@@ -428,7 +438,10 @@ mod tests {
         assert_eq!(data.bucket, Some(Bucket::Minute));
         let counts: Vec<u64> = data.posts.iter().map(|p| p.1).collect();
         assert_eq!(counts, vec![2, 0, 1, 0, 0, 0, 1]);
-        assert_eq!(data.hashtags, vec![("a".to_owned(), 3), ("b".to_owned(), 1)]);
+        assert_eq!(
+            data.hashtags,
+            vec![("a".to_owned(), 3), ("b".to_owned(), 1)]
+        );
         let en = &data.sentiment["en"];
         assert_eq!(en.len(), 1);
         let (sum, n) = en.values().next().unwrap();

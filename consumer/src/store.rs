@@ -194,14 +194,15 @@ pub struct ReportRow {
 }
 
 /// The columns of [`ReportRow`], in order; the same SQL on both backends.
-const REPORT_QUERY: &str = "SELECT created_at, received_at_ms, lang, detected_lang, sentiment_compound, text FROM posts";
+const REPORT_QUERY: &str =
+    "SELECT created_at, received_at_ms, lang, detected_lang, sentiment_compound, text FROM posts";
 
 /// The store: SQLite or PostgreSQL, the same operations and semantics on both.
 pub enum Store {
     /// An embedded SQLite file (one consumer instance, or several on one machine).
     Sqlite(SqliteStore),
     /// A PostgreSQL server (any number of consumer instances).
-    Postgres(PgStore),
+    Postgres(Box<PgStore>),
 }
 
 impl Store {
@@ -213,7 +214,7 @@ impl Store {
     pub fn open(location: &StoreLocation) -> Result<Self, StoreError> {
         Ok(match location {
             StoreLocation::Sqlite(path) => Self::Sqlite(SqliteStore::open(path)?),
-            StoreLocation::Postgres(url) => Self::Postgres(PgStore::connect(url)?),
+            StoreLocation::Postgres(url) => Self::Postgres(Box::new(PgStore::connect(url)?)),
         })
     }
 

@@ -39,7 +39,10 @@ fn values(names: &TopicNames, count: usize) -> Vec<(&'static str, Vec<u8>)> {
     let mut records: Vec<(&'static str, Vec<u8>)> = read_back(&topics, count)
         .into_iter()
         .map(|(topic, _, value, _)| {
-            let role = names.destination(&topic).expect("one of the topics").as_str();
+            let role = names
+                .destination(&topic)
+                .expect("one of the topics")
+                .as_str();
             (role, value)
         })
         .collect();
@@ -73,7 +76,8 @@ async fn archived_files_replay_to_the_same_values() {
         .arg(&recording)
         .args(topic_flags(&original))
         .arg("--metrics-addr=off"));
-    let sent_to = |d: Destination| summary_value(&produced, &format!("records -> {}", original.name(d)));
+    let sent_to =
+        |d: Destination| summary_value(&produced, &format!("records -> {}", original.name(d)));
     let sent: u64 = Destination::ALL.iter().map(|d| sent_to(*d)).sum();
     assert!(sent > 1000);
     assert_eq!(sent_to(Destination::DeadLetter), 1);

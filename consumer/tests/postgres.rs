@@ -74,7 +74,11 @@ impl Postgres {
         // Debian's package creates (or `nobody`).
         let as_user = |program: &Path| -> Command {
             if is_root() {
-                let user = if Command::new("id").arg("postgres").output().is_ok_and(|o| o.status.success()) {
+                let user = if Command::new("id")
+                    .arg("postgres")
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+                {
                     "postgres"
                 } else {
                     "nobody"
@@ -95,7 +99,15 @@ impl Postgres {
         let init = as_user(&bin.join("initdb"))
             .arg("-D")
             .arg(&data)
-            .args(["-U", "tweet", "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"])
+            .args([
+                "-U",
+                "tweet",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ])
             .arg(format!("--pwfile={}", pwfile.display()))
             .output()
             .expect("initdb runs");
@@ -110,7 +122,14 @@ impl Postgres {
             .arg(&data)
             .arg("-k")
             .arg(dir.path())
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-c", "fsync=off"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-c",
+                "fsync=off",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -141,7 +160,10 @@ impl Postgres {
     }
 
     fn url(&self, database: &str) -> String {
-        format!("postgres://tweet:{PASSWORD}@127.0.0.1:{}/{database}", self.port)
+        format!(
+            "postgres://tweet:{PASSWORD}@127.0.0.1:{}/{database}",
+            self.port
+        )
     }
 }
 
@@ -177,9 +199,11 @@ fn group_at_end(group: &str, topics: &[&str]) -> bool {
         return false;
     };
     committed.elements().iter().all(|element| {
-        let Ok((_, high)) =
-            probe.fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(10))
-        else {
+        let Ok((_, high)) = probe.fetch_watermarks(
+            element.topic(),
+            element.partition(),
+            Duration::from_secs(10),
+        ) else {
             return false;
         };
         match element.offset() {
@@ -254,7 +278,10 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
         }
     }
     let expected: BTreeSet<String> = statuses.difference(&deleted).cloned().collect();
-    assert!(statuses.len() > expected.len(), "the recording deletes some of its own posts");
+    assert!(
+        statuses.len() > expected.len(),
+        "the recording deletes some of its own posts"
+    );
 
     // Two instances of one group, both joined before any record exists, so both get partitions.
     let group = unique("pg-analysis");
@@ -285,7 +312,10 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
                 panic!("a consumer exited early ({status}):\n{stderr}");
             }
         }
-        assert!(Instant::now() < deadline, "the two consumers did not both join {group}");
+        assert!(
+            Instant::now() < deadline,
+            "the two consumers did not both join {group}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 
@@ -296,10 +326,17 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
         .arg("--metrics-addr=off"));
     assert_eq!(summary_value(&produced, "failed"), 0);
 
-    let topics = [names.tweets.as_str(), names.retweets.as_str(), names.control.as_str()];
+    let topics = [
+        names.tweets.as_str(),
+        names.retweets.as_str(),
+        names.control.as_str(),
+    ];
     let deadline = Instant::now() + Duration::from_secs(120);
     while !group_at_end(&group, &topics) {
-        assert!(Instant::now() < deadline, "the group did not commit the end of every partition");
+        assert!(
+            Instant::now() < deadline,
+            "the group did not commit the end of every partition"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let outputs = [terminate(a), terminate(b)];
@@ -307,17 +344,29 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
     for output in &outputs {
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "consumer failed:\n{stdout}\n{stderr}");
+        assert!(
+            output.status.success(),
+            "consumer failed:\n{stdout}\n{stderr}"
+        );
         assert!(
             !stdout.contains(PASSWORD) && !stderr.contains(PASSWORD),
             "the password leaked into the output"
         );
-        assert!(stderr.contains("postgres://tweet@127.0.0.1"), "the store is logged, redacted:\n{stderr}");
+        assert!(
+            stderr.contains("postgres://tweet@127.0.0.1"),
+            "the store is logged, redacted:\n{stderr}"
+        );
         let consumed = summary_value(output, "records consumed");
-        assert!(consumed > 0, "both instances consumed (each held partitions):\n{stdout}");
+        assert!(
+            consumed > 0,
+            "both instances consumed (each held partitions):\n{stdout}"
+        );
         total += consumed;
     }
-    assert!(total >= consumed_records, "{total} consumed < {consumed_records} records");
+    assert!(
+        total >= consumed_records,
+        "{total} consumed < {consumed_records} records"
+    );
 
     let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
     let ids: BTreeSet<String> = client
@@ -330,10 +379,20 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
         .query_one("SELECT COUNT(*) FROM posts", &[])
         .expect("count")
         .get(0);
-    assert_eq!(rows as usize, expected.len(), "one row per distinct undeleted post");
-    assert!(ids == expected, "stored ids differ from the distinct undeleted posts");
+    assert_eq!(
+        rows as usize,
+        expected.len(),
+        "one row per distinct undeleted post"
+    );
+    assert!(
+        ids == expected,
+        "stored ids differ from the distinct undeleted posts"
+    );
     let migrations: Vec<i32> = client
-        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
         .expect("migrations")
         .iter()
         .map(|row| row.get(0))
@@ -346,11 +405,14 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
     assert_eq!(remembered as usize, deleted.len());
 
     // `stats` reads the same store through the URL.
-    let stats = run(Command::new(binary("tweet-consumer"))
-        .args(["stats", "--db", &url]));
+    let stats = run(Command::new(binary("tweet-consumer")).args(["stats", "--db", &url]));
     let stats = String::from_utf8_lossy(&stats.stdout);
     assert!(
-        stats.starts_with(&format!("{} posts in postgres://tweet@127.0.0.1:{}/tweets", expected.len(), server.port)),
+        stats.starts_with(&format!(
+            "{} posts in postgres://tweet@127.0.0.1:{}/tweets",
+            expected.len(),
+            server.port
+        )),
         "{stats}"
     );
     assert!(!stats.contains(PASSWORD));

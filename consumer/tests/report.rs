@@ -37,11 +37,40 @@ fn report_draws_posts_sentiment_and_hashtags() {
     let db = dir.path().join("tweets.db");
     let conn = rusqlite::Connection::open(&db).expect("store");
     conn.execute_batch(SCHEMA).expect("schema");
-    conn.pragma_update(None, "user_version", 1).expect("version");
-    insert(&conn, "1", "2014-07-04T10:00:05Z", "en", Some(0.6), "Happy 4th! #July4th #USA");
-    insert(&conn, "2", "2014-07-04T10:00:40Z", "en", Some(-0.4), "rain on #july4th");
-    insert(&conn, "3", "2014-07-04T10:03:10Z", "fr", Some(0.2), "bonne fête #USA #July4th");
-    insert(&conn, "4", "2014-07-04T10:04:00Z", "es", None, "hola #Mundial");
+    conn.pragma_update(None, "user_version", 1)
+        .expect("version");
+    insert(
+        &conn,
+        "1",
+        "2014-07-04T10:00:05Z",
+        "en",
+        Some(0.6),
+        "Happy 4th! #July4th #USA",
+    );
+    insert(
+        &conn,
+        "2",
+        "2014-07-04T10:00:40Z",
+        "en",
+        Some(-0.4),
+        "rain on #july4th",
+    );
+    insert(
+        &conn,
+        "3",
+        "2014-07-04T10:03:10Z",
+        "fr",
+        Some(0.2),
+        "bonne fête #USA #July4th",
+    );
+    insert(
+        &conn,
+        "4",
+        "2014-07-04T10:04:00Z",
+        "es",
+        None,
+        "hola #Mundial",
+    );
     insert(&conn, "5", "2014-07-04T10:08:30Z", "es", None, "adiós");
     drop(conn);
 
@@ -63,7 +92,10 @@ fn report_draws_posts_sentiment_and_hashtags() {
 
     let posts = svg(&out, "posts_over_time.svg");
     assert!(posts.contains("Posts per minute (5 posts)"));
-    assert!(posts.contains("07-04 10:0"), "minute labels on the time axis");
+    assert!(
+        posts.contains("07-04 10:0"),
+        "minute labels on the time axis"
+    );
     assert!(posts.contains("posts per minute"), "y axis description");
     assert!(posts.contains("<polygon") || posts.contains("<polyline") || posts.contains("<path"));
 
@@ -71,7 +103,10 @@ fn report_draws_posts_sentiment_and_hashtags() {
     assert!(sentiment.contains("Mean VADER compound per minute by language"));
     assert!(sentiment.contains("en (2 scored posts)"));
     assert!(sentiment.contains("fr (1 scored posts)"));
-    assert!(!sentiment.contains("es ("), "unscored languages have no line");
+    assert!(
+        !sentiment.contains("es ("),
+        "unscored languages have no line"
+    );
 
     let hashtags = svg(&out, "top_hashtags.svg");
     assert!(hashtags.contains("Top 3 hashtags"));

@@ -96,7 +96,10 @@ pub fn redacted(url: &Secret) -> String {
     let Ok(config) = url.expose().parse::<postgres::Config>() else {
         return "postgres://(invalid URL)".to_owned();
     };
-    let user = config.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    let user = config
+        .get_user()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
@@ -254,7 +257,10 @@ impl PgStore {
 /// Applies the migrations not yet recorded in `schema_migrations`, under the migration lock.
 fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let mut tx = client.transaction()?;
-    tx.execute("SELECT pg_advisory_xact_lock($1::int8)", &[&MIGRATION_LOCK_KEY])?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1::int8)",
+        &[&MIGRATION_LOCK_KEY],
+    )?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version    INTEGER PRIMARY KEY,
