@@ -471,5 +471,7 @@ mod tests {
         assert!(role_of(&cli).unwrap_err().to_string().contains("--role"));
         let cli = Cli::parse_from(["tweet-consumer", "--group", "test-42", "--role", "analysis"]);
         assert_eq!(role_of(&cli).unwrap(), Role::Analysis);
+        let cli = Cli::parse_from(["tweet-consumer", "--group", "archive"]);
+        assert_eq!(role_of(&cli).unwrap(), Role::Archive);
     }
 }

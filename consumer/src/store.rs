@@ -478,6 +478,28 @@ mod tests {
     }
 
     #[test]
+    fn locations_are_paths_or_urls_and_never_show_a_password() {
+        let sqlite: StoreLocation = "data/tweets.db".parse().unwrap();
+        assert_eq!(
+            sqlite,
+            StoreLocation::Sqlite(PathBuf::from("data/tweets.db"))
+        );
+        for url in [
+            "postgres://app:hunter2@db:5433/tweets",
+            "postgresql://app:hunter2@db:5433/tweets",
+        ] {
+            let location: StoreLocation = url.parse().unwrap();
+            assert!(matches!(location, StoreLocation::Postgres(_)));
+            assert_eq!(location.to_string(), "postgres://app@db:5433/tweets");
+            assert!(!format!("{location:?}").contains("hunter2"));
+        }
+        let error = "postgres://app:hunter2@db:notaport/x"
+            .parse::<StoreLocation>()
+            .unwrap_err();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
     fn upserts_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
