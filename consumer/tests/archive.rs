@@ -122,6 +122,54 @@ async fn archived_files_replay_to_the_same_values() {
     let topics: Vec<&str> = Destination::ALL.iter().map(|d| original.name(*d)).collect();
     assert_group_at_end(&group, &topics);
 
+    // A long-running archive instance (no --exit-at-end) commits only what rotation by age
+    // made durable: once its group is at the end, every file is finished and renamed.
+    let by_age = dir.path().join("archive-by-age");
+    let age_group = unique("archive-age");
+    let (metrics_port, _) = support::free_ports();
+    let running = Command::new(binary("tweet-consumer"))
+        .args(["--group", &age_group, "--role", "archive"])
+        .arg("--archive-dir")
+        .arg(&by_age)
+        .args(["--archive-max-age-secs", "1"])
+        .args(topic_flags(&original))
+        .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tweet-consumer starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !support::group_at_end(&age_group, &topics) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rotation by age did not commit the end of every partition"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let aged = files_under(&by_age);
+    assert!(
+        aged.iter()
+            .all(|f| f.extension().is_some_and(|e| e == "gz")),
+        "no .part file left once everything is committed: {aged:?}"
+    );
+    let mut lines = 0;
+    for file in &aged {
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(file).expect("archive file"))
+            .read_to_string(&mut text)
+            .expect("gzip JSON lines");
+        lines += text.lines().count() as u64;
+    }
+    assert_eq!(lines, sent, "the committed files hold every record");
+    let stopped = support::terminate(running);
+    assert!(stopped.status.success());
+    assert_eq!(summary_value(&stopped, "records archived"), sent);
+    assert_eq!(
+        summary_value(&stopped, "files finished"),
+        aged.len() as u64,
+        "nothing left to finish at shutdown"
+    );
+
     // The archive folder replayed as it is, into a second topic set.
     let second = create_topics(&format!("{prefix}-b-")).await;
     let replayed = run(Command::new(binary("tweet-producer"))

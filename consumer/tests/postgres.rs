@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 use support::{
-    binary, bootstrap, create_topics, delete_topics, free_ports, run, shared_data, summary_value,
-    terminate, topic_flags, unique, PARTITIONS,
+    binary, bootstrap, create_topics, delete_topics, free_ports, group_at_end, run, shared_data,
+    summary_value, terminate, topic_flags, unique,
 };
 use tweet_pipeline_common::{route_line, Destination, LineClass};
 
@@ -180,37 +179,6 @@ impl Drop for Postgres {
             let _ = child.wait();
         }
     }
-}
-
-/// Whether `group` has committed the high watermark of every partition of `topics`.
-fn group_at_end(group: &str, topics: &[&str]) -> bool {
-    let probe: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut partitions = TopicPartitionList::new();
-    for topic in topics {
-        for partition in 0..PARTITIONS {
-            partitions.add_partition(topic, partition);
-        }
-    }
-    let Ok(committed) = probe.committed_offsets(partitions, Duration::from_secs(10)) else {
-        return false;
-    };
-    committed.elements().iter().all(|element| {
-        let Ok((_, high)) = probe.fetch_watermarks(
-            element.topic(),
-            element.partition(),
-            Duration::from_secs(10),
-        ) else {
-            return false;
-        };
-        match element.offset() {
-            Offset::Offset(offset) => offset == high,
-            _ => high == 0,
-        }
-    })
 }
 
 /// Members of `group` as the broker reports them.
