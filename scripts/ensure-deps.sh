@@ -3,7 +3,8 @@
 # Java and Maven (the local Kafka broker), a C toolchain (librdkafka and SQLite are compiled by
 # cargo), kcat (topic inspection), Prometheus and promtool (the monitoring test runs a real
 # Prometheus on deploy/prometheus.yml), docker-compose (validates docker-compose.kafka.yml; no
-# Docker engine needed). Debian packages via apt-get; Rust itself must be installed (rustup);
+# Docker engine needed), the PostgreSQL server (consumer/tests/postgres.rs starts its own in a
+# temporary folder). Debian packages via apt-get; Rust itself must be installed (rustup);
 # crates and the Kafka jars are fetched by cargo and Maven on first use.
 # systemd-analyze (package systemd) is used when present and not installed here.
 set -euo pipefail
@@ -22,6 +23,7 @@ command -v kcat >/dev/null 2>&1 || need+=(kcat)
 # prometheus.service on :9090; `systemctl disable --now prometheus` if you don't want it.
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need+=(prometheus)
 { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } || need+=(docker-compose)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "ensure-deps: installing ${need[*]} with apt-get" >&2

@@ -36,6 +36,61 @@ pub trait Handler {
     /// happened that cannot be repeated: the same batch is offered again after a backoff,
     /// and its offsets are not stored until it succeeds.
     fn handle(&mut self, batch: &[BorrowedMessage<'_>]) -> anyhow::Result<()>;
+
+    /// `true` for a handler whose side effect is durable only later than `handle` returning
+    /// (the archive: records sit in an open file until it is fsynced and renamed). The runner
+    /// then stores no offsets after `handle` and stores only what [`Handler::durable`] reports.
+    fn defers_durability(&self) -> bool {
+        false
+    }
+
+    /// For a handler that [defers durability](Handler::defers_durability): called after each
+    /// batch and each idle poll with `finish = false` (make durable what is due, e.g. files
+    /// past their age), and once before the final commit with `finish = true` (make
+    /// everything durable now). Returns the last offset made durable per partition since the
+    /// previous call. An error stores nothing; the call is repeated at the next opportunity.
+    fn durable(&mut self, finish: bool) -> anyhow::Result<Vec<DurableOffset>> {
+        let _ = finish;
+        Ok(Vec::new())
+    }
+}
+
+/// The last offset of a partition whose record (and every earlier one) is durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DurableOffset {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+    /// Offset of the last durable record (the committed position becomes this + 1).
+    pub offset: i64,
+}
+
+/// Stores the offsets a deferring handler reports durable.
+fn store_durable<C: ConsumerContext, H: Handler>(
+    consumer: &BaseConsumer<C>,
+    handler: &mut H,
+    finish: bool,
+) {
+    if !handler.defers_durability() {
+        return;
+    }
+    match handler.durable(finish) {
+        Ok(offsets) => {
+            for durable in offsets {
+                // `rd_kafka_offset_store` stores offset + 1, as for a message.
+                if let Err(error) =
+                    consumer.store_offset(&durable.topic, durable.partition, durable.offset)
+                {
+                    tracing::debug!(topic = durable.topic, partition = durable.partition, %error, "offset not stored");
+                }
+            }
+        }
+        Err(error) => tracing::error!(
+            error = format!("{error:#}"),
+            "making records durable failed; offsets not stored, retrying"
+        ),
+    }
 }
 
 /// Batching and stopping.
@@ -158,6 +213,7 @@ pub fn run<C: ConsumerContext, H: Handler>(
     while !cancel.is_cancelled() {
         collect_batch(consumer, config, &mut batch);
         if batch.is_empty() {
+            store_durable(consumer, handler, false);
             if config.exit_at_end && at_end(consumer) {
                 tracing::info!(
                     records = stats.records,
@@ -184,6 +240,7 @@ pub fn run<C: ConsumerContext, H: Handler>(
                     );
                     if cancel.is_cancelled() {
                         // Not stored, so not lost: the next run starts at this batch again.
+                        store_durable(consumer, handler, true);
                         commit_sync(consumer);
                         return Ok(stats);
                     }
@@ -192,7 +249,7 @@ pub fn run<C: ConsumerContext, H: Handler>(
                 }
             }
         }
-        for message in &batch {
+        for message in batch.iter().filter(|_| !handler.defers_durability()) {
             // Fails only for partitions no longer assigned (revoked mid-batch): their next owner
             // re-processes those records, which the idempotent handler absorbs.
             if let Err(error) = consumer.store_offset_from_message(message) {
@@ -203,7 +260,9 @@ pub fn run<C: ConsumerContext, H: Handler>(
         stats.batches += 1;
         tracing::debug!(records = batch.len(), total = stats.records, "batch stored");
         batch.clear();
+        store_durable(consumer, handler, false);
     }
+    store_durable(consumer, handler, true);
     commit_sync(consumer);
     Ok(stats)
 }

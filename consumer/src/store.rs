@@ -1,4 +1,6 @@
-//! The embedded store: SQLite, one row per post id, written in one transaction per batch.
+//! The store: one row per post id, written in one transaction per batch, in an embedded SQLite
+//! file or, to scale out over several consumer instances, a PostgreSQL server
+//! ([`postgres`](self::postgres)); [`Store`] is either, with the same schema and semantics.
 //!
 //! Writes are idempotent, so replaying records (at-least-once delivery) never doubles a row:
 //! a post is an upsert by id, a delete removes the row and remembers the id in
@@ -6,44 +8,21 @@
 //! first. The database runs in WAL mode with `synchronous=FULL`, so a committed batch survives
 //! a crash or power loss before its Kafka offsets are stored (SQLite docs, "PRAGMA synchronous").
 
-use std::path::Path;
+mod postgres;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use rusqlite::{params, Connection};
+use tweet_pipeline_common::secret::Secret;
+
+pub use self::postgres::PgStore;
 
 /// Current schema version (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
 
-const SCHEMA_V1: &str = "
-CREATE TABLE IF NOT EXISTS posts (
-    id                  TEXT PRIMARY KEY,   -- post id (decimal string)
-    kind                TEXT NOT NULL,      -- 'tweet' | 'retweet'
-    retweet_of          TEXT,               -- original post id, for a retweet
-    created_at          TEXT,               -- RFC 3339, UTC
-    author              TEXT,
-    text                TEXT NOT NULL,      -- the analysed text (the original's, for a retweet)
-    lang                TEXT,               -- the platform's own language tag
-    detected_lang       TEXT,               -- whatlang: ISO 639-1 (else 639-3)
-    detected_confidence REAL,
-    sentiment_compound  REAL,               -- VADER, English only
-    sentiment_pos       REAL,
-    sentiment_neu       REAL,
-    sentiment_neg       REAL,
-    sentiment_label     TEXT,               -- 'positive' | 'neutral' | 'negative' | NULL
-    source_topic        TEXT NOT NULL,      -- where the record was read: topic, partition, offset
-    source_partition    INTEGER NOT NULL,
-    source_offset       INTEGER NOT NULL,
-    received_at_ms      INTEGER,            -- when the producer received the line (Unix ms)
-    stored_at_ms        INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS posts_lang_sentiment ON posts (detected_lang, sentiment_label);
-CREATE TABLE IF NOT EXISTS deleted_posts (
-    id               TEXT PRIMARY KEY,      -- a post the author deleted: never stored again
-    deleted_at_ms    INTEGER NOT NULL,
-    source_topic     TEXT NOT NULL,
-    source_partition INTEGER NOT NULL,
-    source_offset    INTEGER NOT NULL
-);
-";
+const SCHEMA_V1: &str = include_str!("../migrations/sqlite/0001_init.sql");
 
 /// Where a record was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,20 +117,158 @@ pub enum StoreError {
     /// SQLite failed (disk full, locked past the busy timeout, corrupt file, ...).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The file holds a newer schema than this binary knows.
-    #[error("database schema version {found} is newer than this tweet-consumer supports ({SCHEMA_VERSION}); upgrade tweet-consumer")]
+    /// PostgreSQL failed (connection refused or lost, authentication, a statement failed).
+    /// The message never contains the connection string.
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// The database holds a newer schema than this binary knows.
+    #[error("database schema version {found} is newer than this tweet-consumer supports ({supported}); upgrade tweet-consumer")]
     NewerSchema {
-        /// The version found in the file.
+        /// The version found in the database.
         found: i64,
+        /// The newest version this binary knows.
+        supported: i64,
     },
 }
 
-/// The SQLite store.
-pub struct Store {
-    conn: Connection,
+/// Where the store lives: `--db` takes a SQLite file path or a PostgreSQL connection URL
+/// (`postgres://` or `postgresql://`, libpq's URI form, e.g.
+/// `postgres://user:password@db.example:5432/tweets`).
+///
+/// `Debug` and `Display` never show a password: a URL prints as `postgres://user@host:port/db`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite file, created if missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL; it may carry a password, so it stays a [`Secret`].
+    Postgres(Secret),
+}
+
+impl FromStr for StoreLocation {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            // Parsed here only to fail at start-up with a clear line; the error names no value.
+            s.parse::<::postgres::Config>()
+                .map_err(|_| "invalid PostgreSQL URL (expected postgres://user[:password]@host[:port]/database[?options])".to_owned())?;
+            Ok(Self::Postgres(Secret::new(s)))
+        } else if s.is_empty() {
+            Err("empty store location".to_owned())
+        } else {
+            Ok(Self::Sqlite(PathBuf::from(s)))
+        }
+    }
+}
+
+impl fmt::Display for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            Self::Postgres(url) => f.write_str(&postgres::redacted(url)),
+        }
+    }
+}
+
+impl fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreLocation({self})")
+    }
+}
+
+/// One post as the report reads it (see `tweet-consumer report`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportRow {
+    /// Creation time, RFC 3339 UTC.
+    pub created_at: Option<String>,
+    /// When the producer received the line, Unix ms.
+    pub received_at_ms: Option<i64>,
+    /// The platform's language tag.
+    pub lang: Option<String>,
+    /// Detected language code.
+    pub detected_lang: Option<String>,
+    /// VADER compound score in [-1, 1], English only.
+    pub sentiment_compound: Option<f64>,
+    /// Analysed text.
+    pub text: String,
+}
+
+/// The columns of [`ReportRow`], in order; the same SQL on both backends.
+const REPORT_QUERY: &str =
+    "SELECT created_at, received_at_ms, lang, detected_lang, sentiment_compound, text FROM posts";
+
+/// The store: SQLite or PostgreSQL, the same operations and semantics on both.
+pub enum Store {
+    /// An embedded SQLite file (one consumer instance, or several on one machine).
+    Sqlite(SqliteStore),
+    /// A PostgreSQL server (any number of consumer instances).
+    Postgres(Box<PgStore>),
 }
 
 impl Store {
+    /// Opens the store at `location`, creating the SQLite file or applying PostgreSQL
+    /// migrations as needed.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or reached, or holds a newer schema.
+    pub fn open(location: &StoreLocation) -> Result<Self, StoreError> {
+        Ok(match location {
+            StoreLocation::Sqlite(path) => Self::Sqlite(SqliteStore::open(path)?),
+            StoreLocation::Postgres(url) => Self::Postgres(Box::new(PgStore::connect(url)?)),
+        })
+    }
+
+    /// Applies `writes` in order, in one transaction; see [`SqliteStore::apply`].
+    ///
+    /// # Errors
+    /// When the database fails; nothing of the batch is then stored.
+    pub fn apply(&mut self, writes: &[Write], now_ms: i64) -> Result<BatchOutcome, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.apply(writes, now_ms),
+            Self::Postgres(store) => store.apply(writes, now_ms),
+        }
+    }
+
+    /// Whether a delete notice for `id` has been applied.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub fn is_deleted(&mut self, id: &str) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.is_deleted(id),
+            Self::Postgres(store) => store.is_deleted(id),
+        }
+    }
+
+    /// Posts per detected language and sentiment label, most frequent languages first.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub fn language_sentiment_table(&mut self) -> Result<Vec<LanguageSentiment>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.language_sentiment_table(),
+            Self::Postgres(store) => store.language_sentiment_table(),
+        }
+    }
+
+    /// Every stored post's time, languages, compound score and text, for the report.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub fn report_rows(&mut self) -> Result<Vec<ReportRow>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.report_rows(),
+            Self::Postgres(store) => store.report_rows(),
+        }
+    }
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     ///
     /// # Errors
@@ -163,7 +280,10 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
         if version > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema { found: version });
+            return Err(StoreError::NewerSchema {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
         }
         if version < 1 {
             conn.execute_batch(SCHEMA_V1)?;
@@ -322,6 +442,25 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    /// Every stored post, for the report.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub fn report_rows(&self) -> Result<Vec<ReportRow>, StoreError> {
+        let mut statement = self.conn.prepare(REPORT_QUERY)?;
+        let rows = statement.query_map([], |row| {
+            Ok(ReportRow {
+                created_at: row.get(0)?,
+                received_at_ms: row.get(1)?,
+                lang: row.get(2)?,
+                detected_lang: row.get(3)?,
+                sentiment_compound: row.get(4)?,
+                text: row.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 #[cfg(test)]
@@ -361,9 +500,31 @@ mod tests {
     }
 
     #[test]
+    fn locations_are_paths_or_urls_and_never_show_a_password() {
+        let sqlite: StoreLocation = "data/tweets.db".parse().unwrap();
+        assert_eq!(
+            sqlite,
+            StoreLocation::Sqlite(PathBuf::from("data/tweets.db"))
+        );
+        for url in [
+            "postgres://app:hunter2@db:5433/tweets",
+            "postgresql://app:hunter2@db:5433/tweets",
+        ] {
+            let location: StoreLocation = url.parse().unwrap();
+            assert!(matches!(location, StoreLocation::Postgres(_)));
+            assert_eq!(location.to_string(), "postgres://app@db:5433/tweets");
+            assert!(!format!("{location:?}").contains("hunter2"));
+        }
+        let error = "postgres://app:hunter2@db:notaport/x"
+            .parse::<StoreLocation>()
+            .unwrap_err();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
     fn upserts_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
         let batch = vec![
             Write::Upsert(Box::new(row("1", 0))),
             Write::Upsert(Box::new(row("2", 1))),
@@ -376,7 +537,7 @@ mod tests {
     #[test]
     fn deletes_win_in_either_order() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("t.db")).unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
         // post then delete
         store
             .apply(&[Write::Upsert(Box::new(row("1", 0))), delete("1")], 1)
@@ -399,11 +560,11 @@ mod tests {
     fn reopening_keeps_rows_and_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        Store::open(&path)
+        SqliteStore::open(&path)
             .unwrap()
             .apply(&[Write::Upsert(Box::new(row("1", 0)))], 1)
             .unwrap();
-        let store = Store::open(&path).unwrap();
+        let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.post_count().unwrap(), 1);
         let table = store.language_sentiment_table().unwrap();
         let en = LanguageSentiment {

@@ -63,7 +63,8 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 
-    /// Replay a recorded stream: a JSON-lines file (gzip detected), or `-` for stdin.
+    /// Replay a recorded stream: a JSON-lines file (gzip detected), a folder (every file under
+    /// it in path order, e.g. a tweet-consumer archive), or `-` for stdin.
     #[arg(long, value_name = "FILE", env = "REPLAY_FILE", conflicts_with_all = ["track", "rules", "hashtag", "timeline"])]
     replay: Option<PathBuf>,
 

@@ -47,6 +47,77 @@ pub fn source_name(path: &Path) -> String {
 }
 
 fn open(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
+    if path.is_dir() {
+        let mut paths = Vec::new();
+        files_under(path, &mut paths)
+            .with_context(|| format!("cannot list the replay folder {}", path.display()))?;
+        paths.sort();
+        return Ok(Box::new(Files {
+            paths: paths.into(),
+            current: None,
+            last_byte: None,
+            newline_due: false,
+        }));
+    }
+    open_file(path)
+}
+
+/// Every file under `dir`, recursively, except unfinished archive files (`*.part`).
+fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            files_under(&path, out)?;
+        } else if path.extension().is_none_or(|e| e != "part") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The files of a folder read one after the other, in path order (an archive's
+/// `<topic>/<date>/<topic>-<date>T<hour>-p<partition>-o<offset>.jsonl.gz` files: by topic,
+/// then time), each plain or gzip by its own magic bytes; a file not ending in a newline gets
+/// one, so its last line does not run into the next file's first.
+struct Files {
+    paths: std::collections::VecDeque<PathBuf>,
+    current: Option<Box<dyn Read + Send>>,
+    last_byte: Option<u8>,
+    newline_due: bool,
+}
+
+impl Read for Files {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.newline_due {
+                self.newline_due = false;
+                buf[0] = b'\n';
+                self.last_byte = Some(b'\n');
+                return Ok(1);
+            }
+            let Some(reader) = self.current.as_mut() else {
+                let Some(path) = self.paths.pop_front() else {
+                    return Ok(0);
+                };
+                self.current = Some(open_file(&path).map_err(io::Error::other)?);
+                continue;
+            };
+            let read = reader.read(buf)?;
+            if read == 0 {
+                self.current = None;
+                self.newline_due = self.last_byte.is_some_and(|b| b != b'\n');
+                continue;
+            }
+            self.last_byte = Some(buf[read - 1]);
+            return Ok(read);
+        }
+    }
+}
+
+fn open_file(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
     let raw: Box<dyn Read + Send> = if path == Path::new("-") {
         Box::new(io::stdin())
     } else {
@@ -157,6 +228,22 @@ mod tests {
         assert_eq!(read_all(&plain), lines);
         assert_eq!(read_all(&gz), lines);
         assert!(open(&dir.path().join("missing.jsonl")).is_err());
+    }
+
+    #[test]
+    fn a_folder_reads_its_files_in_path_order() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("tweets").join("2014-07-04");
+        std::fs::create_dir_all(&sub).unwrap();
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(b"{\"a\":1}\n").unwrap();
+        std::fs::write(sub.join("t-o0.jsonl.gz"), encoder.finish().unwrap()).unwrap();
+        // No final newline: one is added before the next file.
+        std::fs::write(sub.join("t-o1.jsonl"), b"{\"b\":2}").unwrap();
+        std::fs::write(sub.join("t-o2.jsonl.gz.part"), b"unfinished").unwrap();
+        std::fs::write(dir.path().join("z.jsonl"), b"{\"c\":3}\n").unwrap();
+        assert_eq!(read_all(dir.path()), b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
     }
 
     #[test]

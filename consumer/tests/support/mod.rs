@@ -259,6 +259,37 @@ pub fn assert_group_at_end(group: &str, topics: &[&str]) {
     }
 }
 
+/// Whether `group` has committed the high watermark of every partition of `topics`.
+pub fn group_at_end(group: &str, topics: &[&str]) -> bool {
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut partitions = TopicPartitionList::new();
+    for topic in topics {
+        for partition in 0..PARTITIONS {
+            partitions.add_partition(topic, partition);
+        }
+    }
+    let Ok(committed) = probe.committed_offsets(partitions, Duration::from_secs(10)) else {
+        return false;
+    };
+    committed.elements().iter().all(|element| {
+        let Ok((_, high)) = probe.fetch_watermarks(
+            element.topic(),
+            element.partition(),
+            Duration::from_secs(10),
+        ) else {
+            return false;
+        };
+        match element.offset() {
+            Offset::Offset(offset) => offset == high,
+            _ => high == 0,
+        }
+    })
+}
+
 /// Two distinct free ports (both listeners are held until both are known).
 pub fn free_ports() -> (u16, u16) {
     let bind = || TcpListener::bind("127.0.0.1:0").expect("a free port");
