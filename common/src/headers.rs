@@ -3,6 +3,7 @@
 //! Every record the producer writes carries `kind`, `source` and `received_at_ms`; a
 //! dead-lettered record also carries `error`. Header values are UTF-8 text.
 
+#[cfg(feature = "kafka")]
 use rdkafka::message::{BorrowedHeaders, Headers};
 
 /// Message kind, one of [`crate::Kind::as_str`] (`tweet`, `retweet`, `delete`, `limit`, ...).
@@ -28,6 +29,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// The value of the first header named `name`, if present and UTF-8.
+#[cfg(feature = "kafka")]
 pub fn get<'a>(headers: Option<&'a BorrowedHeaders>, name: &str) -> Option<&'a str> {
     let headers = headers?;
     headers
