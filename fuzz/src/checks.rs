@@ -16,7 +16,10 @@ use tweet_pipeline_common::{route_line, route_mastodon_event, Kind, LineClass, R
 /// Properties every routing decision has: a dead-letter kind carries a non-empty reason and
 /// nothing else does; the kind's name round-trips (it is a header value).
 fn check_routed(routed: &Routed<'_>) {
-    let dead_letter = matches!(routed.kind, Kind::Malformed | Kind::Unknown | Kind::Oversized);
+    let dead_letter = matches!(
+        routed.kind,
+        Kind::Malformed | Kind::Unknown | Kind::Oversized
+    );
     match &routed.reason {
         Some(reason) => {
             assert!(dead_letter, "{:?} carries a reason: {reason}", routed.kind);
@@ -100,7 +103,11 @@ pub fn check_mastodon_event(input: &[u8]) {
         }
         ("delete", Kind::Delete) => {
             let id = std::str::from_utf8(data).map(str::trim);
-            assert_eq!(routed.key.as_deref(), id.ok(), "delete keyed by its payload");
+            assert_eq!(
+                routed.key.as_deref(),
+                id.ok(),
+                "delete keyed by its payload"
+            );
             assert_ne!(routed.key.as_deref(), Some(""), "delete with an empty key");
         }
         ("update" | "status.update" | "delete", kind) => {
@@ -161,14 +168,28 @@ fn check_frames_cover(stream: &[u8], max_line_bytes: usize, frames: &[Owned]) {
         let line_len = match frame {
             Owned::Line(line) => {
                 assert!(line.len() <= max_line_bytes, "frame {n}: line over the max");
-                assert_eq!(&stream[at..at + line.len()], &line[..], "frame {n}: content");
+                assert_eq!(
+                    &stream[at..at + line.len()],
+                    &line[..],
+                    "frame {n}: content"
+                );
                 line.len()
             }
             Owned::Oversized { prefix, len_bytes } => {
-                assert!(*len_bytes > max_line_bytes, "frame {n}: oversized within max");
+                assert!(
+                    *len_bytes > max_line_bytes,
+                    "frame {n}: oversized within max"
+                );
                 assert_eq!(prefix.len(), max_line_bytes, "frame {n}: prefix length");
-                assert!(at + len_bytes <= stream.len(), "frame {n}: length past the end");
-                assert_eq!(&stream[at..at + prefix.len()], &prefix[..], "frame {n}: prefix");
+                assert!(
+                    at + len_bytes <= stream.len(),
+                    "frame {n}: length past the end"
+                );
+                assert_eq!(
+                    &stream[at..at + prefix.len()],
+                    &prefix[..],
+                    "frame {n}: prefix"
+                );
                 *len_bytes
             }
         };
@@ -181,12 +202,19 @@ fn check_frames_cover(stream: &[u8], max_line_bytes: usize, frames: &[Owned]) {
         } else if rest.starts_with(b"\n") || rest == b"\r" {
             1
         } else {
-            assert!(rest.is_empty(), "frame {n}: not followed by a line terminator");
+            assert!(
+                rest.is_empty(),
+                "frame {n}: not followed by a line terminator"
+            );
             0
         };
         at += terminator;
     }
-    assert_eq!(at, stream.len(), "input after the last frame was not framed");
+    assert_eq!(
+        at,
+        stream.len(),
+        "input after the last frame was not framed"
+    );
 }
 
 /// Target `line_framer`: byte 0 picks `max_line_bytes` (high bit set: the default 512 KiB,
@@ -207,7 +235,11 @@ pub fn check_line_framer(input: &[u8]) {
     let whole = frame(stream, max_line_bytes, &[]);
     check_frames_cover(stream, max_line_bytes, &whole);
     let bytewise: Vec<usize> = (1..stream.len()).collect();
-    assert_eq!(frame(stream, max_line_bytes, &bytewise), whole, "byte by byte");
+    assert_eq!(
+        frame(stream, max_line_bytes, &bytewise),
+        whole,
+        "byte by byte"
+    );
     // xorshift over the seed: chunk sizes 0..=16, zero-sized chunks included.
     let mut state = u32::from(*seed) | 0x100;
     let mut cuts = Vec::new();
