@@ -42,7 +42,7 @@ fi
 case "$toolchain" in
   nightly) fuzz=(cargo +nightly fuzz); sanitizer=(-s address) ;;
   stable)
-    echo "fuzz.sh: no nightly toolchain: stable with RUSTC_BOOTSTRAP=1 and no sanitizer"
+    echo "fuzz.sh: stable toolchain (RUSTC_BOOTSTRAP=1), no sanitizer"
     export RUSTC_BOOTSTRAP=1
     fuzz=(cargo +stable fuzz); sanitizer=(-s none) ;;
   *) echo "fuzz.sh: FUZZ_TOOLCHAIN must be stable or nightly, got '$toolchain'" >&2; exit 2 ;;
