@@ -5,6 +5,9 @@
 #   scripts/test.sh            everything
 #   scripts/test.sh -- ARGS    ARGS passed to cargo test (e.g. a test name filter)
 #
+# TWEET_PIPELINE_FUZZ_SECONDS=N also runs every fuzz target for N seconds (scripts/fuzz.sh; off by
+# default: its first build takes minutes). `cargo test` always replays the fuzz corpus on stable.
+#
 # Needs ../shared/data beside the checkout for the recording-based tests.
 set -euo pipefail
 
@@ -42,5 +45,10 @@ scripts/kafka-local.sh topics --delete --topic "${prefix}.*" >/dev/null 2>&1 || 
 
 echo "== cargo test"
 cargo test --release --locked --workspace "$@"
+
+if [ -n "${TWEET_PIPELINE_FUZZ_SECONDS:-}" ]; then
+  echo "== fuzz (${TWEET_PIPELINE_FUZZ_SECONDS} s per target)"
+  scripts/fuzz.sh "$TWEET_PIPELINE_FUZZ_SECONDS"
+fi
 
 echo "== all tests passed in $((SECONDS - started)) s"

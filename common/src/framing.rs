@@ -37,6 +37,9 @@ pub struct LineFramer {
     pending: Vec<u8>,
     /// Length of the current line so far when it has outgrown `max_line_bytes`.
     oversized_len: Option<usize>,
+    /// Whether the last byte of the current line so far is `\r`: the first half of a `\r\n`
+    /// terminator if the next byte is `\n`. `pending` alone cannot tell once it is full.
+    ends_with_cr: bool,
 }
 
 impl LineFramer {
@@ -50,6 +53,7 @@ impl LineFramer {
             max_line_bytes,
             pending: Vec::new(),
             oversized_len: None,
+            ends_with_cr: false,
         }
     }
 
@@ -99,9 +103,10 @@ impl LineFramer {
     }
 
     fn append(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
+        let Some(&last) = bytes.last() else {
             return;
-        }
+        };
+        self.ends_with_cr = last == b'\r';
         let room = self.max_line_bytes - self.pending.len().min(self.max_line_bytes);
         match self.oversized_len.as_mut() {
             Some(len) => *len += bytes.len(),
@@ -118,15 +123,22 @@ impl LineFramer {
         on_frame: &mut impl FnMut(Frame<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         let result = match self.oversized_len.take() {
-            // The `\r` of a `\r\n` terminator is the last byte of an oversized line; it only
-            // changes the reported length.
-            Some(len_bytes) => on_frame(Frame::Oversized {
-                prefix: &self.pending,
-                len_bytes,
-            }),
+            // A final `\r` belongs to the terminator, as `strip_cr` has it for lines that fit:
+            // it is not counted, and a line of exactly `max_line_bytes` before `\r\n` is a
+            // line, however the chunks fell (`pending` then holds the whole line).
+            Some(len) => match len - usize::from(self.ends_with_cr) {
+                len_bytes if len_bytes <= self.max_line_bytes => {
+                    on_frame(Frame::Line(&self.pending[..len_bytes]))
+                }
+                len_bytes => on_frame(Frame::Oversized {
+                    prefix: &self.pending,
+                    len_bytes,
+                }),
+            },
             None => on_frame(Frame::Line(strip_cr(&self.pending))),
         };
         self.pending.clear();
+        self.ends_with_cr = false;
         result
     }
 }
@@ -228,6 +240,29 @@ mod tests {
             frame_all(&[b"abc", b"def"], 4),
             vec![Owned::Oversized(b"abcd".to_vec(), 6)]
         );
+    }
+
+    /// Found by the `line_framer` fuzz target: with `\r\n` terminators the result depended on
+    /// where the chunks were cut (a line of exactly the limit became oversized, an oversized
+    /// line's length counted its `\r`).
+    #[test]
+    fn crlf_terminator_is_not_counted_whatever_the_chunks() {
+        let input = b"abcd\r\nabcdefghij\r\nend\r";
+        let whole = frame_all(&[input], 4);
+        assert_eq!(
+            whole,
+            vec![
+                line("abcd"),
+                Owned::Oversized(b"abcd".to_vec(), 10),
+                line("end")
+            ]
+        );
+        let bytes: Vec<&[u8]> = input.chunks(1).collect();
+        assert_eq!(frame_all(&bytes, 4), whole);
+        for cut in 0..=input.len() {
+            let (a, b) = input.split_at(cut);
+            assert_eq!(frame_all(&[a, b], 4), whole, "cut at {cut}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! dead-lettered record also carries `error`, and one a consumer dead-lettered also the
 //! `original_*` position and `dead_lettered_by`. Header values are UTF-8 text.
 
+#[cfg(feature = "kafka")]
 use rdkafka::message::{BorrowedHeaders, Headers};
 
 /// Message kind, one of [`crate::Kind::as_str`] (`tweet`, `retweet`, `delete`, `limit`, ...).
@@ -37,6 +38,7 @@ pub fn now_ms() -> i64 {
 }
 
 /// The value of the first header named `name`, if present and UTF-8.
+#[cfg(feature = "kafka")]
 pub fn get<'a>(headers: Option<&'a BorrowedHeaders>, name: &str) -> Option<&'a str> {
     let headers = headers?;
     headers

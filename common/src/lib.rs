@@ -8,6 +8,7 @@
 pub mod config;
 pub mod framing;
 pub mod headers;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod metrics;
 pub mod post;
