@@ -160,8 +160,9 @@ pub fn admin_config(kafka: &KafkaArgs) -> ClientConfig {
     config
 }
 
-fn apply_overrides(config: &mut ClientConfig, kafka: &KafkaArgs) {
-    for (key, value) in &kafka.properties {
+/// Applies the user's librdkafka properties (`--kafka-config`, then `-X`) over `config`.
+pub fn apply_overrides(config: &mut ClientConfig, kafka: &KafkaArgs) {
+    for (key, value) in kafka.user_properties() {
         config.set(key, value);
     }
 }
@@ -174,6 +175,7 @@ mod tests {
     fn user_properties_win() {
         let kafka = KafkaArgs {
             bootstrap: "127.0.0.1:1".to_owned(),
+            config_file: None,
             properties: vec![("linger.ms".to_owned(), "50".to_owned())],
         };
         let config = producer_config(&kafka, "test");

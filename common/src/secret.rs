@@ -100,7 +100,7 @@ pub fn credential(
 }
 
 #[cfg(unix)]
-fn check_private(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_private(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(path)
         .with_context(|| format!("cannot read credentials file {}", path.display()))?
@@ -118,7 +118,7 @@ fn check_private(path: &Path) -> anyhow::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn check_private(_path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_private(_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 

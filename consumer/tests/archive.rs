@@ -71,7 +71,7 @@ async fn archived_files_replay_to_the_same_values() {
     let recording = dir.path().join("recording.jsonl");
     std::fs::write(&recording, &bytes).expect("write recording");
 
-    let produced = run(Command::new(binary("tweet-producer"))
+    let produced = run(support::producer_command()
         .arg("--replay")
         .arg(&recording)
         .args(topic_flags(&original))
@@ -172,7 +172,7 @@ async fn archived_files_replay_to_the_same_values() {
 
     // The archive folder replayed as it is, into a second topic set.
     let second = create_topics(&format!("{prefix}-b-")).await;
-    let replayed = run(Command::new(binary("tweet-producer"))
+    let replayed = run(support::producer_command()
         .arg("--replay")
         .arg(&archive)
         .args(topic_flags(&second))
@@ -191,7 +191,7 @@ async fn archived_files_replay_to_the_same_values() {
     flate2::read::MultiGzDecoder::new(std::fs::File::open(&files[0]).expect("archive file"))
         .read_to_string(&mut first_file)
         .expect("gzip JSON lines");
-    let one = run(Command::new(binary("tweet-producer"))
+    let one = run(support::producer_command()
         .arg("--replay")
         .arg(&files[0])
         .args(topic_flags(&third))
@@ -206,7 +206,7 @@ async fn archived_files_replay_to_the_same_values() {
     }
     let concatenated = dir.path().join("rest.jsonl.gz");
     std::fs::write(&concatenated, rest).expect("concatenate");
-    let others = run(Command::new(binary("tweet-producer"))
+    let others = run(support::producer_command()
         .arg("--replay")
         .arg(&concatenated)
         .args(topic_flags(&third))

@@ -287,7 +287,7 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
         std::thread::sleep(Duration::from_millis(250));
     }
 
-    let produced = run(Command::new(binary("tweet-producer"))
+    let produced = run(support::producer_command()
         .arg("--replay")
         .arg(&recording)
         .args(topic_flags(&names))

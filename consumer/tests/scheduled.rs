@@ -237,7 +237,7 @@ impl Drop for Poster {
 }
 
 fn schedule(names: &ScheduleTopics, args: &[&str]) -> Output {
-    Command::new(binary("tweet-producer"))
+    support::producer_command()
         .arg("schedule")
         .args(args)
         .args(topic_flags(names))

@@ -297,9 +297,7 @@ impl Poster {
             .set("session.timeout.ms", "6000")
             .set("heartbeat.interval.ms", "1000")
             .set("max.poll.interval.ms", MAX_POLL_INTERVAL_MS);
-        for (k, v) in &kafka_args.properties {
-            config.set(k, v);
-        }
+        kafka::apply_overrides(&mut config, kafka_args);
         let consumer: BaseConsumer<PosterContext> = config
             .create_with_context(PosterContext::default())
             .context("invalid Kafka consumer configuration (check -X properties)")?;
@@ -311,9 +309,7 @@ impl Poster {
         let mut producer_config = kafka::producer_config(kafka_args, &instance);
         // Each result is awaited before the next step: no reason to linger.
         producer_config.set("linger.ms", "0");
-        for (k, v) in &kafka_args.properties {
-            producer_config.set(k, v);
-        }
+        kafka::apply_overrides(&mut producer_config, kafka_args);
         let producer: FutureProducer = producer_config
             .create()
             .context("invalid Kafka producer configuration (check -X properties)")?;
