@@ -22,8 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -183,41 +181,6 @@ fn diff_rows(expected: &BTreeSet<String>, stored: &BTreeSet<String>) -> (usize, 
     )
 }
 
-/// Records of `topics` the group has not committed yet (committed offset to high watermark).
-fn group_lag(group: &str, topics: &[&str]) -> i64 {
-    let probe: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", support::bootstrap())
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut partitions = TopicPartitionList::new();
-    for topic in topics {
-        for partition in 0..PARTITIONS {
-            partitions.add_partition(topic, partition);
-        }
-    }
-    let Ok(committed) = probe.committed_offsets(partitions, Duration::from_secs(10)) else {
-        return i64::MAX;
-    };
-    committed
-        .elements()
-        .iter()
-        .map(|element| {
-            let (_, high) = probe
-                .fetch_watermarks(
-                    element.topic(),
-                    element.partition(),
-                    Duration::from_secs(10),
-                )
-                .expect("watermarks");
-            match element.offset() {
-                Offset::Offset(offset) => high - offset,
-                _ => high,
-            }
-        })
-        .sum()
-}
-
 fn kill(child: &mut Child) {
     let _ = Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
@@ -289,23 +252,7 @@ impl OwnBroker {
     }
 
     async fn create_topics(&self, prefix: &str) -> TopicNames {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", self.bootstrap())
-            .create()
-            .expect("admin client");
-        let names = TopicNames::with_prefix(prefix);
-        let topics: Vec<NewTopic<'_>> = Destination::ALL
-            .iter()
-            .map(|d| NewTopic::new(names.name(*d), PARTITIONS, TopicReplication::Fixed(1)))
-            .collect();
-        for result in admin
-            .create_topics(&topics, &AdminOptions::new())
-            .await
-            .expect("create topics")
-        {
-            result.expect("topic created");
-        }
-        names
+        support::create_topics_on(&self.bootstrap(), prefix, &[]).await
     }
 
     fn flags(&self, names: &TopicNames) -> Vec<String> {
@@ -355,6 +302,30 @@ fn metric(port: u16, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Replays `input` with its own spool, metrics on `port`, stderr to `log`, and `extra` flags.
+fn spawn_producer(
+    input: &Path,
+    spool: &Path,
+    flags: &[String],
+    port: u16,
+    log: &Path,
+    extra: &[&str],
+) -> Child {
+    Command::new(binary("tweet-producer"))
+        .arg("--replay")
+        .arg(input)
+        .arg("--spool-dir")
+        .arg(spool)
+        .args(extra)
+        .args(flags)
+        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
+        .args(["--flush-timeout-secs", "120"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).expect("log"))
+        .spawn()
+        .expect("producer starts")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn broker_outage_and_full_spool() {
     let broker = OwnBroker::start();
@@ -374,19 +345,14 @@ async fn broker_outage_and_full_spool() {
         .count() as u64;
     let (port, _) = free_ports();
     let log = dir.path().join("producer-a.log");
-    let producer = Command::new(binary("tweet-producer"))
-        .arg("--replay")
-        .arg(&input)
-        .args(["--rate", "2500"])
-        .arg("--spool-dir")
-        .arg(dir.path().join("spool-a"))
-        .args(broker.flags(&names))
-        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-        .args(["--flush-timeout-secs", "120"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("producer starts");
+    let producer = spawn_producer(
+        &input,
+        &dir.path().join("spool-a"),
+        &broker.flags(&names),
+        port,
+        &log,
+        &["--rate", "2500"],
+    );
     wait_until(
         port,
         Duration::from_secs(60),
@@ -470,26 +436,25 @@ async fn broker_outage_and_full_spool() {
         .filter(|l| !l.is_empty())
         .count() as u64;
     let log = dir.path().join("producer-d.log");
-    let producer = Command::new(binary("tweet-producer"))
-        .arg("--replay")
-        .arg(&input)
-        .args(["--rate", "2000", "--spill-after-ms", "200"])
-        .arg("--spool-dir")
-        .arg(dir.path().join("spool-d"))
-        .args([
+    let producer = spawn_producer(
+        &input,
+        &dir.path().join("spool-d"),
+        &broker.flags(&names),
+        port,
+        &log,
+        &[
+            "--rate",
+            "2000",
+            "--spill-after-ms",
+            "200",
             "--spool-max-bytes",
             "4000000",
             "--spool-segment-bytes",
             "500000",
-        ])
-        .args(["-X", "queue.buffering.max.kbytes=2048"])
-        .args(broker.flags(&names))
-        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-        .args(["--flush-timeout-secs", "120"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("producer starts");
+            "-X",
+            "queue.buffering.max.kbytes=2048",
+        ],
+    );
     wait_until(
         port,
         Duration::from_secs(60),
@@ -710,7 +675,7 @@ async fn group_member_sigkilled_partner_takes_over() {
         names.control.as_str(),
     ];
     let deadline = Instant::now() + Duration::from_secs(90);
-    while group_lag(&group, &topics) > 0 && Instant::now() < deadline {
+    while !support::group_at_end(&group, &topics) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
     }
     let b = support::terminate(b);

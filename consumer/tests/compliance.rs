@@ -14,8 +14,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -31,34 +29,17 @@ use tweet_pipeline_common::{route_line, Destination, LineClass};
 /// Topics whose post topics compact within seconds (the production settings in topics.sh do
 /// the same within hours).
 async fn fast_compacting_topics(prefix: &str) -> TopicNames {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin client");
-    let names = TopicNames::with_prefix(prefix);
-    let topics: Vec<NewTopic<'_>> = Destination::ALL
-        .iter()
-        .map(|d| {
-            let topic = NewTopic::new(names.name(*d), PARTITIONS, TopicReplication::Fixed(1));
-            match d {
-                Destination::Tweets | Destination::Retweets => topic
-                    .set("cleanup.policy", "compact,delete")
-                    .set("segment.ms", "1000")
-                    .set("min.cleanable.dirty.ratio", "0.01")
-                    .set("delete.retention.ms", "1000")
-                    .set("min.compaction.lag.ms", "0"),
-                _ => topic,
-            }
-        })
-        .collect();
-    for result in admin
-        .create_topics(&topics, &AdminOptions::new())
-        .await
-        .expect("no Kafka broker; start one with scripts/kafka-local.sh start")
-    {
-        result.expect("topic created");
-    }
-    names
+    support::create_topics_on(
+        &bootstrap(),
+        prefix,
+        &[
+            ("segment.ms", "1000"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+            ("delete.retention.ms", "1000"),
+            ("min.compaction.lag.ms", "0"),
+        ],
+    )
+    .await
 }
 
 /// (id, line) of the plain posts of a real sample-stream recording.

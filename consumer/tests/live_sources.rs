@@ -4,15 +4,13 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    binary, create_topics, delete_topics, free_ports, producer_command, read_back, sample, scrape,
+    create_topics, delete_topics, free_ports, producer_command, read_back, sample, scrape,
     summary_value, terminate, topic_flags, unique,
 };
 use tweet_pipeline_common::config::TopicNames;
@@ -34,35 +32,11 @@ impl Drop for Emulator {
 impl Emulator {
     fn start(extra: &[&str]) -> Emulator {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut child = Command::new(binary("stream-emulator"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--rate",
-                "200",
-                "--keepalive-ms",
-                "300",
-            ])
-            .arg("--data")
-            .arg(support::shared_data())
-            .arg("--v1-file")
-            .arg(repo.join("data/sample/stream.jsonl"))
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("emulator starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("emulator prints its address");
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from the emulator: {line:?}"));
+        let v1_file = repo.join("data/sample/stream.jsonl");
+        let mut args = vec!["--rate", "200", "--keepalive-ms", "300", "--v1-file"];
+        args.push(v1_file.to_str().expect("UTF-8 path"));
+        args.extend_from_slice(extra);
+        let (child, port) = support::spawn_emulator(&args);
         Emulator { child, port }
     }
 
@@ -78,29 +52,7 @@ impl Emulator {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (u16, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("emulator reachable");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str("\r\n");
-        request.push_str(body);
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = Vec::new();
-        let _ = stream.read_to_end(&mut response);
-        let response = String::from_utf8_lossy(&response).into_owned();
-        let status = response
-            .get(9..12)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, dechunk(&body))
+        support::http(self.port, method, path, headers, body)
     }
 
     fn fault(&self, fault: Value) {
@@ -148,27 +100,6 @@ impl Emulator {
 }
 
 /// Undoes HTTP/1.1 chunked transfer coding when the body looks chunked.
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    loop {
-        let Some((size, after)) = rest.split_once("\r\n") else {
-            return body.to_owned();
-        };
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            return body.to_owned();
-        };
-        if size == 0 {
-            return out;
-        }
-        if after.len() < size {
-            return body.to_owned();
-        }
-        out.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-}
-
 fn producer(
     emulator: &Emulator,
     names: &TopicNames,

@@ -6,8 +6,7 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -38,26 +37,9 @@ impl Drop for Emulator {
 impl Emulator {
     fn start() -> Emulator {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut child = Command::new(binary("stream-emulator"))
-            .args(["--listen", "127.0.0.1:0", "--data"])
-            .arg(support::shared_data())
-            .arg("--v1-file")
-            .arg(repo.join("data/sample/stream.jsonl"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("emulator starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("emulator prints its address");
-        let port = line
-            .trim()
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line from the emulator: {line:?}"));
+        let v1_file = repo.join("data/sample/stream.jsonl");
+        let (child, port) =
+            support::spawn_emulator(&["--v1-file", v1_file.to_str().expect("UTF-8 path")]);
         Emulator { child, port }
     }
 
@@ -66,27 +48,13 @@ impl Emulator {
     }
 
     fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("emulator reachable");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = Vec::new();
-        let _ = stream.read_to_end(&mut response);
-        let response = String::from_utf8_lossy(&response).into_owned();
-        let status = response
-            .get(9..12)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
+        support::http(
+            self.port,
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            body,
+        )
     }
 
     fn fault(&self, fault: Value) {

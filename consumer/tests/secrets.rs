@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -49,43 +48,23 @@ impl Drop for Emulator {
 }
 
 fn emulator() -> Emulator {
-    let mut child = Command::new(support::binary("stream-emulator"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--rate",
-            "200",
-            "--keepalive-ms",
-            "300",
-        ])
-        .arg("--data")
-        .arg(support::shared_data())
-        .args(["--bearer-token", BEARER])
-        .args([
-            "--consumer-key",
-            CONSUMER_KEY,
-            "--consumer-secret",
-            CONSUMER_SECRET,
-        ])
-        .args([
-            "--access-token",
-            ACCESS_TOKEN,
-            "--access-token-secret",
-            ACCESS_SECRET,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("emulator starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("emulator prints its address");
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line from the emulator: {line:?}"))
-        .to_owned();
+    let (child, port) = support::spawn_emulator(&[
+        "--rate",
+        "200",
+        "--keepalive-ms",
+        "300",
+        "--bearer-token",
+        BEARER,
+        "--consumer-key",
+        CONSUMER_KEY,
+        "--consumer-secret",
+        CONSUMER_SECRET,
+        "--access-token",
+        ACCESS_TOKEN,
+        "--access-token-secret",
+        ACCESS_SECRET,
+    ]);
+    let url = format!("http://127.0.0.1:{port}");
     Emulator { child, url }
 }
 

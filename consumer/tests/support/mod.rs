@@ -67,9 +67,20 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Creates the four pipeline topics under a fresh prefix; panics with advice if no broker.
+/// The raw post topics are compacted as topics.sh makes them (keys required, tombstones).
 pub async fn create_topics(prefix: &str) -> TopicNames {
+    create_topics_on(&bootstrap(), prefix, &[]).await
+}
+
+/// Creates the four pipeline topics under `prefix` on `bootstrap`; the post topics are
+/// `cleanup.policy=compact,delete` plus `post_topic_config`.
+pub async fn create_topics_on(
+    bootstrap: &str,
+    prefix: &str,
+    post_topic_config: &[(&str, &str)],
+) -> TopicNames {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
+        .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client");
     admin
@@ -77,20 +88,19 @@ pub async fn create_topics(prefix: &str) -> TopicNames {
         .fetch_metadata(None, Duration::from_secs(10))
         .unwrap_or_else(|e| {
             panic!(
-                "no Kafka broker at {}: {e}; start one with scripts/kafka-local.sh start",
-                bootstrap()
+                "no Kafka broker at {bootstrap}: {e}; start one with scripts/kafka-local.sh start"
             )
         });
     let names = TopicNames::with_prefix(prefix);
-    // The raw post topics are compacted as topics.sh makes them (keys required, tombstones).
     let topics: Vec<NewTopic<'_>> = Destination::ALL
         .iter()
         .map(|d| {
             let topic = NewTopic::new(names.name(*d), PARTITIONS, TopicReplication::Fixed(1));
             match d {
-                Destination::Tweets | Destination::Retweets => {
-                    topic.set("cleanup.policy", "compact,delete")
-                }
+                Destination::Tweets | Destination::Retweets => post_topic_config.iter().fold(
+                    topic.set("cleanup.policy", "compact,delete"),
+                    |t, (k, v)| t.set(k, v),
+                ),
                 _ => topic,
             }
         })
@@ -328,4 +338,88 @@ pub fn terminate(child: Child) -> Output {
         .expect("kill runs");
     assert!(status.success());
     child.wait_with_output().expect("child exits")
+}
+
+/// Starts `stream-emulator` on a free loopback port with the shared recordings (and `args`);
+/// returns the child and its port (read from its first line, `listening on http://ADDR`).
+pub fn spawn_emulator(args: &[&str]) -> (Child, u16) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(binary("stream-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--data"])
+        .arg(shared_data())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("emulator starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("emulator prints its address");
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected first line from the emulator: {line:?}"));
+    (child, port)
+}
+
+/// A plain HTTP/1.1 request to 127.0.0.1:`port`; returns (status, body, de-chunked).
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("server reachable");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).expect("request sent");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, dechunk(&body))
+}
+
+/// Undoes `Transfer-Encoding: chunked`; a body that is not chunked comes back as it is.
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else {
+            return body.to_owned();
+        };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_owned();
+        };
+        if size == 0 {
+            return out;
+        }
+        if after.len() < size {
+            return body.to_owned();
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
 }
