@@ -402,7 +402,9 @@ async fn x_v1_oauth_and_mastodon_sse() {
     );
     assert!(summary_value(&v1_out, &format!("records -> {}", names.tweets)) > 0);
 
-    // Mastodon over SSE: updates, synthetic deletes and edits, routed by event.
+    // Mastodon over SSE: updates, synthetic deletes and edits, routed by event; the real broken
+    // line of the shared Mastodon recording comes after the third event.
+    emulator.fault(serde_json::json!({"api": "mastodon", "malformed_after_lines": 3}));
     let port = free_ports().0;
     let masto = producer_command()
         .args(["--source", "mastodon", "--timeline", "public", "--instance"])
@@ -448,6 +450,27 @@ async fn x_v1_oauth_and_mastodon_sse() {
     assert!(
         sources.contains("x:v1.1") && sources.iter().any(|s| s.starts_with("mastodon:")),
         "{sources:?}"
+    );
+    let broken: Vec<_> = records
+        .iter()
+        .filter(|r| r.0 == names.deadletter)
+        .filter(|r| {
+            r.3.get("source")
+                .is_some_and(|s| s.starts_with("mastodon:"))
+        })
+        .collect();
+    assert_eq!(
+        broken.len(),
+        1,
+        "the broken Mastodon line is dead-lettered once"
+    );
+    assert!(
+        broken[0]
+            .3
+            .get("error")
+            .is_some_and(|e| e.starts_with("malformed mastodon status")),
+        "{:?}",
+        broken[0].3
     );
 
     // The analysis consumer stores both: Mastodon text without its HTML, deletes applied.
