@@ -239,14 +239,30 @@ impl Handler for AnalysisHandler {
         for (index, _, detail) in &self.poison {
             self.outputs.dead_letter(&batch[*index], detail);
         }
+        // A tombstone goes to the topic that holds the deleted post: the one its stored row
+        // came from, or, for a post upserted earlier in this same batch, that record's topic.
+        // A delete for a post this group never stored erases nothing (most deletes on a
+        // sampled stream are of posts never seen); a post arriving after its delete is
+        // tombstoned when the store refuses it, below.
         let mut tombstones = 0;
-        for write in &self.writes {
-            if let Write::Delete { id, .. } = write {
-                // The deleted post may be a post or a retweet; a tombstone for a key a topic
-                // never held costs one small record until `delete.retention.ms`.
-                self.outputs.tombstone(&self.topics.tweets, id);
-                self.outputs.tombstone(&self.topics.retweets, id);
-                tombstones += 2;
+        for (index, write) in self.writes.iter().enumerate() {
+            let Write::Delete { id, .. } = write else {
+                continue;
+            };
+            let in_batch = self.writes[..index].iter().rev().find_map(|w| match w {
+                Write::Upsert(row) if row.id == *id => Some(row.source.topic.clone()),
+                _ => None,
+            });
+            let topic = match in_batch {
+                Some(topic) => Some(topic),
+                None => self
+                    .store
+                    .stored_topic(id)
+                    .context("looking up a deleted post's topic")?,
+            };
+            if let Some(topic) = topic {
+                self.outputs.tombstone(&topic, id);
+                tombstones += 1;
             }
         }
         self.outputs

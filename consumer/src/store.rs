@@ -14,7 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension as _};
 use tweet_pipeline_common::secret::Secret;
 
 pub use self::postgres::PgStore;
@@ -240,6 +240,17 @@ impl Store {
         }
     }
 
+    /// The topic the stored row of post `id` was read from; `None` when no row is stored.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub fn stored_topic(&mut self, id: &str) -> Result<Option<String>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.stored_topic(id),
+            Self::Postgres(store) => store.stored_topic(id),
+        }
+    }
+
     /// Posts per detected language and sentiment label, most frequent languages first.
     ///
     /// # Errors
@@ -290,6 +301,19 @@ impl SqliteStore {
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         Ok(Self { conn })
+    }
+
+    /// The topic the stored row of post `id` was read from; `None` when no row is stored.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub fn stored_topic(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let mut query = self
+            .conn
+            .prepare_cached("SELECT source_topic FROM posts WHERE id = ?1")?;
+        Ok(query
+            .query_row([id], |row| row.get::<_, String>(0))
+            .optional()?)
     }
 
     /// Whether a delete notice for `id` has been applied.
@@ -410,7 +434,6 @@ impl SqliteStore {
     /// When SQLite fails.
     #[cfg(test)]
     pub fn contains(&self, id: &str) -> Result<bool, StoreError> {
-        use rusqlite::OptionalExtension as _;
         Ok(self
             .conn
             .query_row("SELECT 1 FROM posts WHERE id = ?1", [id], |_| Ok(()))

@@ -132,6 +132,17 @@ impl PgStore {
         })
     }
 
+    /// The topic the stored row of post `id` was read from; `None` when no row is stored.
+    ///
+    /// # Errors
+    /// When PostgreSQL fails.
+    pub fn stored_topic(&mut self, id: &str) -> Result<Option<String>, StoreError> {
+        let row = self
+            .client
+            .query_opt("SELECT source_topic FROM posts WHERE id = $1::text", &[&id])?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
     /// Whether a delete notice for `id` has been applied.
     ///
     /// # Errors
