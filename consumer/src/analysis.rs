@@ -234,60 +234,31 @@ impl Handler for AnalysisHandler {
         for (index, message) in batch.iter().enumerate() {
             self.plan(index, message);
         }
-        // Dead letters and tombstones are durable in Kafka before the batch's offsets can be
-        // stored; a failure retries the whole batch (writing them again is harmless).
-        for (index, _, detail) in &self.poison {
-            self.outputs.dead_letter(&batch[*index], detail);
-        }
-        // A tombstone goes to the topic that holds the deleted post: the one its stored row
-        // came from, or, for a post upserted earlier in this same batch, that record's topic.
-        // A delete for a post this group never stored erases nothing (most deletes on a
-        // sampled stream are of posts never seen); a post arriving after its delete is
-        // tombstoned when the store refuses it, below.
+        // Dead letters and tombstones are written once the store's writes succeeded and are
+        // durable in Kafka before the store commits (and so before the batch's offsets can be
+        // stored). If Kafka fails, the store rolls back and the whole batch is retried, its
+        // dead letters and tombstones written again (harmless).
+        // A tombstone goes to the topic of each post the store erased: a stored row a delete
+        // removed, or a post refused because its delete came first. A delete for a post this
+        // group never stored erases nothing (most deletes on a sampled stream).
+        let (outputs, poison) = (&mut self.outputs, &self.poison);
         let mut tombstones = 0;
-        for (index, write) in self.writes.iter().enumerate() {
-            let Write::Delete { id, .. } = write else {
-                continue;
-            };
-            let in_batch = self.writes[..index].iter().rev().find_map(|w| match w {
-                Write::Upsert(row) if row.id == *id => Some(row.source.topic.clone()),
-                _ => None,
-            });
-            let topic = match in_batch {
-                Some(topic) => Some(topic),
-                None => self
-                    .store
-                    .stored_topic(id)
-                    .context("looking up a deleted post's topic")?,
-            };
-            if let Some(topic) = topic {
-                self.outputs.tombstone(&topic, id);
-                tombstones += 1;
-            }
-        }
-        self.outputs
-            .flush()
-            .context("writing dead letters and tombstones to Kafka")?;
         let committed_at = headers::now_ms();
-        let outcome = match self.store.apply(&self.writes, committed_at) {
-            Ok(outcome) => outcome,
-            Err(error) => return Err(error).context("writing the batch to the store"),
-        };
-        if outcome.rows_suppressed > 0 {
-            // A post that arrived after its delete: the store refused it; erase it from its
-            // raw topic too (this record is newer than the tombstones written earlier).
-            for write in &self.writes {
-                if let Write::Upsert(row) = write {
-                    if self.store.is_deleted(&row.id)? {
-                        self.outputs.tombstone(&row.source.topic, &row.id);
-                        tombstones += 1;
-                    }
+        let outcome = self
+            .store
+            .apply(&self.writes, committed_at, |erased| {
+                for (index, _, detail) in poison {
+                    outputs.dead_letter(&batch[*index], detail);
                 }
-            }
-            self.outputs
-                .flush()
-                .context("writing tombstones for posts deleted before they arrived")?;
-        }
+                for post in erased {
+                    outputs.tombstone(&post.topic, &post.id);
+                }
+                tombstones = erased.len() as u64;
+                outputs.flush().map_err(|error| format!("{error:#}").into())
+            })
+            .context(
+                "writing the batch to the store and its dead letters and tombstones to Kafka",
+            )?;
         // Counted only once the batch is committed: a failed batch is offered again.
         self.tombstones += tombstones;
         self.metrics.tombstones_written.inc_by(tombstones);

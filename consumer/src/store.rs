@@ -64,6 +64,16 @@ pub struct PostRow {
     pub source: SourcePosition,
 }
 
+/// A post a batch took out of the store or kept out of it: the raw record that carried it (in
+/// `topic`, keyed by `id`) should be erased from Kafka with a tombstone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erased {
+    /// The topic the post's record was read from.
+    pub topic: String,
+    /// The post id (the record key).
+    pub id: String,
+}
+
 /// One change to the store.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Write {
@@ -111,9 +121,15 @@ pub struct BatchOutcome {
     pub deletes_applied: u64,
 }
 
+/// Why the work done before a store commit failed (the batch is then not stored).
+pub type BeforeCommitError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The caller's work before the commit failed; nothing of the batch was stored.
+    #[error("before the store commit: {0}")]
+    BeforeCommit(#[source] BeforeCommitError),
     /// SQLite failed (disk full, locked past the busy timeout, corrupt file, ...).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -218,36 +234,22 @@ impl Store {
         })
     }
 
-    /// Applies `writes` in order, in one transaction; see [`SqliteStore::apply`].
+    /// Applies `writes` in order, in one transaction; see [`SqliteStore::apply`]. Before the
+    /// transaction commits, `before_commit` gets the posts the batch erased (rows a delete
+    /// removed, upserts refused because the post was deleted); if it fails, nothing of the
+    /// batch is stored, so a retry sees the same posts again.
     ///
     /// # Errors
     /// When the database fails; nothing of the batch is then stored.
-    pub fn apply(&mut self, writes: &[Write], now_ms: i64) -> Result<BatchOutcome, StoreError> {
+    pub fn apply(
+        &mut self,
+        writes: &[Write],
+        now_ms: i64,
+        before_commit: impl FnOnce(&[Erased]) -> Result<(), BeforeCommitError>,
+    ) -> Result<BatchOutcome, StoreError> {
         match self {
-            Self::Sqlite(store) => store.apply(writes, now_ms),
-            Self::Postgres(store) => store.apply(writes, now_ms),
-        }
-    }
-
-    /// Whether a delete notice for `id` has been applied.
-    ///
-    /// # Errors
-    /// When the database fails.
-    pub fn is_deleted(&mut self, id: &str) -> Result<bool, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.is_deleted(id),
-            Self::Postgres(store) => store.is_deleted(id),
-        }
-    }
-
-    /// The topic the stored row of post `id` was read from; `None` when no row is stored.
-    ///
-    /// # Errors
-    /// When the database fails.
-    pub fn stored_topic(&mut self, id: &str) -> Result<Option<String>, StoreError> {
-        match self {
-            Self::Sqlite(store) => store.stored_topic(id),
-            Self::Postgres(store) => store.stored_topic(id),
+            Self::Sqlite(store) => store.apply(writes, now_ms, before_commit),
+            Self::Postgres(store) => store.apply(writes, now_ms, before_commit),
         }
     }
 
@@ -303,36 +305,18 @@ impl SqliteStore {
         Ok(Self { conn })
     }
 
-    /// The topic the stored row of post `id` was read from; `None` when no row is stored.
-    ///
-    /// # Errors
-    /// When SQLite fails.
-    pub fn stored_topic(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let mut query = self
-            .conn
-            .prepare_cached("SELECT source_topic FROM posts WHERE id = ?1")?;
-        Ok(query
-            .query_row([id], |row| row.get::<_, String>(0))
-            .optional()?)
-    }
-
-    /// Whether a delete notice for `id` has been applied.
-    ///
-    /// # Errors
-    /// When SQLite fails.
-    pub fn is_deleted(&self, id: &str) -> Result<bool, StoreError> {
-        let mut query = self
-            .conn
-            .prepare_cached("SELECT 1 FROM deleted_posts WHERE id = ?1")?;
-        Ok(query.exists([id])?)
-    }
-
     /// Applies `writes` in order, in one transaction.
     ///
     /// # Errors
     /// When SQLite fails; nothing of the batch is then stored.
-    pub fn apply(&mut self, writes: &[Write], now_ms: i64) -> Result<BatchOutcome, StoreError> {
+    pub fn apply(
+        &mut self,
+        writes: &[Write],
+        now_ms: i64,
+        before_commit: impl FnOnce(&[Erased]) -> Result<(), BeforeCommitError>,
+    ) -> Result<BatchOutcome, StoreError> {
         let tx = self.conn.transaction()?;
+        let mut erased = Vec::new();
         let mut outcome = BatchOutcome::default();
         {
             // `INSERT ... SELECT ... WHERE NOT EXISTS`: a deleted id is never stored again.
@@ -364,7 +348,8 @@ impl SqliteStore {
                 "INSERT INTO deleted_posts (id, deleted_at_ms, source_topic, source_partition, source_offset)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO NOTHING",
             )?;
-            let mut delete = tx.prepare_cached("DELETE FROM posts WHERE id = ?1")?;
+            let mut delete =
+                tx.prepare_cached("DELETE FROM posts WHERE id = ?1 RETURNING source_topic")?;
             for write in writes {
                 match write {
                     Write::Upsert(row) => {
@@ -397,6 +382,10 @@ impl SqliteStore {
                             outcome.rows_written += 1;
                         } else {
                             outcome.rows_suppressed += 1;
+                            erased.push(Erased {
+                                topic: row.source.topic.clone(),
+                                id: row.id.clone(),
+                            });
                         }
                     }
                     Write::Delete { id, source } => {
@@ -407,12 +396,20 @@ impl SqliteStore {
                             source.partition,
                             source.offset
                         ])?;
-                        delete.execute(params![id])?;
+                        let removed: Option<String> =
+                            delete.query_row(params![id], |row| row.get(0)).optional()?;
+                        if let Some(topic) = removed {
+                            erased.push(Erased {
+                                topic,
+                                id: id.clone(),
+                            });
+                        }
                         outcome.deletes_applied += 1;
                     }
                 }
             }
         }
+        before_commit(&erased).map_err(StoreError::BeforeCommit)?;
         tx.commit()?;
         Ok(outcome)
     }
@@ -552,8 +549,8 @@ mod tests {
             Write::Upsert(Box::new(row("1", 0))),
             Write::Upsert(Box::new(row("2", 1))),
         ];
-        store.apply(&batch, 10).unwrap();
-        store.apply(&batch, 11).unwrap();
+        store.apply(&batch, 10, |_| Ok(())).unwrap();
+        store.apply(&batch, 11, |_| Ok(())).unwrap();
         assert_eq!(store.post_count().unwrap(), 2);
     }
 
@@ -563,16 +560,24 @@ mod tests {
         let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
         // post then delete
         store
-            .apply(&[Write::Upsert(Box::new(row("1", 0))), delete("1")], 1)
+            .apply(
+                &[Write::Upsert(Box::new(row("1", 0))), delete("1")],
+                1,
+                |_| Ok(()),
+            )
             .unwrap();
         // delete then post
         let outcome = store
-            .apply(&[delete("2"), Write::Upsert(Box::new(row("2", 5)))], 2)
+            .apply(
+                &[delete("2"), Write::Upsert(Box::new(row("2", 5)))],
+                2,
+                |_| Ok(()),
+            )
             .unwrap();
         assert_eq!(outcome.rows_suppressed, 1);
         // a replay of the post after its delete
         store
-            .apply(&[Write::Upsert(Box::new(row("1", 0)))], 3)
+            .apply(&[Write::Upsert(Box::new(row("1", 0)))], 3, |_| Ok(()))
             .unwrap();
         assert!(!store.contains("1").unwrap());
         assert!(!store.contains("2").unwrap());
@@ -585,7 +590,7 @@ mod tests {
         let path = dir.path().join("t.db");
         SqliteStore::open(&path)
             .unwrap()
-            .apply(&[Write::Upsert(Box::new(row("1", 0)))], 1)
+            .apply(&[Write::Upsert(Box::new(row("1", 0)))], 1, |_| Ok(()))
             .unwrap();
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.post_count().unwrap(), 1);

@@ -15,7 +15,10 @@
 use postgres::{Client, NoTls, Statement};
 use tweet_pipeline_common::secret::Secret;
 
-use super::{BatchOutcome, LanguageSentiment, ReportRow, StoreError, Write, REPORT_QUERY};
+use super::{
+    BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow, StoreError, Write,
+    REPORT_QUERY,
+};
 
 /// One migration: its version (recorded in `schema_migrations`), name and SQL.
 struct Migration {
@@ -65,7 +68,7 @@ const REMEMBER_DELETE: &str = "
 INSERT INTO deleted_posts (id, deleted_at_ms, source_topic, source_partition, source_offset)
 VALUES ($1::text, $2::int8, $3::text, $4::int4, $5::int8) ON CONFLICT (id) DO NOTHING";
 
-const DELETE: &str = "DELETE FROM posts WHERE id = $1::text";
+const DELETE: &str = "DELETE FROM posts WHERE id = $1::text RETURNING source_topic";
 
 /// Locks every id of the batch, ascending by key, for the rest of the transaction.
 const LOCK_IDS: &str = "
@@ -132,34 +135,17 @@ impl PgStore {
         })
     }
 
-    /// The topic the stored row of post `id` was read from; `None` when no row is stored.
-    ///
-    /// # Errors
-    /// When PostgreSQL fails.
-    pub fn stored_topic(&mut self, id: &str) -> Result<Option<String>, StoreError> {
-        let row = self
-            .client
-            .query_opt("SELECT source_topic FROM posts WHERE id = $1::text", &[&id])?;
-        Ok(row.map(|row| row.get(0)))
-    }
-
-    /// Whether a delete notice for `id` has been applied.
-    ///
-    /// # Errors
-    /// When PostgreSQL fails.
-    pub fn is_deleted(&mut self, id: &str) -> Result<bool, StoreError> {
-        let row = self
-            .client
-            .query_opt("SELECT 1 FROM deleted_posts WHERE id = $1::text", &[&id])?;
-        Ok(row.is_some())
-    }
-
     /// Applies `writes` in order, in one transaction, with the semantics of the SQLite store.
     ///
     /// # Errors
     /// When PostgreSQL fails (a deadlock or serialisation failure included); nothing of the
     /// batch is then stored.
-    pub fn apply(&mut self, writes: &[Write], now_ms: i64) -> Result<BatchOutcome, StoreError> {
+    pub fn apply(
+        &mut self,
+        writes: &[Write],
+        now_ms: i64,
+        before_commit: impl FnOnce(&[Erased]) -> Result<(), BeforeCommitError>,
+    ) -> Result<BatchOutcome, StoreError> {
         if self.client.is_closed() {
             // The server restarted or the network dropped: the failed batch is retried by the
             // runner, on a fresh connection.
@@ -168,6 +154,7 @@ impl PgStore {
         }
         let mut tx = self.client.transaction()?;
         let mut outcome = BatchOutcome::default();
+        let mut erased = Vec::new();
         let ids: Vec<&str> = writes
             .iter()
             .map(|write| match write {
@@ -213,6 +200,10 @@ impl PgStore {
                         outcome.rows_written += 1;
                     } else {
                         outcome.rows_suppressed += 1;
+                        erased.push(Erased {
+                            topic: row.source.topic.clone(),
+                            id: row.id.clone(),
+                        });
                     }
                 }
                 Write::Delete { id, source } => {
@@ -226,11 +217,17 @@ impl PgStore {
                             &source.offset,
                         ],
                     )?;
-                    tx.execute(&self.delete, &[id])?;
+                    if let Some(removed) = tx.query_opt(&self.delete, &[id])? {
+                        erased.push(Erased {
+                            topic: removed.get(0),
+                            id: id.clone(),
+                        });
+                    }
                     outcome.deletes_applied += 1;
                 }
             }
         }
+        before_commit(&erased).map_err(StoreError::BeforeCommit)?;
         tx.commit()?;
         Ok(outcome)
     }
