@@ -22,10 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use support::{
     binary, create_topics, delete_topics, free_ports, run, sample, scrape, shared_data,
     summary_value, topic_flags, unique, PARTITIONS,
@@ -104,21 +101,8 @@ fn expected(bytes: &[u8]) -> Expected {
 
 /// Reads every record of the pipeline's topics on `bootstrap` and counts values by hash.
 fn read_all(bootstrap: &str, names: &TopicNames, expected_records: u64) -> HashMap<u64, u64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", unique("chaos-read"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    for destination in Destination::ALL {
-        for partition in 0..PARTITIONS {
-            assignment
-                .add_partition_offset(names.name(destination), partition, Offset::Beginning)
-                .expect("partition");
-        }
-    }
-    consumer.assign(&assignment).expect("assign");
+    let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
+    let consumer = support::from_beginning(bootstrap, &topics);
     let mut values = HashMap::new();
     let mut count = 0;
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -94,26 +94,16 @@ fn stored_ids(db: &Path) -> BTreeSet<String> {
 /// The latest value per key in the post topics, as a reader from the beginning sees them:
 /// `None` for a key whose last record is a tombstone.
 fn latest_values(names: &TopicNames) -> BTreeMap<String, Option<usize>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("compaction-check"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
+    let consumer = support::from_beginning(&bootstrap(), &[&names.tweets, &names.retweets]);
     let mut ends = Vec::new();
     for topic in [&names.tweets, &names.retweets] {
         for partition in 0..PARTITIONS {
-            assignment
-                .add_partition_offset(topic, partition, Offset::Beginning)
-                .expect("partition");
             let (_, high) = consumer
                 .fetch_watermarks(topic, partition, Duration::from_secs(10))
                 .expect("watermarks");
             ends.push(((topic.clone(), partition), high));
         }
     }
-    consumer.assign(&assignment).expect("assign");
     let mut latest = BTreeMap::new();
     let mut positions: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -140,26 +130,16 @@ fn latest_values(names: &TopicNames) -> BTreeMap<String, Option<usize>> {
 
 /// How many of `keys` have a record with a value (not a tombstone) in the post topics.
 fn values_for(names: &TopicNames, keys: &BTreeSet<String>) -> usize {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("compaction-values"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
+    let consumer = support::from_beginning(&bootstrap(), &[&names.tweets, &names.retweets]);
     let mut remaining = 0;
     for topic in [&names.tweets, &names.retweets] {
         for partition in 0..PARTITIONS {
-            assignment
-                .add_partition_offset(topic, partition, Offset::Beginning)
-                .expect("partition");
             let (low, high) = consumer
                 .fetch_watermarks(topic, partition, Duration::from_secs(10))
                 .expect("watermarks");
             remaining += high - low;
         }
     }
-    consumer.assign(&assignment).expect("assign");
     // Compacted partitions have offset gaps, so read until quiet rather than counting.
     let mut found = BTreeSet::new();
     let mut quiet_since = Instant::now();

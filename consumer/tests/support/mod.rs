@@ -168,21 +168,7 @@ pub async fn delete_topics(names: &TopicNames) {
 /// arrived (or 60 s passed); tombstones (null values, written by the analysis group for
 /// deleted posts) come back too, with an empty value, but do not count.
 pub fn read_back(topics: &[&str], count: usize) -> Vec<Record> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", unique("read-back"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    for topic in topics {
-        for partition in 0..PARTITIONS {
-            assignment
-                .add_partition_offset(topic, partition, Offset::Beginning)
-                .expect("partition");
-        }
-    }
-    consumer.assign(&assignment).expect("assign");
+    let consumer = from_beginning(&bootstrap(), topics);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut records = Vec::new();
     let mut with_value = 0;
@@ -226,6 +212,27 @@ pub fn read_back(topics: &[&str], count: usize) -> Vec<Record> {
         }
     }
     records
+}
+
+/// A consumer (fresh group, never committing) assigned every partition of `topics` from the
+/// beginning, on `bootstrap`.
+pub fn from_beginning(bootstrap: &str, topics: &[&str]) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("read-back"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics {
+        for partition in 0..PARTITIONS {
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .expect("partition");
+        }
+    }
+    consumer.assign(&assignment).expect("assign");
+    consumer
 }
 
 /// One record read back: topic, key, value, headers.
