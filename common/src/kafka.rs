@@ -136,6 +136,13 @@ pub fn producer_config(kafka: &KafkaArgs, client_id: &str) -> ClientConfig {
 /// after a record's side effect is durable (`enable.auto.offset.store=false`) and the stored
 /// offsets are committed in the background every second and synchronously on revoke and at
 /// shutdown (rust-rdkafka examples/at_least_once.rs). A new group starts at the earliest offset.
+///
+/// Prefetching (librdkafka CONFIGURATION.md), chosen by measurement with `scripts/bench.sh`'s
+/// input (docs/benchmarks.md): the local queue holds at most 16 MiB
+/// (`queued.max.messages.kbytes`, default 64 MiB, which alone took the analysis consumer's
+/// RSS to about 146 MB), and a partition whose queue was full is fetched again 10 ms later
+/// (`fetch.queue.backoff.ms`, default 1000 ms: reading 648 MB stalled for 0.5-0.7 s every
+/// 20,000 records). Both can be overridden with `-X`.
 pub fn consumer_config(kafka: &KafkaArgs, group_id: &str, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -147,6 +154,8 @@ pub fn consumer_config(kafka: &KafkaArgs, group_id: &str, client_id: &str) -> Cl
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        .set("queued.max.messages.kbytes", "16384")
+        .set("fetch.queue.backoff.ms", "10")
         .set_log_level(RDKafkaLogLevel::Warning);
     apply_overrides(&mut config, kafka);
     config
@@ -184,5 +193,12 @@ mod tests {
         let config = consumer_config(&kafka, "g", "test");
         assert_eq!(config.get("enable.auto.offset.store"), Some("false"));
         assert_eq!(config.get("group.id"), Some("g"));
+        assert_eq!(config.get("fetch.queue.backoff.ms"), Some("10"));
+        let kafka = KafkaArgs {
+            properties: vec![("queued.max.messages.kbytes".to_owned(), "4096".to_owned())],
+            ..kafka
+        };
+        let config = consumer_config(&kafka, "g", "test");
+        assert_eq!(config.get("queued.max.messages.kbytes"), Some("4096"));
     }
 }
