@@ -53,19 +53,18 @@ pub struct AnalysisTotals {
 }
 
 impl AnalysisHandler {
-    /// A handler writing to `store`; `analyze: false` skips language and sentiment;
-    /// `languages` limits detection to an allow-list.
+    /// A handler writing to `store`; without an `analyzer` (`--no-analysis`) posts are stored
+    /// without language and sentiment.
     pub fn new(
         topics: TopicNames,
         store: Store,
         outputs: Outputs,
         metrics: ConsumerMetrics,
-        analyze: bool,
-        languages: Option<Vec<whatlang::Lang>>,
+        analyzer: Option<Analyzer>,
     ) -> Self {
         Self {
             topics,
-            analyzer: analyze.then(|| Analyzer::with_languages(languages)),
+            analyzer,
             store,
             outputs,
             metrics,

@@ -1,5 +1,6 @@
-//! Text analysis of one post: language identification (whatlang) and, for English text, VADER
-//! sentiment (vader-parity, which reproduces Python vaderSentiment 3.3.2's scores).
+//! Text analysis of one post: language identification (whatlang, or whichlang where it knows
+//! the script, see [`DetectorKind`]) and, for English text, VADER sentiment (vader-parity,
+//! which reproduces Python vaderSentiment 3.3.2's scores).
 //!
 //! VADER's lexicon and rules are English-only (Hutto & Gilbert, ICWSM-14), so other languages
 //! get no score rather than a wrong one. Which posts are English: the platform's own `lang`
@@ -66,19 +67,54 @@ pub struct Sentiment {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Analysis {
     /// The detected language: ISO 639-1 where the language has one (so it compares with the
-    /// platform's `lang`), else ISO 639-3; `None` when whatlang could not tell.
+    /// platform's `lang`), else ISO 639-3; `None` when the detector could not tell.
     pub language: Option<&'static str>,
-    /// whatlang's confidence in [0, 1].
-    pub confidence: f64,
+    /// whatlang's confidence in [0, 1]; `None` when nothing was detected or whichlang decided
+    /// (it reports no score).
+    pub confidence: Option<f64>,
     /// VADER scores, for English text only.
     pub sentiment: Option<Sentiment>,
+}
+
+/// Which language identifier analysis uses (`tweet-consumer --detector`).
+///
+/// Measured on this project's machine with `tweet-consumer eval` and `scripts/bench.sh`
+/// (docs/accuracy.md, docs/benchmarks.md): whatlang costs about 40 µs per tweet whatever its
+/// length (it compares the text's trigrams with the profile of every language of the script,
+/// about 40 for Latin), whichlang about 1.5 µs. On tweets the whichlang detector also agrees
+/// more often with the gold labels and with X's own `lang` tag; whatlang keeps the long tail
+/// of languages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DetectorKind {
+    /// whatlang 0.18: 69 languages (trigram profiles and alphabets), with a confidence; the
+    /// only one that takes a `--languages` allow-list.
+    Whatlang,
+    /// whichlang 0.1 (Quickwit): 16 languages (ar, de, en, es, fr, hi, it, ja, ko, nl, pt,
+    /// ru, sv, tr, vi, zh), a logistic regression over hashed character n-grams. On Latin
+    /// text whatlang then chooses between whichlang's answer, Indonesian and Tagalog (see
+    /// [`LATIN_NOT_IN_WHICHLANG`]; it gives the confidence). Text in a script whichlang has no
+    /// language for (Thai, Greek, Hebrew, Georgian, ...) goes to whatlang, which names those by
+    /// script. Other languages whichlang lacks (Catalan, Polish, Ukrainian, Persian, ...) get
+    /// the nearest of its 16.
+    #[default]
+    Whichlang,
 }
 
 /// Analyses texts. Building one loads the VADER lexicons (a few ms); reuse it.
 pub struct Analyzer {
     vader: SentimentIntensityAnalyzer,
     detector: whatlang::Detector,
+    kind: DetectorKind,
+    /// For [`DetectorKind::Whichlang`] on Latin text: per whichlang answer, whatlang limited to
+    /// that answer and [`LATIN_NOT_IN_WHICHLANG`].
+    arbiters: Vec<(whichlang::Lang, whatlang::Detector)>,
 }
+
+/// Latin-script languages frequent on X that whichlang does not know (by Twitter's `lang` in
+/// the v1.1 recordings: Indonesian and Tagalog are the 5th and 7th most common tags). On Latin
+/// text whatlang chooses between these and whichlang's answer, comparing 1 + N trigram
+/// profiles instead of about 40.
+const LATIN_NOT_IN_WHICHLANG: [whatlang::Lang; 2] = [whatlang::Lang::Ind, whatlang::Lang::Tgl];
 
 impl Default for Analyzer {
     fn default() -> Self {
@@ -87,13 +123,13 @@ impl Default for Analyzer {
 }
 
 impl Analyzer {
-    /// Loads the VADER lexicons; detection considers every language whatlang knows.
+    /// Loads the VADER lexicons; detection with the default [`DetectorKind`] (whichlang).
     pub fn new() -> Self {
-        Self::with_languages(None)
+        Self::with_detector(None, None).unwrap_or_else(|_| Self::with_languages(None))
     }
 
-    /// Like [`Analyzer::new`], detection limited to `languages` when given (a collection that
-    /// knows its languages avoids confusions between neighbours, e.g. es/pt/gl).
+    /// whatlang detection, limited to `languages` when given (a collection that knows its
+    /// languages avoids confusions between neighbours, e.g. es/pt/gl).
     pub fn with_languages(languages: Option<Vec<whatlang::Lang>>) -> Self {
         Self {
             vader: SentimentIntensityAnalyzer::new(),
@@ -101,18 +137,86 @@ impl Analyzer {
                 Some(languages) => whatlang::Detector::with_allowlist(languages),
                 None => whatlang::Detector::new(),
             },
+            kind: DetectorKind::Whatlang,
+            arbiters: Vec::new(),
+        }
+    }
+
+    /// An analyzer detecting with `kind`; `languages` (whatlang only) as in
+    /// [`Analyzer::with_languages`]. Without a `kind`: whatlang when there is an allow-list,
+    /// else the default (whichlang).
+    ///
+    /// # Errors
+    /// An allow-list with [`DetectorKind::Whichlang`], which has a fixed set of languages.
+    pub fn with_detector(
+        kind: Option<DetectorKind>,
+        languages: Option<Vec<whatlang::Lang>>,
+    ) -> Result<Self, String> {
+        let kind = match (kind, &languages) {
+            (Some(DetectorKind::Whichlang), Some(_)) => {
+                return Err(
+                    "--languages works with --detector whatlang only (whichlang's 16 languages are fixed)"
+                        .to_owned(),
+                )
+            }
+            (Some(kind), _) => kind,
+            (None, Some(_)) => DetectorKind::Whatlang,
+            (None, None) => DetectorKind::default(),
+        };
+        let arbiters = match kind {
+            DetectorKind::Whatlang => Vec::new(),
+            DetectorKind::Whichlang => whichlang::LANGUAGES
+                .iter()
+                .filter(|&&lang| writes_latin(lang))
+                .filter_map(|&lang| {
+                    let own = whatlang::Lang::from_code(whichlang_639_3(lang))?;
+                    let mut allow = vec![own];
+                    allow.extend(LATIN_NOT_IN_WHICHLANG);
+                    Some((lang, whatlang::Detector::with_allowlist(allow)))
+                })
+                .collect(),
+        };
+        Ok(Self {
+            kind,
+            arbiters,
+            ..Self::with_languages(languages)
+        })
+    }
+
+    /// The language identifier in use.
+    pub fn detector_kind(&self) -> DetectorKind {
+        self.kind
+    }
+
+    /// The language of `text` (already cleaned for detection) and whatlang's confidence.
+    fn detect(&self, text: &str) -> (Option<&'static str>, Option<f64>) {
+        if self.kind == DetectorKind::Whichlang {
+            match whatlang::detect_script(text) {
+                Some(whatlang::Script::Latin) => {
+                    let guess = whichlang::detect_language(text);
+                    if let Some((_, arbiter)) = self.arbiters.iter().find(|(l, _)| *l == guess) {
+                        if let Some(info) = arbiter.detect(text) {
+                            return (Some(iso_639_1_or_3(info.lang())), Some(info.confidence()));
+                        }
+                    }
+                    return (Some(whichlang_code(guess)), None);
+                }
+                Some(script) if knows_script(script) => {
+                    return (Some(whichlang_code(whichlang::detect_language(text))), None);
+                }
+                _ => {}
+            }
+        }
+        match self.detector.detect(text) {
+            Some(info) => (Some(iso_639_1_or_3(info.lang())), Some(info.confidence())),
+            None => (None, None),
         }
     }
 
     /// Detects the language of `text` and scores it if it is English. `platform_lang` is the
     /// post's own `lang` tag, if any (`und` counts as none).
     pub fn analyze(&self, text: &str, platform_lang: Option<&str>) -> Analysis {
-        let detected = self.detector.detect(&text_for_detection(text));
-        let language = detected.as_ref().map(|info| iso_639_1_or_3(info.lang()));
-        let confidence = detected
-            .as_ref()
-            .map(|info| info.confidence())
-            .unwrap_or(0.0);
+        let (language, confidence) = self.detect(&text_for_detection(text));
         let english = match platform_lang {
             Some(lang) if lang != "und" => lang == "en" || lang.starts_with("en-"),
             _ => language == Some("en"),
@@ -192,6 +296,88 @@ pub fn text_for_detection(text: &str) -> String {
         out.push_str(word);
     }
     out
+}
+
+/// Whether whichlang has a language written in `script` (whatlang's script detection, which
+/// counts letters of each script; mixed Han and kana text counts as Japanese there).
+fn knows_script(script: whatlang::Script) -> bool {
+    use whatlang::Script;
+    matches!(
+        script,
+        Script::Latin
+            | Script::Cyrillic
+            | Script::Arabic
+            | Script::Devanagari
+            | Script::Mandarin
+            | Script::Hiragana
+            | Script::Katakana
+            | Script::Hangul
+    )
+}
+
+/// Whether whichlang's `lang` is written in Latin script (a Latin text whichlang gives to
+/// Japanese or Chinese, e.g. romaji with a few kana, keeps that answer).
+fn writes_latin(lang: whichlang::Lang) -> bool {
+    use whichlang::Lang;
+    matches!(
+        lang,
+        Lang::Deu
+            | Lang::Eng
+            | Lang::Fra
+            | Lang::Ita
+            | Lang::Nld
+            | Lang::Por
+            | Lang::Spa
+            | Lang::Swe
+            | Lang::Tur
+            | Lang::Vie
+    )
+}
+
+/// whichlang's languages by ISO 639-3, as whatlang names them.
+fn whichlang_639_3(lang: whichlang::Lang) -> &'static str {
+    use whichlang::Lang;
+    match lang {
+        Lang::Ara => "ara",
+        Lang::Cmn => "cmn",
+        Lang::Deu => "deu",
+        Lang::Eng => "eng",
+        Lang::Fra => "fra",
+        Lang::Hin => "hin",
+        Lang::Ita => "ita",
+        Lang::Jpn => "jpn",
+        Lang::Kor => "kor",
+        Lang::Nld => "nld",
+        Lang::Por => "por",
+        Lang::Rus => "rus",
+        Lang::Spa => "spa",
+        Lang::Swe => "swe",
+        Lang::Tur => "tur",
+        Lang::Vie => "vie",
+    }
+}
+
+/// whichlang's languages by ISO 639-1, as the platforms tag them.
+fn whichlang_code(lang: whichlang::Lang) -> &'static str {
+    use whichlang::Lang;
+    match lang {
+        Lang::Ara => "ar",
+        Lang::Cmn => "zh",
+        Lang::Deu => "de",
+        Lang::Eng => "en",
+        Lang::Fra => "fr",
+        Lang::Hin => "hi",
+        Lang::Ita => "it",
+        Lang::Jpn => "ja",
+        Lang::Kor => "ko",
+        Lang::Nld => "nl",
+        Lang::Por => "pt",
+        Lang::Rus => "ru",
+        Lang::Spa => "es",
+        Lang::Swe => "sv",
+        Lang::Tur => "tr",
+        Lang::Vie => "vi",
+    }
 }
 
 /// whatlang names languages by ISO 639-3; the platforms tag posts with ISO 639-1 (BCP 47).
@@ -279,6 +465,52 @@ mod tests {
             None,
         );
         assert!(matches!(a.language, Some("es" | "en")), "{a:?}");
+    }
+
+    #[test]
+    fn whichlang_detector_covers_indonesian_tagalog_and_other_scripts() {
+        let analyzer = Analyzer::new();
+        assert_eq!(analyzer.detector_kind(), DetectorKind::Whichlang);
+        let detect = |text: &str| analyzer.analyze(text, None);
+        // One of whichlang's 16: its answer, whatlang's confidence from the arbitration.
+        let a = detect("The referee made a terrible call and the fans are still angry about it");
+        assert_eq!(a.language, Some("en"));
+        assert!(a.confidence.is_some(), "{a:?}");
+        // Not one of the 16, Latin script: whatlang's arbitration finds it.
+        let a = detect("Saya tidak tahu kenapa mereka belum datang ke rumah kami sampai sekarang");
+        assert_eq!(a.language, Some("id"));
+        let a = detect("Hindi ko alam kung bakit hindi pa sila dumating sa bahay namin ngayon");
+        assert_eq!(a.language, Some("tl"));
+        // A script whichlang has no language for goes to whatlang.
+        let a = detect("วันนี้อากาศดีมากและทุกคนมีความสุข");
+        assert_eq!(a.language, Some("th"));
+        // CJK: whichlang alone, no confidence.
+        let a = detect("今日はとても良い天気ですね、みんなで公園に行きましょう");
+        assert_eq!((a.language, a.confidence), (Some("ja"), None));
+        // English is still scored.
+        assert!(
+            detect("What a wonderful and happy day this has been for all of us")
+                .sentiment
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn allow_lists_choose_whatlang_and_refuse_whichlang() {
+        let languages = Some(vec![whatlang::Lang::Spa, whatlang::Lang::Eng]);
+        let analyzer = Analyzer::with_detector(None, languages.clone()).unwrap();
+        assert_eq!(analyzer.detector_kind(), DetectorKind::Whatlang);
+        let error = Analyzer::with_detector(Some(DetectorKind::Whichlang), languages)
+            .err()
+            .expect("an allow-list with whichlang is refused");
+        assert!(error.contains("--detector whatlang"), "{error}");
+        let analyzer = Analyzer::with_detector(Some(DetectorKind::Whatlang), None).unwrap();
+        let a = analyzer.analyze(
+            "The referee made a terrible call and the fans are angry",
+            None,
+        );
+        assert_eq!(a.language, Some("en"));
+        assert!(a.confidence.is_some());
     }
 
     #[test]

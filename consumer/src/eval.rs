@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use tweet_pipeline_common::post::parse_post;
 
-use crate::analyze::{Analyzer, Label};
+use crate::analyze::{Analyzer, DetectorKind, Label};
 
 /// TweetLID 2014's single-language labels; `und`, `other` and multi-language rows are skipped.
 const TWEETLID_LANGUAGES: [&str; 6] = ["es", "pt", "ca", "en", "gl", "eu"];
@@ -318,6 +318,7 @@ fn label_index(label: Label) -> usize {
 pub fn run(
     data: &Path,
     vader_parity: Option<&Path>,
+    detector: Option<DetectorKind>,
     languages: Option<Vec<whatlang::Lang>>,
 ) -> anyhow::Result<String> {
     if !data.is_dir() {
@@ -328,7 +329,7 @@ pub fn run(
     }
     let started = Instant::now();
     let sets = load(data)?;
-    let analyzer = Analyzer::with_languages(languages);
+    let analyzer = Analyzer::with_detector(detector, languages).map_err(anyhow::Error::msg)?;
     let detect = |text: &str| analyzer.analyze(text, None).language.map(normalise_lang);
     let vader = |text: &str| {
         let analysis = analyzer.analyze(text, Some("en"));
@@ -339,9 +340,13 @@ pub fn run(
 
     let mut out = String::new();
     let o = &mut out;
+    let detector_name = match analyzer.detector_kind() {
+        DetectorKind::Whatlang => "whatlang",
+        DetectorKind::Whichlang => "whichlang (with whatlang for id/tl and other scripts)",
+    };
     let _ = writeln!(
         o,
-        "# tweet-consumer eval: whatlang (language) + vader-parity (VADER sentiment)\n"
+        "# tweet-consumer eval: {detector_name} (language) + vader-parity (VADER sentiment)\n"
     );
     let _ = writeln!(o, "All rows of every set.\n");
 

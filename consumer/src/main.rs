@@ -27,6 +27,7 @@ use tweet_pipeline_common::metrics::{self, ConsumerMetrics, PosterMetrics};
 use tweet_pipeline_common::{kafka, shutdown, telemetry};
 
 use crate::analysis::AnalysisHandler;
+use crate::analyze::Analyzer;
 use crate::archive::{ArchiveConfig, ArchiveHandler};
 use crate::outputs::Outputs;
 use crate::report::ReportConfig;
@@ -78,7 +79,9 @@ struct Cli {
     batch_size: u32,
 
     /// Longest wait in milliseconds, after a batch's first record, for more records.
-    #[arg(long, default_value_t = 50)]
+    /// 10 ms keeps p99 latency under 100 ms at 5,000 posts/s (docs/benchmarks.md); while a
+    /// backlog is read, batches fill to --batch-size long before it.
+    #[arg(long, default_value_t = 10)]
     batch_wait_ms: u64,
 
     /// Exit once every assigned partition is read to its end (for batch jobs, tests, demos).
@@ -90,9 +93,16 @@ struct Cli {
     no_analysis: bool,
 
     /// Detect only these languages (comma-separated ISO 639-1/639-3 codes, e.g. en,es,pt);
-    /// default: every language whatlang knows.
+    /// default: every language whatlang knows. With `--detector whatlang` only.
     #[arg(long, env = "LANGUAGES", value_parser = analyze::parse_languages)]
     languages: Option<analyze::LanguageList>,
+
+    /// Language identifier: whichlang (16 languages plus Indonesian and Tagalog, and whatlang
+    /// for other scripts; a few µs a post) or whatlang (69 languages, about 40 µs a post).
+    /// Default: whichlang, or whatlang with --languages. Accuracy of both on labelled tweets:
+    /// docs/accuracy.md.
+    #[arg(long, env = "DETECTOR", value_enum)]
+    detector: Option<analyze::DetectorKind>,
 
     #[command(flatten)]
     kafka: KafkaArgs,
@@ -196,6 +206,9 @@ enum Command {
         /// Detect only these languages (comma-separated ISO 639-1/639-3 codes).
         #[arg(long, value_parser = analyze::parse_languages)]
         languages: Option<analyze::LanguageList>,
+        /// Language identifier to score (see `tweet-consumer --detector`).
+        #[arg(long, value_enum)]
+        detector: Option<analyze::DetectorKind>,
     },
 }
 
@@ -222,9 +235,11 @@ fn main() -> ExitCode {
             data,
             vader_parity,
             languages,
+            detector,
         }) => eval::run(
             data,
             vader_parity.as_deref(),
+            *detector,
             languages.clone().map(|l| l.0),
         )
         .map(|report| {
@@ -301,14 +316,20 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
         Role::Analysis => {
             tracing::info!(group = %cli.group, role = ?role, topics = ?topics, db = %cli.db, "consuming");
             let (db, names) = (cli.db.clone(), cli.topics.clone());
-            let (analyze, languages) = (!cli.no_analysis, cli.languages.clone().map(|l| l.0));
+            let analyzer = match cli.no_analysis {
+                true => None,
+                false => Some(
+                    Analyzer::with_detector(cli.detector, cli.languages.clone().map(|l| l.0))
+                        .map_err(anyhow::Error::msg)?,
+                ),
+            };
             let (kafka, group) = (cli.kafka.clone(), cli.group.clone());
             let make = move || {
                 let store =
                     Store::open(&db).with_context(|| format!("cannot open the store {db}"))?;
                 let outputs = Outputs::new(&kafka, names.deadletter.clone(), &group)?;
                 Ok(AnalysisHandler::new(
-                    names, store, outputs, metrics, analyze, languages,
+                    names, store, outputs, metrics, analyzer,
                 ))
             };
             let (stats, totals) =

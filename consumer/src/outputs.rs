@@ -197,7 +197,10 @@ fn flush<C: ProducerContext>(producer: &BaseProducer<C>, timeout: Duration) -> a
     let _ = producer.flush(Duration::ZERO);
     while producer.in_flight_count() > 0 {
         if std::time::Instant::now() >= deadline {
-            anyhow::bail!("{} record(s) still unacknowledged", producer.in_flight_count());
+            anyhow::bail!(
+                "{} record(s) still unacknowledged",
+                producer.in_flight_count()
+            );
         }
         producer.poll(FLUSH_POLL);
     }

@@ -54,8 +54,8 @@ pub struct PostRow {
     pub lang: Option<String>,
     /// Detected language code.
     pub detected_lang: Option<&'static str>,
-    /// Detection confidence in [0, 1].
-    pub detected_confidence: f64,
+    /// Detection confidence in [0, 1], when the detector gives one (whatlang does).
+    pub detected_confidence: Option<f64>,
     /// VADER (compound, pos, neu, neg, label) for English text.
     pub sentiment: Option<(f64, f64, f64, f64, &'static str)>,
     /// When the producer received the line, Unix ms.
@@ -497,7 +497,7 @@ mod tests {
             text: "hello".to_owned(),
             lang: Some("en".to_owned()),
             detected_lang: Some("en"),
-            detected_confidence: 0.9,
+            detected_confidence: Some(0.9),
             sentiment: Some((0.5, 0.5, 0.5, 0.0, "positive")),
             received_at_ms: Some(1),
             source: SourcePosition {
