@@ -427,6 +427,50 @@ pub fn run(
     let _ = writeln!(o, "## 2b. Sentiment: Sentiment140 manual test set\n");
     write_sentiment(o, &s140);
 
+    // 2d. Emoji and emoticons: the same scorer on the texts that carry them, as they are and
+    // with them removed (what a scorer that ignores them sees).
+    let _ = writeln!(
+        o,
+        "## 2d. Sentiment: emoji and emoticons (texts that carry them, with and without them)\n"
+    );
+    let _ = writeln!(
+        o,
+        "VADER 3.3.2 (and vader-parity) replaces each emoji by its CLDR description before scoring \
+         and its lexicon scores emoticons such as `:)` and `<3`.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| set | texts with emoji or emoticons | macro F1 as scored | macro F1 with them removed | macro recall as scored | macro recall removed |\n|---|---:|---:|---:|---:|---:|"
+    );
+    for (name, set) in [
+        ("SemEval-2017 test", &sets.semeval),
+        ("Sentiment140 test", &sets.sentiment140),
+    ] {
+        let (mut kept, mut removed) = (
+            Confusion::new(&SENTIMENT_LABELS),
+            Confusion::new(&SENTIMENT_LABELS),
+        );
+        for (gold, text) in set.iter().filter(|(_, t)| has_emoji_or_emoticon(t)) {
+            let gold = SENTIMENT_LABELS[*gold];
+            kept.add(gold, vader(text).map(|(_, l)| SENTIMENT_LABELS[l]));
+            removed.add(
+                gold,
+                vader(&without_emoji_or_emoticons(text)).map(|(_, l)| SENTIMENT_LABELS[l]),
+            );
+        }
+        let _ = writeln!(
+            o,
+            "| {name} | {} of {} | {:.4} | {:.4} | {:.4} | {:.4} |",
+            kept.total(),
+            set.len(),
+            kept.macro_f1(),
+            removed.macro_f1(),
+            kept.macro_recall(),
+            removed.macro_recall()
+        );
+    }
+    let _ = writeln!(o);
+
     // 2c. XLM-T per language
     let _ = writeln!(
         o,
@@ -503,6 +547,32 @@ fn write_class_rows(o: &mut String, what: &str, m: &Confusion, top: usize) {
     );
 }
 
+/// Emoticons VADER's lexicon scores that tweets use most (vaderSentiment vader_lexicon.txt).
+const EMOTICONS: [&str; 22] = [
+    ":)", ":-)", ":(", ":-(", ":D", ":-D", ";)", ";-)", ":P", ":p", ":-P", "<3", "</3", ":'(",
+    ":/", ":-/", "xD", "XD", ":o", ":O", "=)", "=(",
+];
+
+/// Whether `c` is an emoji or an emoji joiner/selector: the Unicode blocks of pictographs,
+/// symbols, dingbats and regional indicators (an evaluation filter, not a full UTS #51 parser).
+fn is_emoji(c: char) -> bool {
+    matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF | 0xFE0F | 0x200D)
+}
+
+fn has_emoji_or_emoticon(text: &str) -> bool {
+    text.chars().any(is_emoji) || text.split_whitespace().any(|w| EMOTICONS.contains(&w))
+}
+
+/// `text` without emoji and without whitespace-separated emoticons.
+fn without_emoji_or_emoticons(text: &str) -> String {
+    text.split_whitespace()
+        .filter(|w| !EMOTICONS.contains(w))
+        .map(|w| w.chars().filter(|&c| !is_emoji(c)).collect::<String>())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn write_sentiment(o: &mut String, m: &Confusion) {
     let _ = writeln!(
         o,
@@ -564,6 +634,17 @@ fn write_parity(o: &mut String, path: &Path, ours: &[Option<f64>]) -> anyhow::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emoji_and_emoticons_are_found_and_removed() {
+        assert!(has_emoji_or_emoticon("great game \u{1F60D}"));
+        assert!(has_emoji_or_emoticon("great game :)"));
+        assert!(!has_emoji_or_emoticon("great game (really):"));
+        assert_eq!(
+            without_emoji_or_emoticons("so sad :( \u{1F622}\u{FE0F} today\u{2764}"),
+            "so sad today"
+        );
+    }
 
     /// gold a: 3 a, 1 b; gold b: 2 b, 1 a, 1 none; gold c: 1 c, 1 a.
     fn example() -> Confusion {
