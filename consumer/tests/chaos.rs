@@ -511,17 +511,35 @@ async fn produce_recordings(times: usize, dir: &Path) -> (TopicNames, Expected, 
     (names, want, lines_in)
 }
 
+/// Waits (polling every 20 ms, at most 60 s) until the store at `db` holds a row.
+fn wait_for_rows(db: &Path, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // The file may exist before its schema does, or be busy: both count as no row yet.
+    let rows = || {
+        rusqlite::Connection::open(db)
+            .and_then(|conn| {
+                conn.query_row("SELECT COUNT(*) FROM posts", [], |r| r.get::<_, i64>(0))
+            })
+            .unwrap_or(0)
+    };
+    while !(db.exists() && rows() > 0) {
+        assert!(
+            Instant::now() < deadline,
+            "no row was stored within 60 s:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An analysis consumer in batches of 2 records: one store transaction (and fsync) per 2
+/// records keeps the 19,638 records of these cases in flight for seconds, so that kills land
+/// while rows are being written (with 100-record batches the consumer stored everything in
+/// well under a second, before the first kill).
 fn analysis_consumer(group: &str, db: &Path, names: &TopicNames, log: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tweet-consumer"));
     command
-        .args([
-            "--group",
-            group,
-            "--role",
-            "analysis",
-            "--batch-size",
-            "100",
-        ])
+        .args(["--group", group, "--role", "analysis", "--batch-size", "2"])
         .arg("--db")
         .arg(db)
         .args(topic_flags(names))
@@ -571,7 +589,13 @@ async fn consumer_sigkilled_ten_times() {
             .args(["-X", "group.instance.id=chaos-b"])
             .spawn()
             .expect("consumer starts");
-        std::thread::sleep(delay);
+        if kills == 0 {
+            // The first kill lands as soon as rows are being written, whatever the machine's
+            // speed; the others at random points, start-up and join included.
+            wait_for_rows(&db, &log);
+        } else {
+            std::thread::sleep(delay);
+        }
         if child.try_wait().expect("status").is_some() {
             panic!(
                 "the consumer exited by itself:\n{}",
@@ -644,7 +668,8 @@ async fn group_member_sigkilled_partner_takes_over() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Killed while the members are writing rows.
+    wait_for_rows(&db, &log_a);
     kill(&mut a);
     let rows_at_kill = if db.exists() {
         stored_ids(&db).len()
