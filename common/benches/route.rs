@@ -1,7 +1,8 @@
 //! Routing cost per line on the real v1.1 stream recordings (`../shared/data/twitter_v1`),
 //! printed beside two references measured in the same run on the same lines: serde_json
 //! validating each line without building it (`IgnoredAny`, the least a validating router can
-//! do with serde_json) and UTF-8 validation alone (the least any router can do).
+//! do with serde_json) and UTF-8 validation alone (the least any router can do). The consumer's
+//! `parse_post` on the same lines is printed too.
 //!
 //! `cargo bench -p tweet-pipeline-common --bench route` (`ROUTE_BENCH_ROUNDS`, default 5;
 //! the best round of each is printed). Not a test: nothing here passes or fails.
@@ -65,6 +66,9 @@ fn main() {
     let (validate, valid) = best(rounds, &lines, |line| {
         usize::from(serde_json::from_slice::<IgnoredAny>(line).is_ok())
     });
+    let (parse, parsed) = best(rounds, &lines, |line| {
+        usize::from(tweet_pipeline_common::post::parse_post(line).is_ok())
+    });
     let (utf8, text) = best(rounds, &lines, |line| {
         usize::from(std::str::from_utf8(line).is_ok())
     });
@@ -79,6 +83,7 @@ fn main() {
     for (name, elapsed, count) in [
         ("route_line (validate + route + key)", route, keyed),
         ("serde_json IgnoredAny (validate only)", validate, valid),
+        ("parse_post (the consumer's parse; control lines fail fast)", parse, parsed),
         ("std::str::from_utf8 (UTF-8 only)", utf8, text),
     ] {
         let secs = elapsed.as_secs_f64();
