@@ -83,7 +83,11 @@ fn main() {
     for (name, elapsed, count) in [
         ("route_line (validate + route + key)", route, keyed),
         ("serde_json IgnoredAny (validate only)", validate, valid),
-        ("parse_post (the consumer's parse; control lines fail fast)", parse, parsed),
+        (
+            "parse_post (the consumer's parse; control lines fail fast)",
+            parse,
+            parsed,
+        ),
         ("std::str::from_utf8 (UTF-8 only)", utf8, text),
     ] {
         let secs = elapsed.as_secs_f64();

@@ -1,4 +1,4 @@
-//! `tweet-consumer eval`: scores the analysis (whatlang language identification, VADER
+//! `tweet-consumer eval`: scores the analysis (language identification with either detector, VADER
 //! sentiment) on the labelled sets in `../shared/data` (MANIFEST.md sections 9 and 10) and prints
 //! Markdown tables. `scripts/bench/accuracy_reference.py` prints the same tables for langdetect +
 //! vaderSentiment; `scripts/accuracy.sh` runs both into `docs/accuracy.md`.

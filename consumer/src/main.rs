@@ -93,7 +93,7 @@ struct Cli {
     no_analysis: bool,
 
     /// Detect only these languages (comma-separated ISO 639-1/639-3 codes, e.g. en,es,pt);
-    /// default: every language whatlang knows. With `--detector whatlang` only.
+    /// default: every language whatlang knows. Uses whatlang (whichlang's languages are fixed).
     #[arg(long, env = "LANGUAGES", value_parser = analyze::parse_languages)]
     languages: Option<analyze::LanguageList>,
 
@@ -505,7 +505,7 @@ fn print_stats(db: &StoreLocation, top: usize) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{total} posts in {db} (language detected by whatlang; sentiment by VADER, English only)"
+        "{total} posts in {db} (detected language; sentiment by VADER, English only)"
     )?;
     writeln!(
         out,
