@@ -123,8 +123,9 @@ How to read it:
   (silver). Codes are compared after `in`→`id`, `iw`→`he`, `cmn`/`zh-cn`/`zh-tw`→`zh`,
   `pes`→`fa`, `nb`→`no` (whatlang names Mandarin `cmn` and Persian `pes`, which have no ISO
   639-1 code of their own; the pipeline stores them as `zh` and `fa`). A text with no detection counts
-  as wrong. Neither detector knows Galician or Basque, so TweetLID's `gl` and `eu` score 0 for
-  both; XLM-T's Hindi is romanised (Latin script), and both detectors get none of it as `hi`.
+  as wrong. No detector here knows Galician or Basque, so TweetLID's `gl` and `eu` score 0 for
+  all; XLM-T's Hindi is romanised (Latin script), and the detectors recognise almost
+  none of it as `hi` (see 1b).
 - Sentiment: VADER labels by the standard compound thresholds (≥ 0.05 positive, ≤ -0.05
   negative). SemEval-2017 Task 4A ranks by macro-averaged recall. On XLM-T, VADER is run on
   every language (forced English) for completeness only: the pipeline scores English posts only.
