@@ -125,11 +125,11 @@ impl AnalysisHandler {
     }
 
     fn plan(&mut self, index: usize, message: &BorrowedMessage<'_>) {
-        if message.payload().is_none() {
+        let Some(payload) = message.payload() else {
             // A tombstone for a deleted post (this group writes them): nothing to analyse.
             self.skips.push("tombstone");
             return;
-        }
+        };
         let Some(destination) = self.topics.destination(message.topic()) else {
             self.skip(
                 message,
@@ -138,7 +138,6 @@ impl AnalysisHandler {
             );
             return;
         };
-        let payload = message.payload().unwrap_or_default();
         let received_at_ms = headers::get(message.headers(), headers::RECEIVED_AT_MS)
             .and_then(|v| v.parse().ok())
             .or_else(|| message.timestamp().to_millis());

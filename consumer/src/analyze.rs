@@ -103,11 +103,81 @@ pub enum DetectorKind {
 /// Analyses texts. Building one loads the VADER lexicons (a few ms); reuse it.
 pub struct Analyzer {
     vader: SentimentIntensityAnalyzer,
-    detector: whatlang::Detector,
-    kind: DetectorKind,
-    /// For [`DetectorKind::Whichlang`] on Latin text: per whichlang answer, whatlang limited to
-    /// that answer and [`LATIN_NOT_IN_WHICHLANG`].
-    arbiters: Vec<(whichlang::Lang, whatlang::Detector)>,
+    /// whatlang: the whole detector with [`DetectorKind::Whatlang`], the fallback for scripts
+    /// whichlang has no language for otherwise.
+    whatlang: whatlang::Detector,
+    /// Set with [`DetectorKind::Whichlang`].
+    whichlang: Option<Whichlang>,
+}
+
+/// What the whichlang detector needs, worked out once from the two libraries' own tables
+/// (whichlang's `three_letter_code`, whatlang's `Lang::from_code` and `Script::langs`).
+struct Whichlang {
+    /// Scripts in which whichlang has a language.
+    scripts: Vec<whatlang::Script>,
+    /// One entry per whichlang language.
+    answers: Vec<WhichlangAnswer>,
+}
+
+struct WhichlangAnswer {
+    lang: whichlang::Lang,
+    /// The code stored for it (as [`iso_639_1_or_3`] gives it).
+    code: &'static str,
+    /// For a Latin-script language: whatlang limited to it and [`LATIN_NOT_IN_WHICHLANG`].
+    arbiter: Option<whatlang::Detector>,
+}
+
+impl Whichlang {
+    fn new() -> Self {
+        let answers: Vec<WhichlangAnswer> = whichlang::LANGUAGES
+            .iter()
+            .map(|&lang| {
+                let three = lang.three_letter_code();
+                let own = whatlang::Lang::from_code(three);
+                let arbiter = own
+                    .filter(|own| whatlang::Script::Latin.langs().contains(own))
+                    .map(|own| {
+                        let mut allow = vec![own];
+                        allow.extend(LATIN_NOT_IN_WHICHLANG);
+                        whatlang::Detector::with_allowlist(allow)
+                    });
+                WhichlangAnswer {
+                    lang,
+                    code: own.map_or(three, iso_639_1_or_3),
+                    arbiter,
+                }
+            })
+            .collect();
+        let scripts = whatlang::Script::all()
+            .iter()
+            .copied()
+            .filter(|script| {
+                whichlang::LANGUAGES.iter().any(|lang| {
+                    whatlang::Lang::from_code(lang.three_letter_code())
+                        .is_some_and(|own| script.langs().contains(&own))
+                })
+            })
+            .collect();
+        Self { scripts, answers }
+    }
+
+    /// whichlang's answer for `text` in `script` (with whatlang's arbitration on Latin text),
+    /// or `None` when whichlang has no language in that script.
+    fn detect(&self, text: &str, script: whatlang::Script) -> Option<(&'static str, Option<f64>)> {
+        if !self.scripts.contains(&script) {
+            return None;
+        }
+        let guess = whichlang::detect_language(text);
+        let answer = self.answers.iter().find(|a| a.lang == guess)?;
+        let arbitrated = match (&answer.arbiter, script) {
+            (Some(arbiter), whatlang::Script::Latin) => arbiter.detect(text),
+            _ => None,
+        };
+        Some(match arbitrated {
+            Some(info) => (iso_639_1_or_3(info.lang()), Some(info.confidence())),
+            None => (answer.code, None),
+        })
+    }
 }
 
 /// Latin-script languages frequent on X that whichlang does not know (by Twitter's `lang` in
@@ -125,26 +195,13 @@ impl Default for Analyzer {
 impl Analyzer {
     /// Loads the VADER lexicons; detection with the default [`DetectorKind`] (whichlang).
     pub fn new() -> Self {
-        Self::with_detector(None, None).unwrap_or_else(|_| Self::with_languages(None))
+        Self::build(DetectorKind::default(), None)
     }
 
-    /// whatlang detection, limited to `languages` when given (a collection that knows its
-    /// languages avoids confusions between neighbours, e.g. es/pt/gl).
-    pub fn with_languages(languages: Option<Vec<whatlang::Lang>>) -> Self {
-        Self {
-            vader: SentimentIntensityAnalyzer::new(),
-            detector: match languages {
-                Some(languages) => whatlang::Detector::with_allowlist(languages),
-                None => whatlang::Detector::new(),
-            },
-            kind: DetectorKind::Whatlang,
-            arbiters: Vec::new(),
-        }
-    }
-
-    /// An analyzer detecting with `kind`; `languages` (whatlang only) as in
-    /// [`Analyzer::with_languages`]. Without a `kind`: whatlang when there is an allow-list,
-    /// else the default (whichlang).
+    /// An analyzer detecting with `kind`; `languages`, whatlang only, limits detection to an
+    /// allow-list (a collection that knows its languages avoids confusions between neighbours,
+    /// e.g. es/pt/gl). Without a `kind`: whatlang when there is an allow-list, else the
+    /// default (whichlang).
     ///
     /// # Errors
     /// An allow-list with [`DetectorKind::Whichlang`], which has a fixed set of languages.
@@ -163,51 +220,37 @@ impl Analyzer {
             (None, Some(_)) => DetectorKind::Whatlang,
             (None, None) => DetectorKind::default(),
         };
-        let arbiters = match kind {
-            DetectorKind::Whatlang => Vec::new(),
-            DetectorKind::Whichlang => whichlang::LANGUAGES
-                .iter()
-                .filter(|&&lang| writes_latin(lang))
-                .filter_map(|&lang| {
-                    let own = whatlang::Lang::from_code(whichlang_639_3(lang))?;
-                    let mut allow = vec![own];
-                    allow.extend(LATIN_NOT_IN_WHICHLANG);
-                    Some((lang, whatlang::Detector::with_allowlist(allow)))
-                })
-                .collect(),
-        };
-        Ok(Self {
-            kind,
-            arbiters,
-            ..Self::with_languages(languages)
-        })
+        Ok(Self::build(kind, languages))
+    }
+
+    fn build(kind: DetectorKind, languages: Option<Vec<whatlang::Lang>>) -> Self {
+        Self {
+            vader: SentimentIntensityAnalyzer::new(),
+            whatlang: match languages {
+                Some(languages) => whatlang::Detector::with_allowlist(languages),
+                None => whatlang::Detector::new(),
+            },
+            whichlang: (kind == DetectorKind::Whichlang).then(Whichlang::new),
+        }
     }
 
     /// The language identifier in use.
     pub fn detector_kind(&self) -> DetectorKind {
-        self.kind
+        match self.whichlang {
+            Some(_) => DetectorKind::Whichlang,
+            None => DetectorKind::Whatlang,
+        }
     }
 
     /// The language of `text` (already cleaned for detection) and whatlang's confidence.
     fn detect(&self, text: &str) -> (Option<&'static str>, Option<f64>) {
-        if self.kind == DetectorKind::Whichlang {
-            match whatlang::detect_script(text) {
-                Some(whatlang::Script::Latin) => {
-                    let guess = whichlang::detect_language(text);
-                    if let Some((_, arbiter)) = self.arbiters.iter().find(|(l, _)| *l == guess) {
-                        if let Some(info) = arbiter.detect(text) {
-                            return (Some(iso_639_1_or_3(info.lang())), Some(info.confidence()));
-                        }
-                    }
-                    return (Some(whichlang_code(guess)), None);
-                }
-                Some(script) if knows_script(script) => {
-                    return (Some(whichlang_code(whichlang::detect_language(text))), None);
-                }
-                _ => {}
-            }
+        let whichlang = self.whichlang.as_ref().and_then(|which| {
+            whatlang::detect_script(text).and_then(|script| which.detect(text, script))
+        });
+        if let Some((code, confidence)) = whichlang {
+            return (Some(code), confidence);
         }
-        match self.detector.detect(text) {
+        match self.whatlang.detect(text) {
             Some(info) => (Some(iso_639_1_or_3(info.lang())), Some(info.confidence())),
             None => (None, None),
         }
@@ -298,88 +341,6 @@ pub fn text_for_detection(text: &str) -> String {
     out
 }
 
-/// Whether whichlang has a language written in `script` (whatlang's script detection, which
-/// counts letters of each script; mixed Han and kana text counts as Japanese there).
-fn knows_script(script: whatlang::Script) -> bool {
-    use whatlang::Script;
-    matches!(
-        script,
-        Script::Latin
-            | Script::Cyrillic
-            | Script::Arabic
-            | Script::Devanagari
-            | Script::Mandarin
-            | Script::Hiragana
-            | Script::Katakana
-            | Script::Hangul
-    )
-}
-
-/// Whether whichlang's `lang` is written in Latin script (a Latin text whichlang gives to
-/// Japanese or Chinese, e.g. romaji with a few kana, keeps that answer).
-fn writes_latin(lang: whichlang::Lang) -> bool {
-    use whichlang::Lang;
-    matches!(
-        lang,
-        Lang::Deu
-            | Lang::Eng
-            | Lang::Fra
-            | Lang::Ita
-            | Lang::Nld
-            | Lang::Por
-            | Lang::Spa
-            | Lang::Swe
-            | Lang::Tur
-            | Lang::Vie
-    )
-}
-
-/// whichlang's languages by ISO 639-3, as whatlang names them.
-fn whichlang_639_3(lang: whichlang::Lang) -> &'static str {
-    use whichlang::Lang;
-    match lang {
-        Lang::Ara => "ara",
-        Lang::Cmn => "cmn",
-        Lang::Deu => "deu",
-        Lang::Eng => "eng",
-        Lang::Fra => "fra",
-        Lang::Hin => "hin",
-        Lang::Ita => "ita",
-        Lang::Jpn => "jpn",
-        Lang::Kor => "kor",
-        Lang::Nld => "nld",
-        Lang::Por => "por",
-        Lang::Rus => "rus",
-        Lang::Spa => "spa",
-        Lang::Swe => "swe",
-        Lang::Tur => "tur",
-        Lang::Vie => "vie",
-    }
-}
-
-/// whichlang's languages by ISO 639-1, as the platforms tag them.
-fn whichlang_code(lang: whichlang::Lang) -> &'static str {
-    use whichlang::Lang;
-    match lang {
-        Lang::Ara => "ar",
-        Lang::Cmn => "zh",
-        Lang::Deu => "de",
-        Lang::Eng => "en",
-        Lang::Fra => "fr",
-        Lang::Hin => "hi",
-        Lang::Ita => "it",
-        Lang::Jpn => "ja",
-        Lang::Kor => "ko",
-        Lang::Nld => "nl",
-        Lang::Por => "pt",
-        Lang::Rus => "ru",
-        Lang::Spa => "es",
-        Lang::Swe => "sv",
-        Lang::Tur => "tr",
-        Lang::Vie => "vi",
-    }
-}
-
 /// whatlang names languages by ISO 639-3; the platforms tag posts with ISO 639-1 (BCP 47).
 /// whatlang's Mandarin (`cmn`) and Iranian Persian (`pes`) are individual members of the
 /// macrolanguages the platforms tag `zh` and `fa`; ISO 639-1 has no code for the members.
@@ -459,7 +420,8 @@ mod tests {
         );
         assert!(parse_languages("es,xx").unwrap_err().contains("'xx'"));
         let analyzer =
-            Analyzer::with_languages(Some(vec![whatlang::Lang::Spa, whatlang::Lang::Eng]));
+            Analyzer::with_detector(None, Some(vec![whatlang::Lang::Spa, whatlang::Lang::Eng]))
+                .unwrap();
         let a = analyzer.analyze(
             "O time jogou muito bem ontem à noite e os torcedores estavam felizes",
             None,

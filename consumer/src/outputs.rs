@@ -59,7 +59,7 @@ pub struct Outputs {
     deadletter_topic: String,
     group: String,
     /// Records queued since the last flush.
-    pending: std::cell::Cell<u64>,
+    pending: u64,
 }
 
 impl Outputs {
@@ -81,7 +81,7 @@ impl Outputs {
             failed,
             deadletter_topic,
             group: group.to_owned(),
-            pending: std::cell::Cell::new(0),
+            pending: 0,
         })
     }
 
@@ -124,24 +124,25 @@ impl Outputs {
             record = record.timestamp(timestamp);
         }
         self.send(record);
+        self.pending += 1;
     }
 
     /// Queues a tombstone (null value) for `key` on `topic`.
     pub fn tombstone(&mut self, topic: &str, key: &str) {
         let record = BaseRecord::<str, [u8]>::to(topic).key(key);
         self.send(record);
+        self.pending += 1;
     }
 
+    /// Queues `record`, waiting while librdkafka's queue is full; a refusal is counted as a
+    /// failure for [`Outputs::flush`].
     fn send<K: rdkafka::message::ToBytes + ?Sized, P: rdkafka::message::ToBytes + ?Sized>(
         &self,
         mut record: BaseRecord<'_, K, P>,
     ) {
         loop {
             match self.producer.send(record) {
-                Ok(()) => {
-                    self.pending.set(self.pending.get() + 1);
-                    return;
-                }
+                Ok(()) => return,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     record = returned;
                     self.producer.poll(Duration::from_millis(10));
@@ -160,12 +161,12 @@ impl Outputs {
     /// # Errors
     /// When a record was refused or not acknowledged within 30 s (the caller retries the batch).
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        if self.pending.get() == 0 && self.failed.load(Ordering::Relaxed) == 0 {
+        if self.pending == 0 && self.failed.load(Ordering::Relaxed) == 0 {
             return Ok(());
         }
         let flushed = flush(&self.producer, FLUSH_TIMEOUT);
         let failed = self.failed.swap(0, Ordering::Relaxed);
-        let pending = self.pending.replace(0);
+        let pending = std::mem::take(&mut self.pending);
         flushed.with_context(|| {
             format!(
                 "{pending} dead letter(s)/tombstone(s) not acknowledged within {}s",

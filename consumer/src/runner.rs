@@ -249,11 +249,13 @@ pub fn run<C: ConsumerContext, H: Handler>(
                 }
             }
         }
-        for message in batch.iter().filter(|_| !handler.defers_durability()) {
-            // Fails only for partitions no longer assigned (revoked mid-batch): their next owner
-            // re-processes those records, which the idempotent handler absorbs.
-            if let Err(error) = consumer.store_offset_from_message(message) {
-                tracing::debug!(topic = message.topic(), partition = message.partition(), %error, "offset not stored");
+        if !handler.defers_durability() {
+            for message in &batch {
+                // Fails only for partitions no longer assigned (revoked mid-batch): their next
+                // owner re-processes those records, which the idempotent handler absorbs.
+                if let Err(error) = consumer.store_offset_from_message(message) {
+                    tracing::debug!(topic = message.topic(), partition = message.partition(), %error, "offset not stored");
+                }
             }
         }
         stats.records += batch.len() as u64;
