@@ -20,8 +20,8 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use support::{
-    bootstrap, delete_topics, producer_command, read_back, run, shared_data, summary_value,
-    topic_flags, unique, PARTITIONS,
+    bootstrap, delete_topics, producer_command, read_back, run, shared_data, stored_ids,
+    summary_value, topic_flags, unique, PARTITIONS,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::{route_line, Destination, LineClass};
@@ -80,15 +80,6 @@ fn consume(group: &str, db: &Path, names: &TopicNames) -> std::process::Output {
         .arg(db)
         .args(topic_flags(names))
         .arg("--metrics-addr=off"))
-}
-
-fn stored_ids(db: &Path) -> BTreeSet<String> {
-    let conn = rusqlite::Connection::open(db).expect("store");
-    let mut statement = conn.prepare("SELECT id FROM posts").expect("query");
-    let ids = statement
-        .query_map([], |row| row.get::<_, String>(0))
-        .expect("rows");
-    ids.collect::<Result<_, _>>().expect("ids")
 }
 
 /// The latest value per key in the post topics, as a reader from the beginning sees them:

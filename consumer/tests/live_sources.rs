@@ -99,7 +99,6 @@ impl Emulator {
     }
 }
 
-/// Undoes HTTP/1.1 chunked transfer coding when the body looks chunked.
 fn producer(
     emulator: &Emulator,
     names: &TopicNames,

@@ -188,14 +188,7 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
     );
     assert_eq!(summary_value(&first, "records dead-lettered"), 0);
     let conn = rusqlite::Connection::open(&db).expect("store");
-    let stored = || -> BTreeSet<String> {
-        let mut statement = conn.prepare("SELECT id FROM posts").unwrap();
-        let ids = statement
-            .query_map([], |row| row.get::<_, String>(0))
-            .unwrap();
-        ids.collect::<Result<_, _>>().unwrap()
-    };
-    let rows = stored();
+    let rows = support::stored_ids(&db);
     assert_eq!(rows.len(), expected_rows.len());
     assert!(
         rows == expected_rows,
@@ -221,7 +214,7 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
     let second = consume();
     assert_eq!(summary_value(&second, "records consumed"), 0);
     assert_eq!(summary_value(&second, "rows written"), 0);
-    assert!(stored() == rows);
+    assert!(support::stored_ids(&db) == rows);
 
     // The group's committed offsets are the end of every partition.
     assert_group_at_end(&group, &[&names.tweets, &names.retweets, &names.control]);

@@ -2,7 +2,7 @@
 //! binaries, and reading their summaries.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -429,4 +429,14 @@ fn dechunk(body: &str) -> String {
         out.push_str(&after[..size]);
         rest = after[size..].trim_start_matches("\r\n");
     }
+}
+
+/// The post ids in the SQLite store at `db`.
+pub fn stored_ids(db: &Path) -> BTreeSet<String> {
+    let conn = rusqlite::Connection::open(db).expect("store");
+    let mut statement = conn.prepare("SELECT id FROM posts").expect("query");
+    let ids = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .expect("rows");
+    ids.collect::<Result<_, _>>().expect("ids")
 }
