@@ -410,14 +410,27 @@ impl Poster {
         let now = Utc::now();
         self.entries
             .values()
-            .filter_map(|entry| match entry.state {
-                State::Waiting => Some(entry.post.due_at),
-                State::RetryAt(at) | State::Ambiguous(at) => Some(at),
-                State::Done(_) => None,
-            })
+            .filter_map(|entry| self.wake_at(entry, now))
             .min()
             .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO))
             .unwrap_or(POLL_INTERVAL)
+    }
+
+    /// When `entry` is next due for [`Poster::act`]: never while its partition is not ready or
+    /// it is done; a post waiting or retrying not before a rate limit's reset; an ambiguous
+    /// attempt (reconciled by reading, not posting) at its time.
+    fn wake_at(&self, entry: &Entry, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.ready(entry.partition) {
+            return None;
+        }
+        let limited_until = self.rate_limited_until.filter(|until| *until > now);
+        let not_before_reset = |at: DateTime<Utc>| limited_until.map_or(at, |until| until.max(at));
+        match entry.state {
+            State::Waiting => Some(not_before_reset(entry.post.due_at)),
+            State::RetryAt(at) => Some(not_before_reset(at)),
+            State::Ambiguous(at) => Some(at),
+            State::Done(_) => None,
+        }
     }
 
     fn on_scheduled(&mut self, partition: i32, key: Option<String>, value: Option<Vec<u8>>) {
@@ -550,13 +563,7 @@ impl Poster {
         let mut due: Vec<(DateTime<Utc>, String)> = self
             .entries
             .iter()
-            .filter(|(_, e)| self.ready(e.partition))
-            .filter(|(_, e)| match e.state {
-                State::Waiting => e.post.due_at <= now && !rate_limited,
-                State::RetryAt(at) => at <= now && !rate_limited,
-                State::Ambiguous(at) => at <= now,
-                State::Done(_) => false,
-            })
+            .filter(|(_, e)| self.wake_at(e, now).is_some_and(|at| at <= now))
             .map(|(id, e)| (e.post.due_at, id.clone()))
             .collect();
         if due.is_empty() {
@@ -652,7 +659,7 @@ impl Poster {
                 _ => {}
             }
         }
-        to_post.sort_by_key(|id| (self.entries[id].post.due_at, id.clone()));
+        // `ids` is in (due time, id) order, and so is `to_post`.
         self.write(&outcomes)?;
 
         if to_post.is_empty() {
@@ -662,13 +669,12 @@ impl Poster {
         let attempts: Vec<PostResult> = to_post
             .iter()
             .map(|id| {
+                // The entry turns ambiguous in `write`, once the attempt is acknowledged.
+                let at = Utc::now();
                 let entry = self.entries.get_mut(id).expect("due ids are entries");
                 entry.attempts += 1;
-                entry.attempt_at = Some(Utc::now());
-                entry.state = State::Ambiguous(Utc::now());
-                let mut result = self.result(id, Outcome::Attempt, Utc::now());
-                result.attempt = self.entries[id].attempts;
-                result
+                entry.attempt_at = Some(at);
+                self.result(id, Outcome::Attempt, at)
             })
             .collect();
         self.write(&attempts)?;
@@ -728,6 +734,8 @@ impl Poster {
             PostReply::Created(post_id) => {
                 result.outcome = Outcome::Posted;
                 result.post_id = Some(post_id);
+                result.lateness_seconds =
+                    Some((at - result.due_at).num_milliseconds() as f64 / 1000.0);
             }
             PostReply::Duplicate => {
                 result.outcome = Outcome::Duplicate;
@@ -797,13 +805,6 @@ impl Poster {
     fn write(&mut self, results: &[PostResult]) -> anyhow::Result<()> {
         if results.is_empty() {
             return Ok(());
-        }
-        let mut results = results.to_vec();
-        for result in &mut results {
-            if result.outcome == Outcome::Posted && !result.reconciled {
-                result.lateness_seconds =
-                    Some((result.at - result.due_at).num_milliseconds() as f64 / 1000.0);
-            }
         }
         let values = results
             .iter()
