@@ -121,6 +121,58 @@ pub struct BatchOutcome {
     pub deletes_applied: u64,
 }
 
+/// What a batch changed and erased so far, kept the same way by both backends.
+#[derive(Default)]
+struct BatchLog {
+    outcome: BatchOutcome,
+    erased: Vec<Erased>,
+}
+
+impl BatchLog {
+    /// An upsert of `row` that wrote a row (`written`) or was refused because the post was
+    /// deleted (its record is then erased too).
+    fn upserted(&mut self, row: &PostRow, written: bool) {
+        if written {
+            self.outcome.rows_written += 1;
+        } else {
+            self.outcome.rows_suppressed += 1;
+            self.erased.push(Erased {
+                topic: row.source.topic.clone(),
+                id: row.id.clone(),
+            });
+        }
+    }
+
+    /// A delete notice for `id`; `removed_from` is the topic of the row it removed, if any.
+    fn deleted(&mut self, id: &str, removed_from: Option<String>) {
+        if let Some(topic) = removed_from {
+            self.erased.push(Erased {
+                topic,
+                id: id.to_owned(),
+            });
+        }
+        self.outcome.deletes_applied += 1;
+    }
+}
+
+impl PostRow {
+    /// The sentiment columns (compound, pos, neu, neg, label), all `None` without a score.
+    fn sentiment_columns(
+        &self,
+    ) -> (
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        Option<&'static str>,
+    ) {
+        match self.sentiment {
+            Some((c, p, n, g, l)) => (Some(c), Some(p), Some(n), Some(g), Some(l)),
+            None => (None, None, None, None, None),
+        }
+    }
+}
+
 /// Why the work done before a store commit failed (the batch is then not stored).
 pub type BeforeCommitError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -316,8 +368,7 @@ impl SqliteStore {
         before_commit: impl FnOnce(&[Erased]) -> Result<(), BeforeCommitError>,
     ) -> Result<BatchOutcome, StoreError> {
         let tx = self.conn.transaction()?;
-        let mut erased = Vec::new();
-        let mut outcome = BatchOutcome::default();
+        let mut log = BatchLog::default();
         {
             // `INSERT ... SELECT ... WHERE NOT EXISTS`: a deleted id is never stored again.
             // The `WHERE` also resolves SQLite's parsing ambiguity of SELECT + ON CONFLICT.
@@ -353,10 +404,7 @@ impl SqliteStore {
             for write in writes {
                 match write {
                     Write::Upsert(row) => {
-                        let (compound, pos, neu, neg, label) = match row.sentiment {
-                            Some((c, p, n, g, l)) => (Some(c), Some(p), Some(n), Some(g), Some(l)),
-                            None => (None, None, None, None, None),
-                        };
+                        let (compound, pos, neu, neg, label) = row.sentiment_columns();
                         let changed = upsert.execute(params![
                             row.id,
                             row.kind,
@@ -378,15 +426,7 @@ impl SqliteStore {
                             row.received_at_ms,
                             now_ms,
                         ])?;
-                        if changed > 0 {
-                            outcome.rows_written += 1;
-                        } else {
-                            outcome.rows_suppressed += 1;
-                            erased.push(Erased {
-                                topic: row.source.topic.clone(),
-                                id: row.id.clone(),
-                            });
-                        }
+                        log.upserted(row, changed > 0);
                     }
                     Write::Delete { id, source } => {
                         remember_delete.execute(params![
@@ -396,22 +436,16 @@ impl SqliteStore {
                             source.partition,
                             source.offset
                         ])?;
-                        let removed: Option<String> =
+                        let removed_from =
                             delete.query_row(params![id], |row| row.get(0)).optional()?;
-                        if let Some(topic) = removed {
-                            erased.push(Erased {
-                                topic,
-                                id: id.clone(),
-                            });
-                        }
-                        outcome.deletes_applied += 1;
+                        log.deleted(id, removed_from);
                     }
                 }
             }
         }
-        before_commit(&erased).map_err(StoreError::BeforeCommit)?;
+        before_commit(&log.erased).map_err(StoreError::BeforeCommit)?;
         tx.commit()?;
-        Ok(outcome)
+        Ok(log.outcome)
     }
 
     /// Number of stored posts.

@@ -16,8 +16,8 @@ use postgres::{Client, NoTls, Statement};
 use tweet_pipeline_common::secret::Secret;
 
 use super::{
-    BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow, StoreError, Write,
-    REPORT_QUERY,
+    BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow, StoreError,
+    Write, REPORT_QUERY,
 };
 
 /// One migration: its version (recorded in `schema_migrations`), name and SQL.
@@ -153,8 +153,7 @@ impl PgStore {
             *self = Self::connect(&self.url)?;
         }
         let mut tx = self.client.transaction()?;
-        let mut outcome = BatchOutcome::default();
-        let mut erased = Vec::new();
+        let mut log = BatchLog::default();
         let ids: Vec<&str> = writes
             .iter()
             .map(|write| match write {
@@ -168,10 +167,7 @@ impl PgStore {
         for write in writes {
             match write {
                 Write::Upsert(row) => {
-                    let (compound, pos, neu, neg, label) = match row.sentiment {
-                        Some((c, p, n, g, l)) => (Some(c), Some(p), Some(n), Some(g), Some(l)),
-                        None => (None, None, None, None, None),
-                    };
+                    let (compound, pos, neu, neg, label) = row.sentiment_columns();
                     let changed = tx.execute(
                         &self.upsert,
                         &[
@@ -196,15 +192,7 @@ impl PgStore {
                             &now_ms,
                         ],
                     )?;
-                    if changed > 0 {
-                        outcome.rows_written += 1;
-                    } else {
-                        outcome.rows_suppressed += 1;
-                        erased.push(Erased {
-                            topic: row.source.topic.clone(),
-                            id: row.id.clone(),
-                        });
-                    }
+                    log.upserted(row, changed > 0);
                 }
                 Write::Delete { id, source } => {
                     tx.execute(
@@ -217,19 +205,14 @@ impl PgStore {
                             &source.offset,
                         ],
                     )?;
-                    if let Some(removed) = tx.query_opt(&self.delete, &[id])? {
-                        erased.push(Erased {
-                            topic: removed.get(0),
-                            id: id.clone(),
-                        });
-                    }
-                    outcome.deletes_applied += 1;
+                    let removed_from = tx.query_opt(&self.delete, &[id])?.map(|row| row.get(0));
+                    log.deleted(id, removed_from);
                 }
             }
         }
-        before_commit(&erased).map_err(StoreError::BeforeCommit)?;
+        before_commit(&log.erased).map_err(StoreError::BeforeCommit)?;
         tx.commit()?;
-        Ok(outcome)
+        Ok(log.outcome)
     }
 
     /// Posts per detected language and sentiment label, most frequent languages first.
