@@ -16,6 +16,7 @@
 //! commit, or after a rebalance moved a partition with an open file, a later file may repeat
 //! records of an earlier one (replaying both is harmless: the analysis store is idempotent).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Write as _};
@@ -168,13 +169,13 @@ impl ArchiveHandler {
     }
 
     fn open_file(
-        &self,
+        dir: &Path,
         topic: &str,
         partition: i32,
         hour: i64,
         offset: i64,
     ) -> anyhow::Result<OpenFile> {
-        let path = file_path(&self.config.dir, topic, partition, hour, offset);
+        let path = file_path(dir, topic, partition, hour, offset);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
@@ -219,7 +220,8 @@ impl ArchiveHandler {
         Ok(())
     }
 
-    fn write(&mut self, message: &BorrowedMessage<'_>) -> anyhow::Result<()> {
+    /// Appends `message` to the open file of its partition (`key`: topic, partition).
+    fn write(&mut self, message: &BorrowedMessage<'_>, key: &(String, i32)) -> anyhow::Result<()> {
         let value = match message.payload() {
             Some(value) if !value.is_empty() && !value.contains(&b'\n') => value,
             _ => {
@@ -242,24 +244,27 @@ impl ArchiveHandler {
             .to_millis()
             .unwrap_or_else(headers::now_ms);
         let hour = timestamp_ms.div_euclid(3_600_000);
-        let key = (message.topic().to_owned(), message.partition());
-        let stale = self.open.get(&key).is_some_and(|open| {
+        let stale = self.open.get(key).is_some_and(|open| {
             open.hour != hour || open.encoder.get_ref().bytes >= self.config.max_bytes
         });
         if stale {
-            self.rotate(&key)?;
+            self.rotate(key)?;
         }
-        if !self.open.contains_key(&key) {
-            let file = self.open_file(&key.0, key.1, hour, message.offset())?;
-            self.open.insert(key.clone(), file);
-        }
-        if let Some(open) = self.open.get_mut(&key) {
-            open.encoder
-                .write_all(value)
-                .and_then(|()| open.encoder.write_all(b"\n"))
-                .with_context(|| format!("cannot write to {}", part_path(&open.path).display()))?;
-            open.last_offset = message.offset();
-        }
+        let open = match self.open.entry(key.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(Self::open_file(
+                &self.config.dir,
+                &key.0,
+                key.1,
+                hour,
+                message.offset(),
+            )?),
+        };
+        open.encoder
+            .write_all(value)
+            .and_then(|()| open.encoder.write_all(b"\n"))
+            .with_context(|| format!("cannot write to {}", part_path(&open.path).display()))?;
+        open.last_offset = message.offset();
         self.totals.records_written += 1;
         let role = self
             .topics
@@ -279,7 +284,7 @@ impl Handler for ArchiveHandler {
             if self.failed.contains(&key) {
                 continue;
             }
-            if let Err(error) = self.write(message) {
+            if let Err(error) = self.write(message, &key) {
                 self.fail(key, &error);
             }
         }

@@ -180,17 +180,14 @@ pub fn summarise(rows: &[ReportRow], config: &ReportConfig) -> ReportData {
     let mut posts: BTreeMap<i64, u64> = (first.div_euclid(width)..=last.div_euclid(width))
         .map(|b| (b, 0))
         .collect();
-    let mut scored: HashMap<String, u64> = HashMap::new();
     for (row, time) in rows.iter().zip(&times) {
         let Some(time) = time else { continue };
         let b = time.div_euclid(width);
         *posts.entry(b).or_default() += 1;
         if let Some(compound) = row.sentiment_compound {
-            let language = language_of(row);
-            *scored.entry(language.clone()).or_default() += 1;
             let cell = data
                 .sentiment
-                .entry(language)
+                .entry(language_of(row))
                 .or_default()
                 .entry(b)
                 .or_default();
@@ -198,7 +195,12 @@ pub fn summarise(rows: &[ReportRow], config: &ReportConfig) -> ReportData {
             cell.1 += 1;
         }
     }
-    let mut languages: Vec<(String, u64)> = scored.into_iter().collect();
+    // Scored posts per language: the sum of the language's cells.
+    let mut languages: Vec<(String, u64)> = data
+        .sentiment
+        .iter()
+        .map(|(language, cells)| (language.clone(), cells.values().map(|c| c.1).sum()))
+        .collect();
     languages.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let keep: HashSet<String> = languages
         .into_iter()
