@@ -273,16 +273,17 @@ fn role_of(cli: &Cli) -> anyhow::Result<Role> {
 
 async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     let role = role_of(&cli)?;
-    if role == Role::Poster {
-        return run_poster(cli).await;
-    }
     let shutdown = shutdown::on_signal();
+    // Served from here on; each role registers its metrics in it (a scrape reads them then).
     let registry = Registry::new();
-    let metrics = ConsumerMetrics::register(&registry);
     let default_addr: SocketAddr = DEFAULT_METRICS_ADDR.parse().expect("static address");
     if let Some(addr) = cli.metrics.addr_or(default_addr) {
         metrics::serve(addr, registry.clone(), shutdown.child_token()).await?;
     }
+    if role == Role::Poster {
+        return run_poster(cli, &registry, shutdown).await;
+    }
+    let metrics = ConsumerMetrics::register(&registry);
 
     let client_id = format!("tweet-consumer-{}", cli.group);
     let mut client_config = kafka::consumer_config(&cli.kafka, &cli.group, &client_id);
@@ -438,14 +439,12 @@ where
     Ok(result)
 }
 
-async fn run_poster(cli: Cli) -> anyhow::Result<ExitCode> {
-    let shutdown = shutdown::on_signal();
-    let registry = Registry::new();
-    let metrics = PosterMetrics::register(&registry);
-    let default_addr: SocketAddr = DEFAULT_METRICS_ADDR.parse().expect("static address");
-    if let Some(addr) = cli.metrics.addr_or(default_addr) {
-        metrics::serve(addr, registry.clone(), shutdown.child_token()).await?;
-    }
+async fn run_poster(
+    cli: Cli,
+    registry: &Registry,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let metrics = PosterMetrics::register(registry);
     let handle = tokio::runtime::Handle::current();
     let cancel = shutdown.clone();
     let totals = tokio::task::spawn_blocking(move || {

@@ -55,8 +55,7 @@ fn open(path: &Path) -> anyhow::Result<Box<dyn Read + Send>> {
         return Ok(Box::new(Files {
             paths: paths.into(),
             current: None,
-            last_byte: None,
-            newline_due: false,
+            at_line_start: true,
         }));
     }
     open_file(path)
@@ -82,8 +81,8 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 struct Files {
     paths: std::collections::VecDeque<PathBuf>,
     current: Option<Box<dyn Read + Send>>,
-    last_byte: Option<u8>,
-    newline_due: bool,
+    /// Whether the bytes given out so far end a line (or none were given out).
+    at_line_start: bool,
 }
 
 impl Read for Files {
@@ -92,12 +91,6 @@ impl Read for Files {
             return Ok(0);
         }
         loop {
-            if self.newline_due {
-                self.newline_due = false;
-                buf[0] = b'\n';
-                self.last_byte = Some(b'\n');
-                return Ok(1);
-            }
             let Some(reader) = self.current.as_mut() else {
                 let Some(path) = self.paths.pop_front() else {
                     return Ok(0);
@@ -108,10 +101,14 @@ impl Read for Files {
             let read = reader.read(buf)?;
             if read == 0 {
                 self.current = None;
-                self.newline_due = self.last_byte.is_some_and(|b| b != b'\n');
+                if !self.at_line_start {
+                    self.at_line_start = true;
+                    buf[0] = b'\n';
+                    return Ok(1);
+                }
                 continue;
             }
-            self.last_byte = Some(buf[read - 1]);
+            self.at_line_start = buf[read - 1] == b'\n';
             return Ok(read);
         }
     }
