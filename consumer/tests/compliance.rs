@@ -15,10 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use support::{
     bootstrap, delete_topics, producer_command, read_back, run, shared_data, stored_ids,
     summary_value, topic_flags, unique, PARTITIONS,
@@ -369,23 +368,9 @@ async fn poison_records_are_dead_lettered_and_transient_failures_are_retried() {
 
 /// The group's committed offsets on `topic`, summed over partitions (0 when none).
 fn committed(group: &str, topic: &str) -> i64 {
-    let probe: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut partitions = TopicPartitionList::new();
-    for partition in 0..PARTITIONS {
-        partitions.add_partition(topic, partition);
-    }
-    probe
-        .committed_offsets(partitions, Duration::from_secs(10))
+    support::group_positions(group, &[topic])
         .expect("committed offsets")
-        .elements()
         .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        })
+        .map(|position| position.committed)
         .sum()
 }

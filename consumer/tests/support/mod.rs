@@ -238,8 +238,22 @@ pub fn from_beginning(bootstrap: &str, topics: &[&str]) -> BaseConsumer {
 /// One record read back: topic, key, value, headers.
 pub type Record = (String, Option<String>, Vec<u8>, BTreeMap<String, String>);
 
-/// Asserts that `group` has committed the end (high watermark) of every partition of `topics`.
-pub fn assert_group_at_end(group: &str, topics: &[&str]) {
+/// Where `group` stands on one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupPosition {
+    pub topic: String,
+    pub partition: i32,
+    /// The committed offset (0 when the group committed none).
+    pub committed: i64,
+    /// The partition's high watermark.
+    pub high: i64,
+}
+
+/// The committed offset and the high watermark of every partition of `topics` for `group`.
+pub fn group_positions(
+    group: &str,
+    topics: &[&str],
+) -> rdkafka::error::KafkaResult<Vec<GroupPosition>> {
     let probe: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("group.id", group)
@@ -251,60 +265,44 @@ pub fn assert_group_at_end(group: &str, topics: &[&str]) {
             partitions.add_partition(topic, partition);
         }
     }
-    let committed = probe
-        .committed_offsets(partitions, Duration::from_secs(10))
-        .expect("committed offsets");
-    for element in committed.elements() {
-        let (_, high) = probe
-            .fetch_watermarks(
+    let committed = probe.committed_offsets(partitions, Duration::from_secs(10))?;
+    committed
+        .elements()
+        .iter()
+        .map(|element| {
+            let (_, high) = probe.fetch_watermarks(
                 element.topic(),
                 element.partition(),
                 Duration::from_secs(10),
-            )
-            .expect("watermarks");
-        let committed = match element.offset() {
-            Offset::Offset(o) => o,
-            _ => 0,
-        };
+            )?;
+            Ok(GroupPosition {
+                topic: element.topic().to_owned(),
+                partition: element.partition(),
+                committed: match element.offset() {
+                    Offset::Offset(offset) => offset,
+                    _ => 0,
+                },
+                high,
+            })
+        })
+        .collect()
+}
+
+/// Asserts that `group` has committed the end (high watermark) of every partition of `topics`.
+pub fn assert_group_at_end(group: &str, topics: &[&str]) {
+    for position in group_positions(group, topics).expect("committed offsets and watermarks") {
         assert_eq!(
-            committed,
-            high,
+            position.committed, position.high,
             "{}[{}]",
-            element.topic(),
-            element.partition()
+            position.topic, position.partition
         );
     }
 }
 
 /// Whether `group` has committed the high watermark of every partition of `topics`.
 pub fn group_at_end(group: &str, topics: &[&str]) -> bool {
-    let probe: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("group.id", group)
-        .create()
-        .expect("consumer");
-    let mut partitions = TopicPartitionList::new();
-    for topic in topics {
-        for partition in 0..PARTITIONS {
-            partitions.add_partition(topic, partition);
-        }
-    }
-    let Ok(committed) = probe.committed_offsets(partitions, Duration::from_secs(10)) else {
-        return false;
-    };
-    committed.elements().iter().all(|element| {
-        let Ok((_, high)) = probe.fetch_watermarks(
-            element.topic(),
-            element.partition(),
-            Duration::from_secs(10),
-        ) else {
-            return false;
-        };
-        match element.offset() {
-            Offset::Offset(offset) => offset == high,
-            _ => high == 0,
-        }
-    })
+    group_positions(group, topics)
+        .is_ok_and(|positions| positions.iter().all(|p| p.committed == p.high))
 }
 
 /// Two distinct free ports (both listeners are held until both are known).
