@@ -5,29 +5,16 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
     create_topics, delete_topics, free_ports, producer_command, read_back, sample, scrape,
-    summary_value, terminate, topic_flags, unique,
+    summary_value, terminate, topic_flags, unique, Emulator,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::Destination;
-
-/// A running emulator; stopped (SIGTERM) when dropped.
-struct Emulator {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 impl Emulator {
     fn start(extra: &[&str]) -> Emulator {
@@ -36,12 +23,7 @@ impl Emulator {
         let mut args = vec!["--rate", "200", "--keepalive-ms", "300", "--v1-file"];
         args.push(v1_file.to_str().expect("UTF-8 path"));
         args.extend_from_slice(extra);
-        let (child, port) = support::spawn_emulator(&args);
-        Emulator { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        support::spawn_emulator(&args)
     }
 
     /// A plain HTTP/1.1 request; returns (status, body).

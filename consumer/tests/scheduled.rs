@@ -17,34 +17,15 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use serde_json::Value;
-use support::{binary, bootstrap, free_ports, sample, scrape, terminate, unique};
+use support::{binary, bootstrap, free_ports, sample, scrape, terminate, unique, Emulator};
 use tweet_pipeline_common::config::ScheduleTopics;
 use tweet_pipeline_common::scheduled::{read_to_end, Outcome, PostResult};
-
-/// A running emulator; killed when dropped.
-struct Emulator {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 impl Emulator {
     fn start() -> Emulator {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let v1_file = repo.join("data/sample/stream.jsonl");
-        let (child, port) =
-            support::spawn_emulator(&["--v1-file", v1_file.to_str().expect("UTF-8 path")]);
-        Emulator { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        support::spawn_emulator(&["--v1-file", v1_file.to_str().expect("UTF-8 path")])
     }
 
     fn http(&self, method: &str, path: &str, body: &str) -> (u16, String) {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use support::{
     create_topics, delete_topics, free_ports, producer_command, scrape, terminate, topic_flags,
-    unique,
+    unique, Emulator,
 };
 
 const BEARER: &str = "bearer-SECRET-7f3a9c1e";
@@ -35,20 +35,8 @@ const SECRETS: [&str; 7] = [
     KAFKA_X_PASSWORD,
 ];
 
-struct Emulator {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn emulator() -> Emulator {
-    let (child, port) = support::spawn_emulator(&[
+    support::spawn_emulator(&[
         "--rate",
         "200",
         "--keepalive-ms",
@@ -63,9 +51,7 @@ fn emulator() -> Emulator {
         ACCESS_TOKEN,
         "--access-token-secret",
         ACCESS_SECRET,
-    ]);
-    let url = format!("http://127.0.0.1:{port}");
-    Emulator { child, url }
+    ])
 }
 
 fn text(output: &Output) -> String {
@@ -120,7 +106,7 @@ async fn no_secret_appears_in_any_output() {
     let (port, consumer_port) = free_ports();
     let mut command = producer_command();
     command
-        .args(["--base-url", &emulator.url, "--track", "the"])
+        .args(["--base-url", &emulator.url(), "--track", "the"])
         .args(topic_flags(&names))
         .arg(format!("--metrics-addr=127.0.0.1:{port}"))
         .env("X_BEARER_TOKEN", BEARER)
@@ -136,7 +122,7 @@ async fn no_secret_appears_in_any_output() {
     let wrong = format!("{BEARER}-wrong");
     let mut command = producer_command();
     command
-        .args(["--base-url", &emulator.url, "--track", "the"])
+        .args(["--base-url", &emulator.url(), "--track", "the"])
         .args(topic_flags(&names))
         .arg("--metrics-addr=off")
         .env("X_BEARER_TOKEN", &wrong)
@@ -174,7 +160,14 @@ async fn no_secret_appears_in_any_output() {
     std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o600)).unwrap();
     let mut command = producer_command();
     command
-        .args(["--base-url", &emulator.url, "--api", "v1", "--track", "the"])
+        .args([
+            "--base-url",
+            &emulator.url(),
+            "--api",
+            "v1",
+            "--track",
+            "the",
+        ])
         .arg("--credentials-file")
         .arg(&credentials)
         .args(topic_flags(&names))
@@ -194,7 +187,14 @@ async fn no_secret_appears_in_any_output() {
     }
     let mut command = producer_command();
     command
-        .args(["--base-url", &emulator.url, "--api", "v1", "--track", "the"])
+        .args([
+            "--base-url",
+            &emulator.url(),
+            "--api",
+            "v1",
+            "--track",
+            "the",
+        ])
         .arg("--credentials-file")
         .arg(&credentials)
         .args(topic_flags(&names))

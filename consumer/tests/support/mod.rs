@@ -347,7 +347,7 @@ pub fn terminate(child: Child) -> Output {
 
 /// Starts `stream-emulator` on a free loopback port with the shared recordings (and `args`);
 /// returns the child and its port (read from its first line, `listening on http://ADDR`).
-pub fn spawn_emulator(args: &[&str]) -> (Child, u16) {
+pub fn spawn_emulator(args: &[&str]) -> Emulator {
     use std::io::BufRead as _;
     let mut child = Command::new(binary("stream-emulator"))
         .args(["--listen", "127.0.0.1:0", "--data"])
@@ -368,7 +368,27 @@ pub fn spawn_emulator(args: &[&str]) -> (Child, u16) {
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("unexpected first line from the emulator: {line:?}"));
-    (child, port)
+    Emulator { child, port }
+}
+
+/// A running `stream-emulator`; killed when dropped. Test files add their own requests.
+pub struct Emulator {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Emulator {
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A plain HTTP/1.1 request to 127.0.0.1:`port`; returns (status, body, de-chunked).
