@@ -127,18 +127,15 @@ pub fn parse_kafka_config_file(s: &str) -> Result<KafkaConfigFile, String> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        match line.split_once('=') {
-            Some((key, value)) if !key.trim().is_empty() => {
-                properties.push((key.trim().to_owned(), Secret::new(value.trim())));
-            }
-            _ => {
-                return Err(format!(
-                    "{}:{}: expected a librdkafka property as key=value",
-                    path.display(),
-                    number + 1
-                ))
-            }
-        }
+        // The file's values may be secrets: the error names the line, never its text.
+        let (key, value) = parse_property(line).map_err(|_| {
+            format!(
+                "{}:{}: expected a librdkafka property as key=value",
+                path.display(),
+                number + 1
+            )
+        })?;
+        properties.push((key, Secret::new(value.trim())));
     }
     Ok(KafkaConfigFile { path, properties })
 }

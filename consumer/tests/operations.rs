@@ -151,9 +151,8 @@ async fn sigterm_loses_nothing_and_metrics_are_served() {
         "every line read is acknowledged"
     );
     let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
-    let mut records = read_back(&topics, acked as usize);
-    // The running analysis group writes tombstones for deleted posts; they are not lines.
-    records.retain(|(_, _, value, _)| !value.is_empty());
+    // (read_back skips the tombstones the running analysis group writes for deleted posts.)
+    let records = read_back(&topics, acked as usize);
     assert_eq!(
         records.len() as u64,
         acked,

@@ -164,51 +164,47 @@ pub async fn delete_topics(names: &TopicNames) {
     let _ = admin.delete_topics(&topics, &AdminOptions::new()).await;
 }
 
-/// Reads every record of `topics` from the beginning until `count` records with a value
-/// arrived (or 60 s passed); tombstones (null values, written by the analysis group for
-/// deleted posts) come back too, with an empty value, but do not count.
+/// Reads every record of `topics` from the beginning until `count` records arrived (or 60 s
+/// passed), then 2 s more for any duplicate. Tombstones (null values, written by the analysis
+/// group for deleted posts) are skipped: they are not records anyone produced.
 pub fn read_back(topics: &[&str], count: usize) -> Vec<Record> {
     let consumer = from_beginning(&bootstrap(), topics);
+    let record = |message: &rdkafka::message::BorrowedMessage<'_>| -> Option<Record> {
+        let payload = message.payload()?;
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_owned(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some((
+            message.topic().to_owned(),
+            message
+                .key()
+                .map(|k| String::from_utf8(k.to_vec()).expect("utf-8 key")),
+            payload.to_vec(),
+            headers,
+        ))
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut records = Vec::new();
-    let mut with_value = 0;
-    while with_value < count && Instant::now() < deadline {
+    while records.len() < count && Instant::now() < deadline {
         if let Some(result) = consumer.poll(Duration::from_millis(200)) {
-            let message = result.expect("consume");
-            with_value += usize::from(message.payload().is_some());
-            let headers = message
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|h| {
-                            (
-                                h.key.to_owned(),
-                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            records.push((
-                message.topic().to_owned(),
-                message
-                    .key()
-                    .map(|k| String::from_utf8(k.to_vec()).expect("utf-8 key")),
-                message.payload().unwrap_or_default().to_vec(),
-                headers,
-            ));
+            records.extend(record(&result.expect("consume")));
         }
     }
     // Anything beyond `count` would be a duplicate: give it a moment to show up.
     let settle = Instant::now() + Duration::from_secs(2);
     while Instant::now() < settle {
         if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            records.push((
-                message.topic().to_owned(),
-                None,
-                message.payload().unwrap_or_default().to_vec(),
-                BTreeMap::new(),
-            ));
+            records.extend(record(&message));
         }
     }
     records
