@@ -138,7 +138,7 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<ExitCode> {
                 at: Some(at),
                 source: "cli".to_owned(),
             };
-            enqueue(vec![draft], None, now, options).await
+            enqueue(vec![draft], Vec::new(), None, now, options).await
         }
         ScheduleCommand::Drafts {
             paths,
@@ -160,7 +160,7 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<ExitCode> {
                 None if start.is_some() => bail!("--start needs --every"),
                 None => None,
             };
-            enqueue_with(drafts, problems, slots, now, options).await
+            enqueue(drafts, problems, slots, now, options).await
         }
         ScheduleCommand::Cancel { ids, kafka, topics } => {
             cancel(&ids, &kafka, &topics).await?;
@@ -181,16 +181,9 @@ fn next_minute(now: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(seconds - seconds.rem_euclid(60) + 60, 0).unwrap_or(now)
 }
 
+/// Plans `drafts` (beside the `problems` found reading them), prints the plan and, unless
+/// it is a dry run or a draft is invalid, writes the posts to the scheduled topic.
 async fn enqueue(
-    drafts: Vec<Draft>,
-    slots: Option<Slots>,
-    now: DateTime<Utc>,
-    options: EnqueueOptions,
-) -> anyhow::Result<ExitCode> {
-    enqueue_with(drafts, Vec::new(), slots, now, options).await
-}
-
-async fn enqueue_with(
     drafts: Vec<Draft>,
     mut problems: Vec<Problem>,
     slots: Option<Slots>,
@@ -233,16 +226,15 @@ async fn enqueue_with(
             .payload(value);
         deliveries.push(producer.send(record, KAFKA_TIMEOUT));
     }
+    // The producer resolves the deliveries as acknowledgements arrive; all are awaited, so
+    // nothing is left to flush.
     let mut failed = 0;
-    for delivery in futures_join(deliveries).await {
-        if let Err((error, _)) = delivery {
+    for delivery in deliveries {
+        if let Err((error, _)) = delivery.await {
             tracing::error!(%error, "a scheduled post was not acknowledged");
             failed += 1;
         }
     }
-    producer
-        .flush(KAFKA_TIMEOUT)
-        .context("flushing the producer")?;
     if failed > 0 {
         bail!(
             "{failed} of {} scheduled post(s) were not acknowledged by Kafka; run the same command again (ids are stable, nothing doubles)",
@@ -260,15 +252,6 @@ async fn enqueue_with(
         }
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Awaits every future in order (the producer resolves them as acknowledgements arrive).
-async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut outputs = Vec::with_capacity(futures.len());
-    for future in futures {
-        outputs.push(future.await);
-    }
-    outputs
 }
 
 fn create_producer(
@@ -344,6 +327,7 @@ async fn cancel(
 }
 
 /// A row of `schedule list`.
+#[derive(Default)]
 struct Row {
     post: Option<ScheduledPost>,
     result: Option<PostResult>,
@@ -364,21 +348,11 @@ fn list(tz: Tz, kafka_args: &KafkaArgs, topics: &ScheduleTopics) -> anyhow::Resu
     let mut rows: HashMap<String, Row> = HashMap::new();
     for (_, key, value) in read(&topics.scheduled)? {
         let post = value.and_then(|v| serde_json::from_slice::<ScheduledPost>(&v).ok());
-        rows.entry(key)
-            .or_insert(Row {
-                post: None,
-                result: None,
-            })
-            .post = post;
+        rows.entry(key).or_default().post = post;
     }
     for (_, key, value) in read(&topics.results)? {
         let result = value.and_then(|v| serde_json::from_slice::<PostResult>(&v).ok());
-        rows.entry(key)
-            .or_insert(Row {
-                post: None,
-                result: None,
-            })
-            .result = result;
+        rows.entry(key).or_default().result = result;
     }
     let mut sorted: Vec<(DateTime<Utc>, String, Row)> = rows
         .into_iter()

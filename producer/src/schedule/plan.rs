@@ -342,12 +342,12 @@ pub fn plan(
                 continue;
             }
         };
+        let weighted = weighted_length(&draft.text);
         let reason = if draft.text.is_empty() {
             Some("empty draft".to_owned())
-        } else if weighted_length(&draft.text) > MAX_WEIGHTED_LENGTH {
+        } else if weighted > MAX_WEIGHTED_LENGTH {
             Some(format!(
-                "too long: weighted length {} > {MAX_WEIGHTED_LENGTH} (X counts a URL as 23 and CJK characters and emoji as 2)",
-                weighted_length(&draft.text)
+                "too long: weighted length {weighted} > {MAX_WEIGHTED_LENGTH} (X counts a URL as 23 and CJK characters and emoji as 2)"
             ))
         } else if due_at < now - past_tolerance {
             Some(format!(
