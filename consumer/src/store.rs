@@ -155,17 +155,18 @@ impl BatchLog {
     }
 }
 
+/// `sentiment_compound`, `_pos`, `_neu`, `_neg` and `_label`, `NULL` without a score.
+type SentimentColumns = (
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<&'static str>,
+);
+
 impl PostRow {
     /// The sentiment columns (compound, pos, neu, neg, label), all `None` without a score.
-    fn sentiment_columns(
-        &self,
-    ) -> (
-        Option<f64>,
-        Option<f64>,
-        Option<f64>,
-        Option<f64>,
-        Option<&'static str>,
-    ) {
+    fn sentiment_columns(&self) -> SentimentColumns {
         match self.sentiment {
             Some((c, p, n, g, l)) => (Some(c), Some(p), Some(n), Some(g), Some(l)),
             None => (None, None, None, None, None),

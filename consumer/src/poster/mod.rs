@@ -859,7 +859,7 @@ impl Poster {
                 tracing::info!(id = %result.id, outcome = result.outcome.as_str(), post_id = ?result.post_id, lateness_s = ?result.lateness_seconds, "scheduled post done");
             }
             if let Some(store) = &self.store {
-                if let Err(error) = store.record(&entry.post, &result) {
+                if let Err(error) = store.record(&entry.post, result) {
                     tracing::warn!(%error, id = %result.id, "cannot record the outcome in the store");
                 }
             }
