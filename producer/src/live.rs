@@ -13,6 +13,7 @@ use tweet_pipeline_common::metrics::ProducerMetrics;
 use tweet_pipeline_common::route_mastodon_event;
 
 use crate::delivery::KafkaSink;
+use crate::gzip::{BodyDecoder, ACCEPT_ENCODING};
 use crate::ingest::{Ingest, IngestStats};
 use crate::reconnect::{with_jitter, Backoff, Disconnect};
 
@@ -48,9 +49,22 @@ pub trait StreamApi {
     fn unauthorized_hint(&self) -> &'static str;
 }
 
+/// The HTTP client of the live sources: connection pool and timeouts, and no content decoding
+/// of its own ([`crate::gzip`] decodes, so that a cut stream loses nothing already received).
+///
+/// # Errors
+/// When the TLS backend cannot be initialised.
+pub fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("tweet-pipeline/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .no_gzip()
+        .build()
+}
+
 /// What every live source runs with.
 pub struct LiveContext {
-    /// The HTTP client (connection pool, timeouts, gzip).
+    /// The HTTP client ([`http_client`]).
     pub client: reqwest::Client,
     /// Where records go.
     pub sink: Arc<KafkaSink>,
@@ -187,7 +201,9 @@ async fn connect_and_read<A: StreamApi>(
             healthy: false,
         }))
     };
-    let request = api.request(client)?;
+    let request = api
+        .request(client)?
+        .header(reqwest::header::ACCEPT_ENCODING, ACCEPT_ENCODING);
     let mut response = match tokio::time::timeout(CONNECT_TIMEOUT, request.send()).await {
         Err(_elapsed) => return failed(Disconnect::Network),
         Ok(Err(error)) => {
@@ -197,8 +213,19 @@ async fn connect_and_read<A: StreamApi>(
         Ok(Ok(response)) => response,
     };
     let status = response.status().as_u16();
+    let encoding = response
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let mut body = match BodyDecoder::for_encoding(encoding.as_deref()) {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::warn!(api = api.label(), %error, "connection refused: unreadable body");
+            return failed(Disconnect::Network);
+        }
+    };
     if status != 200 {
-        let body = read_error_body(&mut response).await;
+        let body = read_error_body(&mut response, &mut body).await;
         tracing::debug!(api = api.label(), status, body = %body, "connection refused");
         return failed(classify_status(status, &body));
     }
@@ -231,9 +258,15 @@ async fn connect_and_read<A: StreamApi>(
             Ok(Ok(None)) => break Some(Disconnect::Dropped),
             Ok(Ok(Some(bytes))) => {
                 // Routing and the producer's backpressure wait are blocking work.
-                tokio::task::block_in_place(|| {
-                    push(&mut framer, &mut events, framing, &bytes, ingest)
+                let decoded = tokio::task::block_in_place(|| {
+                    body.decode(&bytes, |decoded| {
+                        push(&mut framer, &mut events, framing, decoded, ingest)
+                    })
                 });
+                if let Err(error) = decoded {
+                    tracing::warn!(api = api.label(), %error, "stream ended: undecodable body");
+                    break Some(Disconnect::Network);
+                }
             }
         }
     };
@@ -402,11 +435,18 @@ pub fn without_url(error: &reqwest::Error) -> String {
     text
 }
 
-async fn read_error_body(response: &mut reqwest::Response) -> String {
+async fn read_error_body(response: &mut reqwest::Response, decoder: &mut BodyDecoder) -> String {
     let mut body = Vec::new();
     while body.len() < ERROR_BODY_MAX_BYTES {
         match tokio::time::timeout(Duration::from_secs(5), response.chunk()).await {
-            Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+            Ok(Ok(Some(chunk))) => {
+                if decoder
+                    .decode(&chunk, |bytes| body.extend_from_slice(bytes))
+                    .is_err()
+                {
+                    break;
+                }
+            }
             _ => break,
         }
     }

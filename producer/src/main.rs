@@ -3,6 +3,7 @@
 //! wires a source to the Kafka sink and prints the run's summary.
 
 mod delivery;
+mod gzip;
 mod ingest;
 mod live;
 mod mastodon;
@@ -395,11 +396,7 @@ async fn run(mut cli: Cli) -> anyhow::Result<ExitCode> {
             .context("the replay thread panicked")?
         }
         (Some(live), _) => {
-            let client = reqwest::Client::builder()
-                .user_agent(concat!("tweet-pipeline/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(10))
-                .build()
-                .context("cannot build the HTTP client")?;
+            let client = live::http_client().context("cannot build the HTTP client")?;
             let context = live::LiveContext {
                 client,
                 sink: task_sink,
