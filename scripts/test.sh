@@ -20,8 +20,17 @@ export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
 started=$SECONDS
 scripts/ensure-deps.sh
 
-echo "== build (release)"
+echo "== format and lints (cargo fmt --check; clippy, warnings are errors)"
+cargo fmt --all --check
 cargo build --release --locked --bins
+# docs/configuration.md holds every --help verbatim: it fails here when flags and docs disagree.
+scripts/config-docs.sh --check target/release
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
+
+echo "== what the README claims builds: common without Kafka, and the fuzz crate"
+cargo check --release --locked -p tweet-pipeline-common --no-default-features
+# The fuzz targets are libFuzzer binaries (nightly, cargo fuzz); on stable they type-check.
+cargo check --release --locked --manifest-path fuzz/Cargo.toml --target-dir target/fuzz-check --bins --lib
 
 echo "== local Kafka broker"
 broker_started_here=0

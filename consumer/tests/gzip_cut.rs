@@ -201,6 +201,7 @@ async fn every_line_decoded_before_a_gzip_cut_reaches_kafka_exactly_once() {
     let mut cuts = Vec::new();
     let mut want: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
     let mut want_dead: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
+    let mut tails = Vec::new();
     for i in 0..count {
         let (_, body) = &bodies[i % 2];
         let segments = if (i / 2) % 2 == 0 {
@@ -210,10 +211,18 @@ async fn every_line_decoded_before_a_gzip_cut_reaches_kafka_exactly_once() {
         };
         // Spread over the body (never the whole of it: the footer is never sent), jittered.
         let span = body.len() - GZIP_HEADER_BYTES - 16;
-        let at =
+        let mut at =
             GZIP_HEADER_BYTES + 1 + (span * (i + 1) / (count + 1) + rng.random_range(0..97)) % span;
+        // At least one complete line, so that the producer counts the stream healthy and
+        // reconnects at once (after an empty one it backs off, as its reconnect table says).
+        let (complete, tail) = loop {
+            let (complete, tail) = expected(&decodable(&body[..at]));
+            if !complete.is_empty() {
+                break (complete, tail);
+            }
+            at += 257;
+        };
         let cut = Cut { segments, at };
-        let (complete, tail) = expected(&decodable(&body[..at]));
         for line in complete {
             *want.entry(line).or_default() += 1;
         }
@@ -221,6 +230,7 @@ async fn every_line_decoded_before_a_gzip_cut_reaches_kafka_exactly_once() {
             // A complete post whose CRLF was cut is routed as a post, not dead-lettered.
             if serde_json::from_slice::<serde::de::IgnoredAny>(&tail).is_err() {
                 *want_dead.entry(tail.clone()).or_default() += 1;
+                tails.push((i, segments, at, tail.clone()));
             }
             *want.entry(tail).or_default() += 1;
         }
@@ -233,6 +243,7 @@ async fn every_line_decoded_before_a_gzip_cut_reaches_kafka_exactly_once() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (done_tx, done_rx) = mpsc::channel();
     let server = thread::spawn(move || serve(listener, cuts, done_tx));
+    let log = std::env::temp_dir().join(support::unique("gzip-cut-producer.log"));
     let producer = producer_command()
         .args([
             "--api",
@@ -249,22 +260,23 @@ async fn every_line_decoded_before_a_gzip_cut_reaches_kafka_exactly_once() {
         .env("X_ACCESS_TOKEN", "token")
         .env("X_ACCESS_TOKEN_SECRET", "token-secret")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // A file, not a pipe: a pipe nobody reads fills with the reconnect logs and blocks.
+        .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("tweet-producer starts");
     let served = done_rx.recv_timeout(Duration::from_secs(300));
     let output = terminate(producer);
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         served.is_ok(),
-        "the producer did not take every cut stream:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        "the producer did not take every cut stream:\n{stderr}"
     );
     assert!(
         output.status.success(),
-        "tweet-producer failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
+        "tweet-producer failed: {}\n{stderr}",
+        output.status
     );
+    let _ = std::fs::remove_file(&log);
     server.join().expect("server thread");
 
     let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
@@ -289,6 +301,16 @@ async fn every_line_decoded_before_a_gzip_cut_reaches_kafka_exactly_once() {
         .iter()
         .map(|(tail, n)| n.saturating_sub(got_dead.get(tail).copied().unwrap_or(0)))
         .sum();
+    for (i, segments, at, tail) in &tails {
+        if !got_dead.contains_key(tail) {
+            println!(
+                "cut {i} ({segments:?}, {} compression, at byte {at}): its dead letter of {} bytes is missing; it ends {:?}",
+                if i % 2 == 0 { "flush per line" } else { "whole" },
+                tail.len(),
+                String::from_utf8_lossy(&tail[tail.len().saturating_sub(40)..])
+            );
+        }
+    }
     println!(
         "{{\"cuts\":{count},\"records_expected\":{total},\"records_read\":{},\"missing\":{missing},\"unexpected\":{unexpected},\"dead_letters_expected\":{},\"dead_letters_wrong\":{tails_missing}}}",
         records.len(),
