@@ -132,6 +132,7 @@ pub type RawRecord = (i32, String, Option<Vec<u8>>);
 /// # Errors
 /// When the watermarks cannot be fetched, a fetch fails, or the end is not reached within
 /// `timeout`.
+#[cfg(feature = "kafka")]
 pub fn read_to_end<C: rdkafka::consumer::ConsumerContext>(
     consumer: &rdkafka::consumer::BaseConsumer<C>,
     topic: &str,
@@ -213,6 +214,7 @@ pub fn read_to_end<C: rdkafka::consumer::ConsumerContext>(
 ///
 /// # Errors
 /// When the metadata request fails or the topic does not exist.
+#[cfg(feature = "kafka")]
 pub fn partitions_of<C: rdkafka::client::ClientContext>(
     client: &rdkafka::client::Client<C>,
     topic: &str,
