@@ -22,8 +22,7 @@ use rand::Rng;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::app::{Api, AppState, ConnectionGuard};
-use crate::faults::Fault;
+use crate::state::{Api, AppState, ConnectionGuard, Fault};
 
 /// Pause between the last line and the abrupt close of a `drop_after_lines` fault: ample
 /// time for hyper to write the buffered lines to a loopback socket.
@@ -241,10 +240,10 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-    use crate::app::Settings;
     use crate::corpus::Corpus;
     use crate::oauth::{OAuthKeys, Secret};
     use crate::rules::RuleStore;
+    use crate::state::Settings;
 
     fn state() -> Arc<AppState> {
         let secret = || Secret::new("s");

@@ -26,12 +26,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::{
-    accepts_gzip, log_open, refuse, stream_response, take_fault, Api, AppState, ConnectionGuard,
-};
+use super::{accepts_gzip, log_open, refuse, stream_response, take_fault};
 use crate::corpus::V1Item;
 use crate::oauth;
 use crate::rules::contains_token;
+use crate::state::{Api, AppState, ConnectionGuard};
 use crate::stream::{self, StreamPlan};
 
 /// The `track` parameter: phrases (OR) of terms (AND), lower-cased.

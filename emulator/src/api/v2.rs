@@ -30,11 +30,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::app::{
-    accepts_gzip, bearer, log_open, refusal, refuse, stream_response, take_fault, Api, AppState,
-    ConnectionGuard,
-};
+use super::{accepts_gzip, bearer, log_open, refusal, refuse, stream_response, take_fault};
 use crate::rules::{NewRule, RuleRejection};
+use crate::state::{Api, AppState, ConnectionGuard};
 use crate::stream::{self, StreamPlan};
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {

@@ -29,12 +29,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::app::{
-    accepts_gzip, bearer, log_open, refuse, stream_response, take_fault, Api, AppState,
-    ConnectionGuard,
-};
+use super::{accepts_gzip, bearer, log_open, refuse, stream_response, take_fault};
 use crate::corpus::Toot;
 use crate::rules::contains_token;
+use crate::state::{Api, AppState, ConnectionGuard};
 use crate::stream::{self, StreamPlan};
 
 /// Which statuses a stream passes.
