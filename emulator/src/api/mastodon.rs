@@ -124,11 +124,11 @@ fn open(
     let Some(guard) = ConnectionGuard::open(&state, Api::Mastodon, false) else {
         return refuse(&state, Api::Mastodon, StatusCode::TOO_MANY_REQUESTS);
     };
-    let (guard, fault) = match take_fault(&state, Api::Mastodon, guard) {
+    let (guard, fault) = match take_fault(&state, Api::Mastodon, guard, accepts_gzip(headers)) {
         Ok(accepted) => accepted,
         Err(refused) => return *refused,
     };
-    let gzip = fault.gzip && accepts_gzip(headers);
+    let gzip = fault.wants_gzip() && accepts_gzip(headers);
     log_open(Api::Mastodon, &fault, gzip);
     let plan = StreamPlan {
         api: Api::Mastodon,

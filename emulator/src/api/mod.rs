@@ -103,14 +103,16 @@ pub fn stream_response(content_type: &'static str, gzip: bool, body: Body) -> Re
     response
 }
 
-/// Takes the next fault queued for `api`. A `connect_status` fault refuses the connection:
-/// the guard is released and the refusal is returned as `Err`.
+/// Takes the next fault queued for `api` (`accepts_gzip`: whether the request accepts a gzip
+/// response, see [`crate::state::FaultQueue::take`]). A `connect_status` fault refuses the
+/// connection: the guard is released and the refusal is returned as `Err`.
 pub fn take_fault(
     state: &AppState,
     api: Api,
     guard: ConnectionGuard,
+    accepts_gzip: bool,
 ) -> Result<(ConnectionGuard, Fault), Box<Response>> {
-    let fault = state.faults.take(api).unwrap_or_default();
+    let fault = state.faults.take(api, accepts_gzip).unwrap_or_default();
     match fault.connect_status {
         Some(status) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);

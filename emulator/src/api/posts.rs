@@ -130,7 +130,7 @@ pub async fn create(
         )
             .into_response();
     };
-    let fault = state.faults.take(Api::Tweets).unwrap_or_default();
+    let fault = state.faults.take(Api::Tweets, false).unwrap_or_default();
     if let Some(status) = fault.connect_status {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         state.stats(Api::Tweets).refused(status);

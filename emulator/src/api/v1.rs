@@ -140,11 +140,11 @@ pub async fn filter(
             StatusCode::from_u16(420).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
         );
     };
-    let (guard, fault) = match take_fault(&state, Api::V1, guard) {
+    let (guard, fault) = match take_fault(&state, Api::V1, guard, accepts_gzip(&headers)) {
         Ok(accepted) => accepted,
         Err(refused) => return *refused,
     };
-    let gzip = fault.gzip && accepts_gzip(&headers);
+    let gzip = fault.wants_gzip() && accepts_gzip(&headers);
     log_open(Api::V1, &fault, gzip);
     let plan = StreamPlan {
         api: Api::V1,

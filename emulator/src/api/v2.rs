@@ -208,11 +208,11 @@ pub async fn stream(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     let Some(guard) = ConnectionGuard::open(&state, Api::V2, true) else {
         return refuse(&state, Api::V2, StatusCode::TOO_MANY_REQUESTS);
     };
-    let (guard, fault) = match take_fault(&state, Api::V2, guard) {
+    let (guard, fault) = match take_fault(&state, Api::V2, guard, accepts_gzip(&headers)) {
         Ok(accepted) => accepted,
         Err(refused) => return *refused,
     };
-    let gzip = fault.gzip && accepts_gzip(&headers);
+    let gzip = fault.wants_gzip() && accepts_gzip(&headers);
     log_open(Api::V2, &fault, gzip);
     let plan = StreamPlan {
         api: Api::V2,
