@@ -1,6 +1,6 @@
 //! The streaming engine shared by the three APIs: pacing at `--rate`, keep-alives after
 //! keep-alive-interval of silence, and the fault effects that act on an open stream (drop,
-//! stall, keep-alive only, split chunks, malformed line, gzip).
+//! stall, keep-alive only, split chunks, malformed line, gzip, gzip cut).
 //!
 //! A stream is an endless sequence of messages produced by an API-specific source. The source
 //! is asked for the next batch once per post interval; a batch is one post (v2), one status
@@ -22,8 +22,7 @@ use rand::Rng;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::app::{Api, AppState, ConnectionGuard};
-use crate::faults::Fault;
+use crate::state::{Api, AppState, ConnectionGuard, Fault};
 
 /// Pause between the last line and the abrupt close of a `drop_after_lines` fault: ample
 /// time for hyper to write the buffered lines to a loopback socket.
@@ -84,7 +83,8 @@ where
         } = plan;
         let stats = state.stats(api);
         let mut guard = Some(guard);
-        let mut encoder = Encoder::new(gzip, fault.split_chunks);
+        let cut_after = if gzip { fault.gzip_cut_after_bytes } else { None };
+        let mut encoder = Encoder::new(gzip, fault.split_chunks, cut_after);
         let mut lines: u64 = 0;
         let mut malformed_due = fault.malformed_after_lines;
         let mut queue: VecDeque<Bytes> = VecDeque::new();
@@ -144,8 +144,8 @@ where
                 idle = false;
                 (Bytes::from_static(keepalive_bytes), Sent::KeepAlive)
             };
-            match encoder.encode(message) {
-                Ok(chunks) => {
+            let cut = match encoder.encode(message) {
+                Ok(Encoded { chunks, cut }) => {
                     for chunk in chunks {
                         yield Ok(chunk);
                         if encoder.split {
@@ -154,12 +154,31 @@ where
                             tokio::task::yield_now().await;
                         }
                     }
+                    cut
                 }
                 Err(error) => {
                     tracing::warn!(api = api.as_str(), %error, "cannot encode the stream; closing it");
                     yield Err(error);
                     break;
                 }
+            };
+            if let Some(cut) = cut {
+                if cut == Cut::AfterMessage && matches!(kind, Sent::Line) {
+                    lines += 1;
+                    stats.line_sent();
+                }
+                tracing::info!(
+                    api = api.as_str(),
+                    lines,
+                    compressed_bytes = encoder.written,
+                    "fault: cutting the gzip stream"
+                );
+                // As for drop_after_lines: free the slot, let hyper write what was yielded,
+                // then fail the body so that no final chunk is sent.
+                drop(guard.take());
+                tokio::time::sleep(DROP_FLUSH_PAUSE).await;
+                yield Err(io::Error::other("fault injection: gzip_cut_after_bytes"));
+                break;
             }
             last_write = Instant::now();
             match kind {
@@ -193,34 +212,74 @@ async fn changed(changes: &mut Option<watch::Receiver<u64>>) {
 }
 
 /// Turns messages into body chunks: gzip (sync-flushed after each message, so every message
-/// can be decoded as soon as it arrives) and random splitting.
+/// can be decoded as soon as it arrives), the gzip cut and random splitting.
 struct Encoder {
     gzip: Option<GzEncoder<Vec<u8>>>,
     split: bool,
+    /// Bytes of the body the stream may carry in all (`gzip_cut_after_bytes`).
+    cut_after: Option<u64>,
+    /// Bytes of the body produced so far (compressed when gzip).
+    written: u64,
+}
+
+/// One message as body chunks.
+struct Encoded {
+    chunks: Vec<Bytes>,
+    /// Set when the body reached `cut_after`: nothing more may be written.
+    cut: Option<Cut>,
+}
+
+/// Where a gzip cut fell relative to the message just encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Inside the message's bytes: only a prefix of it was sent.
+    InsideMessage,
+    /// Right after its last byte: the message was sent whole.
+    AfterMessage,
 }
 
 impl Encoder {
-    fn new(gzip: bool, split: bool) -> Self {
+    fn new(gzip: bool, split: bool, cut_after: Option<u64>) -> Self {
         Self {
             gzip: gzip.then(|| GzEncoder::new(Vec::new(), Compression::fast())),
             split,
+            cut_after,
+            written: 0,
         }
     }
 
-    fn encode(&mut self, message: Bytes) -> io::Result<Vec<Bytes>> {
-        let payload = match self.gzip.as_mut() {
+    fn encode(&mut self, message: Bytes) -> io::Result<Encoded> {
+        let mut payload = match self.gzip.as_mut() {
             Some(gzip) => {
                 gzip.write_all(&message)?;
+                // A sync flush: every byte of the message is decodable from what is sent.
                 gzip.flush()?;
                 Bytes::from(std::mem::take(gzip.get_mut()))
             }
             None => message,
         };
-        Ok(if self.split {
+        let mut cut = None;
+        if let Some(limit) = self.cut_after {
+            let room = limit.saturating_sub(self.written);
+            let len = payload.len() as u64;
+            if len >= room {
+                payload.truncate(usize::try_from(room).unwrap_or(usize::MAX));
+                cut = Some(if len == room {
+                    Cut::AfterMessage
+                } else {
+                    Cut::InsideMessage
+                });
+            }
+        }
+        self.written += payload.len() as u64;
+        let chunks = if self.split {
             split_randomly(payload)
+        } else if payload.is_empty() {
+            Vec::new()
         } else {
             vec![payload]
-        })
+        };
+        Ok(Encoded { chunks, cut })
     }
 }
 
@@ -241,10 +300,10 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-    use crate::app::Settings;
     use crate::corpus::Corpus;
     use crate::oauth::{OAuthKeys, Secret};
     use crate::rules::RuleStore;
+    use crate::state::Settings;
 
     fn state() -> Arc<AppState> {
         let secret = || Secret::new("s");
@@ -386,6 +445,114 @@ mod tests {
         // A sync-flushed gzip stream without trailer: read what decodes.
         let _ = flate2::read::GzDecoder::new(&compressed[..]).read_to_string(&mut text);
         assert!(text.starts_with("{\"n\":1}\r\n{\"n\":2}\r\n"), "{text:?}");
+    }
+
+    /// Real v1.1 lines of the repository's sample (2-12 KB each), framed as the v1.1 stream
+    /// frames them: long enough that one line spans many compressed bytes.
+    fn long_lines() -> Vec<Bytes> {
+        include_str!("../../data/sample/stream.jsonl")
+            .lines()
+            .filter(|line| line.len() > 2_000)
+            .take(4)
+            .map(|line| Bytes::from(format!("{line}\r\n")))
+            .collect()
+    }
+
+    /// The whole stream the emulator would send for `lines` (gzip, sync flush per line) and
+    /// where each line's compressed bytes end.
+    fn reference_gzip(lines: &[Bytes]) -> (Vec<u8>, Vec<usize>) {
+        let mut encoder = Encoder::new(true, false, None);
+        let mut stream = Vec::new();
+        let mut ends = Vec::new();
+        for line in lines {
+            let encoded = encoder.encode(line.clone()).unwrap();
+            stream.extend(encoded.chunks.iter().flat_map(|c| c.iter().copied()));
+            ends.push(stream.len());
+        }
+        (stream, ends)
+    }
+
+    /// Everything a truncated gzip stream decodes to (the decoder's error at the cut is the
+    /// expected end).
+    fn decode_prefix(compressed: &[u8]) -> Vec<u8> {
+        let mut decoded = Vec::new();
+        let outcome = flate2::read::GzDecoder::new(compressed).read_to_end(&mut decoded);
+        assert!(outcome.is_err(), "a cut gzip stream must not end cleanly");
+        decoded
+    }
+
+    fn replay(lines: Vec<Bytes>) -> impl FnMut() -> Option<Vec<Bytes>> + Send + 'static {
+        let mut next = 0;
+        move || {
+            let line = lines[next % lines.len()].clone();
+            next += 1;
+            Some(vec![line])
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gzip_cut_sends_a_prefix_of_the_gzip_stream_and_stops_inside_a_line() {
+        let lines = long_lines();
+        assert_eq!(lines.len(), 4);
+        let (reference, ends) = reference_gzip(&lines);
+        // The middle of the third line's compressed bytes: well inside its deflate block.
+        let cut = (ends[1] + ends[2]) / 2;
+        assert!(
+            ends[2] - ends[1] > 200,
+            "the third line is too short to cut inside"
+        );
+        for split_chunks in [false, true] {
+            let state = state();
+            let fault = Fault {
+                gzip_cut_after_bytes: Some(cut as u64),
+                split_chunks,
+                ..Fault::default()
+            };
+            let mut plan = plan(fault);
+            plan.gzip = true;
+            let (chunks, errored) = collect(&state, plan, replay(lines.clone()), 100_000).await;
+            assert!(errored, "the body must fail (no final chunk), not end");
+            let sent: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+            assert_eq!(sent.len(), cut);
+            assert_eq!(
+                sent,
+                reference[..cut],
+                "the bytes sent are a prefix of the stream"
+            );
+
+            let decoded = decode_prefix(&sent);
+            let whole = [&lines[0][..], &lines[1][..]].concat();
+            assert!(
+                decoded.starts_with(&whole),
+                "the first two lines arrive whole"
+            );
+            let partial = &decoded[whole.len()..];
+            assert!(
+                !partial.is_empty() && partial.len() < lines[2].len(),
+                "the cut falls inside the third line ({} of {} bytes decoded)",
+                partial.len(),
+                lines[2].len()
+            );
+            assert!(lines[2].starts_with(partial));
+            assert!(!partial.contains(&b'\n'));
+            // The slot is free for the reconnect; the cut line is not counted as sent.
+            assert!(ConnectionGuard::open(&state, Api::V2, true).is_some());
+            let stats = state.stats(Api::V2).snapshot();
+            assert_eq!(stats["lines_sent"], 2);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gzip_cut_needs_gzip() {
+        // Without gzip (the request did not accept it) the cut does not apply.
+        let state = state();
+        let fault = Fault {
+            gzip_cut_after_bytes: Some(5),
+            ..Fault::default()
+        };
+        let (chunks, errored) = collect(&state, plan(fault), counting_source(), 3).await;
+        assert!(!errored);
+        assert_eq!(chunks[0], Bytes::from_static(b"{\"n\":1}\r\n"));
     }
 
     #[test]

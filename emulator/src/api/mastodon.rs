@@ -29,12 +29,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::app::{
-    accepts_gzip, bearer, log_open, refuse, stream_response, take_fault, Api, AppState,
-    ConnectionGuard,
-};
+use super::{accepts_gzip, bearer, log_open, refuse, stream_response, take_fault};
 use crate::corpus::Toot;
 use crate::rules::contains_token;
+use crate::state::{Api, AppState, ConnectionGuard};
 use crate::stream::{self, StreamPlan};
 
 /// Which statuses a stream passes.
@@ -126,11 +124,11 @@ fn open(
     let Some(guard) = ConnectionGuard::open(&state, Api::Mastodon, false) else {
         return refuse(&state, Api::Mastodon, StatusCode::TOO_MANY_REQUESTS);
     };
-    let (guard, fault) = match take_fault(&state, Api::Mastodon, guard) {
+    let (guard, fault) = match take_fault(&state, Api::Mastodon, guard, accepts_gzip(headers)) {
         Ok(accepted) => accepted,
         Err(refused) => return *refused,
     };
-    let gzip = fault.gzip && accepts_gzip(headers);
+    let gzip = fault.wants_gzip() && accepts_gzip(headers);
     log_open(Api::Mastodon, &fault, gzip);
     let plan = StreamPlan {
         api: Api::Mastodon,

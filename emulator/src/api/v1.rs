@@ -26,12 +26,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::{
-    accepts_gzip, log_open, refuse, stream_response, take_fault, Api, AppState, ConnectionGuard,
-};
+use super::{accepts_gzip, log_open, refuse, stream_response, take_fault};
 use crate::corpus::V1Item;
 use crate::oauth;
 use crate::rules::contains_token;
+use crate::state::{Api, AppState, ConnectionGuard};
 use crate::stream::{self, StreamPlan};
 
 /// The `track` parameter: phrases (OR) of terms (AND), lower-cased.
@@ -141,11 +140,11 @@ pub async fn filter(
             StatusCode::from_u16(420).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
         );
     };
-    let (guard, fault) = match take_fault(&state, Api::V1, guard) {
+    let (guard, fault) = match take_fault(&state, Api::V1, guard, accepts_gzip(&headers)) {
         Ok(accepted) => accepted,
         Err(refused) => return *refused,
     };
-    let gzip = fault.gzip && accepts_gzip(&headers);
+    let gzip = fault.wants_gzip() && accepts_gzip(&headers);
     log_open(Api::V1, &fault, gzip);
     let plan = StreamPlan {
         api: Api::V1,

@@ -15,8 +15,7 @@
 //! `GET /_emulator/posts`: `{"count":N,"posts":[{"id","text","created_at"}...] (in the order
 //! they were created), "duplicates_refused":N, "requests":N}`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -25,11 +24,12 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
 use serde_json::json;
 
-use crate::app::{refusal, refuse, Api, AppState};
+use super::{refusal, refuse};
 use crate::oauth;
+use crate::state::posts::Posted;
+use crate::state::{Api, AppState};
 
 /// The id of the emulated account.
 pub const USER_ID: &str = "1500000000000000001";
@@ -39,52 +39,6 @@ const USERNAME: &str = "pipeline_emulator";
 /// timed out long before).
 const POST_TIMEOUT_HOLD: Duration = Duration::from_secs(600);
 
-/// One created post.
-#[derive(Debug, Clone, Serialize)]
-pub struct Posted {
-    /// X-style id (increasing).
-    pub id: String,
-    /// The text as received.
-    pub text: String,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-}
-
-/// The posts of the emulated account.
-#[derive(Debug, Default)]
-pub struct PostLog {
-    posts: Mutex<Vec<Posted>>,
-    next_id: AtomicU64,
-    duplicates_refused: AtomicU64,
-    requests: AtomicU64,
-}
-
-impl PostLog {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Posted>> {
-        self.posts.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Creates a post, or `None` when the account already has one with the same text.
-    fn create(&self, text: &str) -> Option<Posted> {
-        let mut posts = self.lock();
-        if posts.iter().any(|p| p.text == text) {
-            self.duplicates_refused.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        // Snowflake-like ids: milliseconds since X's epoch shifted by 22 bits, plus a sequence.
-        const X_EPOCH_MS: i64 = 1_288_834_974_657;
-        let base = ((Utc::now().timestamp_millis() - X_EPOCH_MS).max(0) as u64) << 22;
-        let sequence = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let post = Posted {
-            id: (base + (sequence & 0x3F_FFFF)).to_string(),
-            text: text.to_owned(),
-            created_at: Utc::now(),
-        };
-        posts.push(post.clone());
-        Some(post)
-    }
-}
-
 /// Checks the OAuth 1.0a signature of a request (query parameters are signed; a JSON body is
 /// not, as in X's OAuth 1.0a for v2 endpoints).
 fn authorize(
@@ -93,7 +47,7 @@ fn authorize(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<(), Box<Response>> {
-    state.posts.requests.fetch_add(1, Ordering::Relaxed);
+    state.posts.count_request();
     let params: Vec<(String, String)> = uri
         .query()
         .map(oauth::parse_urlencoded)
@@ -176,7 +130,7 @@ pub async fn create(
         )
             .into_response();
     };
-    let fault = state.faults.take(Api::Tweets).unwrap_or_default();
+    let fault = state.faults.take(Api::Tweets, false).unwrap_or_default();
     if let Some(status) = fault.connect_status {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         state.stats(Api::Tweets).refused(status);
@@ -288,23 +242,8 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Response {
     Json(json!({
         "count": posts.len(),
         "posts": posts,
-        "duplicates_refused": state.posts.duplicates_refused.load(Ordering::Relaxed),
-        "requests": state.posts.requests.load(Ordering::Relaxed),
+        "duplicates_refused": state.posts.duplicates_refused(),
+        "requests": state.posts.requests(),
     }))
     .into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn duplicates_are_refused_and_ids_increase() {
-        let log = PostLog::default();
-        let a = log.create("one").unwrap();
-        let b = log.create("two").unwrap();
-        assert!(log.create("one").is_none());
-        assert!(a.id.parse::<u64>().unwrap() < b.id.parse::<u64>().unwrap());
-        assert_eq!(log.duplicates_refused.load(Ordering::Relaxed), 1);
-    }
 }

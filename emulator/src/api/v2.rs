@@ -30,11 +30,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::app::{
-    accepts_gzip, bearer, log_open, refusal, refuse, stream_response, take_fault, Api, AppState,
-    ConnectionGuard,
-};
+use super::{accepts_gzip, bearer, log_open, refusal, refuse, stream_response, take_fault};
 use crate::rules::{NewRule, RuleRejection};
+use crate::state::{Api, AppState, ConnectionGuard};
 use crate::stream::{self, StreamPlan};
 
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
@@ -210,11 +208,11 @@ pub async fn stream(State(state): State<Arc<AppState>>, headers: HeaderMap) -> R
     let Some(guard) = ConnectionGuard::open(&state, Api::V2, true) else {
         return refuse(&state, Api::V2, StatusCode::TOO_MANY_REQUESTS);
     };
-    let (guard, fault) = match take_fault(&state, Api::V2, guard) {
+    let (guard, fault) = match take_fault(&state, Api::V2, guard, accepts_gzip(&headers)) {
         Ok(accepted) => accepted,
         Err(refused) => return *refused,
     };
-    let gzip = fault.gzip && accepts_gzip(&headers);
+    let gzip = fault.wants_gzip() && accepts_gzip(&headers);
     log_open(Api::V2, &fault, gzip);
     let plan = StreamPlan {
         api: Api::V2,

@@ -12,6 +12,7 @@
 //!  "split_chunks": true,         // write every line in chunks of 1-7 bytes
 //!  "malformed_after_lines": 3,   // after N lines send one truncated line, then go on
 //!  "gzip": true,                 // gzip the body, flushed per line (if Accept-Encoding allows)
+//!  "gzip_cut_after_bytes": 3000, // gzip the body, cut it after N compressed bytes (see below)
 //!  "times": 1}                   // how many connections the fault applies to (default 1)
 //! ```
 //!
@@ -20,6 +21,20 @@
 //! `rate_limit_reset_secs` from now, default 2; 403 with X's duplicate-content body; others
 //! with a problem body) without posting, and `"post_timeout": true` records the post and then
 //! never answers (until the emulator stops), like a post accepted by X whose answer is lost.
+//!
+//! `gzip_cut_after_bytes: N` reproduces a stream cut by the network in the middle of a gzip
+//! body (issue 13): the connection gets the real `Content-Encoding: gzip`, chunked stream,
+//! sync-flushed after every message (so what was sent decodes up to the last byte received),
+//! and after exactly N bytes of the gzip stream (its 10-byte header included, the chunked
+//! framing not counted) nothing more is written and the connection is closed without the
+//! terminating zero-length chunk. Only a connection whose request accepts gzip takes such a
+//! fault; one that does not skips it and takes the next matching fault. To cut inside a line,
+//! pick N inside that line's compressed bytes: each line is compressed on its own (sync flush
+//! per line, `flate2` fast level), so a line of a few KB spans a few hundred to a few thousand
+//! compressed bytes, and a cut strictly inside them leaves the client complete lines followed
+//! by a partial one. A cut line does not count in `lines_sent` unless all its compressed bytes
+//! went out. It combines with the other stream faults (whichever ends the stream first wins;
+//! with `split_chunks` the cut falls inside the split pieces).
 //!
 //! "Lines" are messages: posts, v1.1 notices, Mastodon events (and the malformed line); never
 //! keep-alives. Faults are taken in the order they were queued: the first pending fault whose
@@ -30,7 +45,7 @@ use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
-use crate::app::Api;
+use super::Api;
 
 /// Which API a fault is for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +105,11 @@ pub struct Fault {
     /// `Content-Encoding: gzip`, flushed after every line, when the request accepts gzip.
     #[serde(default, skip_serializing_if = "is_false")]
     pub gzip: bool,
+    /// Gzip the body like `gzip`, and cut the connection after this many bytes of the gzip
+    /// stream (header included, chunked framing not), without the final chunk. Only taken by
+    /// a connection that accepts gzip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip_cut_after_bytes: Option<u64>,
     /// `POST /2/tweets`: record the post, then never answer.
     #[serde(default, skip_serializing_if = "is_false")]
     pub post_timeout: bool,
@@ -118,10 +138,17 @@ pub enum FaultError {
     /// `connect_status` is outside 400..=599.
     #[error("connect_status must be an HTTP error status (400..=599), got {0}")]
     BadStatus(u16),
+    /// `gzip_cut_after_bytes` is 0.
+    #[error("gzip_cut_after_bytes must be at least 1 (bytes of the gzip stream to send)")]
+    ZeroGzipCut,
+    /// `gzip_cut_after_bytes` is set on a `"tweets"` fault, which has no stream to cut.
+    #[error("gzip_cut_after_bytes applies to stream connections; use api v2, v1, mastodon or any")]
+    GzipCutWithoutStream,
     /// No effect is set.
     #[error(
         "the fault has no effect; set connect_status, drop_after_lines, stall_after_lines, \
-         keepalive_only, split_chunks, malformed_after_lines, gzip or post_timeout"
+         keepalive_only, split_chunks, malformed_after_lines, gzip, gzip_cut_after_bytes or \
+         post_timeout"
     )]
     NoEffect,
 }
@@ -138,6 +165,11 @@ impl Fault {
         if let Some(status) = self.connect_status.filter(|s| !(400..=599).contains(s)) {
             return Err(FaultError::BadStatus(status));
         }
+        match (self.gzip_cut_after_bytes, self.api) {
+            (Some(0), _) => return Err(FaultError::ZeroGzipCut),
+            (Some(_), ApiSelector::Tweets) => return Err(FaultError::GzipCutWithoutStream),
+            _ => {}
+        }
         let no_effect = Fault {
             api: self.api,
             times: self.times,
@@ -147,6 +179,18 @@ impl Fault {
             return Err(FaultError::NoEffect);
         }
         Ok(())
+    }
+
+    /// Whether the stream is to be gzip-encoded (when the request accepts it): `gzip` or
+    /// `gzip_cut_after_bytes`.
+    pub fn wants_gzip(&self) -> bool {
+        self.gzip || self.gzip_cut_after_bytes.is_some()
+    }
+
+    /// Whether a connection may take this fault: a gzip cut needs a connection that accepts
+    /// gzip.
+    fn applies_to(&self, api: Api, accepts_gzip: bool) -> bool {
+        self.api.selects(api) && (accepts_gzip || self.gzip_cut_after_bytes.is_none())
     }
 }
 
@@ -163,10 +207,13 @@ impl FaultQueue {
     }
 
     /// The fault for the next connection of `api`, if any; its `times` count goes down by one
-    /// and it leaves the queue at zero.
-    pub fn take(&self, api: Api) -> Option<Fault> {
+    /// and it leaves the queue at zero. `accepts_gzip`: whether the request accepts a gzip
+    /// response (a `gzip_cut_after_bytes` fault is skipped otherwise).
+    pub fn take(&self, api: Api, accepts_gzip: bool) -> Option<Fault> {
         let mut pending = self.lock();
-        let index = pending.iter().position(|fault| fault.api.selects(api))?;
+        let index = pending
+            .iter()
+            .position(|fault| fault.applies_to(api, accepts_gzip))?;
         let fault = pending.get_mut(index)?;
         fault.times -= 1;
         let mut applied = fault.clone();
@@ -229,16 +276,42 @@ mod tests {
         queue.push(parse(r#"{"api":"mastodon","gzip":true}"#));
         queue.push(parse(r#"{"api":"v2","connect_status":429,"times":2}"#));
         queue.push(parse(r#"{"api":"any","keepalive_only":true}"#));
-        assert_eq!(queue.take(Api::V2).unwrap().connect_status, Some(429));
-        assert_eq!(queue.take(Api::V2).unwrap().connect_status, Some(429));
-        assert!(queue.take(Api::V2).unwrap().keepalive_only);
-        assert_eq!(queue.take(Api::V2), None);
-        assert_eq!(queue.take(Api::V1), None);
-        assert!(queue.take(Api::Mastodon).unwrap().gzip);
+        assert_eq!(queue.take(Api::V2, true).unwrap().connect_status, Some(429));
+        assert_eq!(queue.take(Api::V2, true).unwrap().connect_status, Some(429));
+        assert!(queue.take(Api::V2, true).unwrap().keepalive_only);
+        assert_eq!(queue.take(Api::V2, true), None);
+        assert_eq!(queue.take(Api::V1, true), None);
+        assert!(queue.take(Api::Mastodon, true).unwrap().gzip);
         assert!(queue.list().is_empty());
         queue.push(parse(r#"{"api":"any","gzip":true}"#));
-        assert_eq!(queue.take(Api::Tweets), None);
+        assert_eq!(queue.take(Api::Tweets, false), None);
         queue.push(parse(r#"{"api":"tweets","post_timeout":true}"#));
-        assert!(queue.take(Api::Tweets).unwrap().post_timeout);
+        assert!(queue.take(Api::Tweets, false).unwrap().post_timeout);
+    }
+
+    #[test]
+    fn gzip_cut_is_validated_and_waits_for_a_gzip_connection() {
+        let cut = parse(r#"{"gzip_cut_after_bytes":3000}"#);
+        assert_eq!(cut.validate(), Ok(()));
+        assert!(cut.wants_gzip());
+        assert_eq!(
+            parse(r#"{"gzip_cut_after_bytes":0}"#).validate(),
+            Err(FaultError::ZeroGzipCut)
+        );
+        assert_eq!(
+            parse(r#"{"api":"tweets","gzip_cut_after_bytes":10}"#).validate(),
+            Err(FaultError::GzipCutWithoutStream)
+        );
+        let queue = FaultQueue::default();
+        queue.push(cut);
+        queue.push(parse(r#"{"api":"v1","split_chunks":true}"#));
+        // A connection without Accept-Encoding: gzip passes the cut over.
+        assert!(queue.take(Api::V1, false).unwrap().split_chunks);
+        assert_eq!(queue.take(Api::V2, false), None);
+        assert_eq!(
+            queue.take(Api::V2, true).unwrap().gzip_cut_after_bytes,
+            Some(3000)
+        );
+        assert!(queue.list().is_empty());
     }
 }

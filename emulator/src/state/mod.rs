@@ -1,0 +1,119 @@
+//! The state every handler shares: the settings, the recordings, the v2 rules, the queued
+//! faults, the posts created through `POST /2/tweets`, and per-API counters and connection
+//! slots. This module depends on no handler: handlers (`crate::api`) depend on it.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::corpus::Corpus;
+use crate::oauth::{OAuthKeys, Secret};
+use crate::rules::RuleStore;
+
+pub mod faults;
+pub mod posts;
+mod stats;
+
+pub use faults::{Fault, FaultQueue};
+pub use posts::PostLog;
+pub use stats::{ApiStats, ConnectionGuard};
+
+/// The emulated APIs: the three streams and posting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// X API v2 filtered stream.
+    V2,
+    /// X API v1.1 `statuses/filter`.
+    V1,
+    /// Mastodon streaming.
+    Mastodon,
+    /// X API v2 `POST /2/tweets` (posting; see `api/posts.rs`).
+    Tweets,
+}
+
+impl Api {
+    /// Lower-case name, as in faults and stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::V2 => "v2",
+            Api::V1 => "v1",
+            Api::Mastodon => "mastodon",
+            Api::Tweets => "tweets",
+        }
+    }
+}
+
+/// Run-time settings from the command line.
+#[derive(Debug)]
+pub struct Settings {
+    /// Time between two posts on one connection (from `--rate`).
+    pub post_interval: Duration,
+    /// Keep-alive interval of the v2 stream (X: 20 s).
+    pub v2_keepalive: Duration,
+    /// Keep-alive interval of the v1.1 stream (X: 30 s).
+    pub v1_keepalive: Duration,
+    /// Heartbeat interval of Mastodon streams (Mastodon: 15 s).
+    pub mastodon_heartbeat: Duration,
+    /// The v2 app-only bearer token.
+    pub bearer_token: Secret,
+    /// The v1.1 OAuth 1.0a keys.
+    pub oauth: OAuthKeys,
+    /// The Mastodon access token.
+    pub mastodon_token: Secret,
+}
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// Command-line settings.
+    pub settings: Settings,
+    /// The recordings.
+    pub corpus: Corpus,
+    /// v2 rules.
+    pub rules: RuleStore,
+    /// Pending faults.
+    pub faults: FaultQueue,
+    /// Process shutdown: open streams end when it is cancelled.
+    pub shutdown: CancellationToken,
+    /// Posts created through `POST /2/tweets`.
+    pub posts: PostLog,
+    v2: ApiStats,
+    v1: ApiStats,
+    mastodon: ApiStats,
+    tweets: ApiStats,
+}
+
+impl AppState {
+    /// New state with zeroed counters.
+    pub fn new(
+        settings: Settings,
+        corpus: Corpus,
+        rules: RuleStore,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            settings,
+            corpus,
+            rules,
+            faults: FaultQueue::default(),
+            shutdown,
+            posts: PostLog::default(),
+            v2: ApiStats::default(),
+            v1: ApiStats::default(),
+            mastodon: ApiStats::default(),
+            tweets: ApiStats::default(),
+        }
+    }
+
+    /// The counters of one API.
+    pub fn stats(&self, api: Api) -> &ApiStats {
+        match api {
+            Api::V2 => &self.v2,
+            Api::V1 => &self.v1,
+            Api::Mastodon => &self.mastodon,
+            Api::Tweets => &self.tweets,
+        }
+    }
+}
