@@ -182,6 +182,35 @@ fn serve(listener: TcpListener, cuts: Vec<(Cut, Vec<u8>)>, done: mpsc::Sender<()
     let _ = stream.read_to_end(&mut Vec::new());
 }
 
+/// Waits until the broker's metadata lists every new topic with its partitions: the producer
+/// checks them at start-up, and on a busy broker creation is acknowledged before metadata
+/// answers with the topic.
+fn wait_for_topics(names: &tweet_pipeline_common::config::TopicNames) {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let probe: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", support::bootstrap())
+        .create()
+        .expect("metadata client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    for destination in Destination::ALL {
+        let topic = names.name(destination);
+        while !probe
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .is_ok_and(|m| {
+                m.topics().iter().any(|t| {
+                    t.error().is_none() && t.partitions().len() == support::PARTITIONS as usize
+                })
+            })
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "topic {topic} never appeared in the metadata"
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_line_decoded_before_a_gzip_cut_reaches_kafka_exactly_once() {
     let count: usize = std::env::var("TWEET_PIPELINE_GZIP_CUTS")
@@ -239,6 +268,7 @@ async fn every_line_decoded_before_a_gzip_cut_reaches_kafka_exactly_once() {
     let total: usize = want.values().sum();
 
     let names = create_topics(&support::unique("gzip-cut")).await;
+    wait_for_topics(&names);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (done_tx, done_rx) = mpsc::channel();
