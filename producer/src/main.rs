@@ -2,16 +2,7 @@
 //! field inspection (tweets, retweets, control, deadletter). This file parses the command line,
 //! wires a source to the Kafka sink and prints the run's summary.
 
-mod delivery;
-mod ingest;
-mod live;
-mod mastodon;
-mod reconnect;
-mod replay;
 mod schedule;
-mod spool;
-mod x_v1;
-mod x_v2;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -29,10 +20,11 @@ use tweet_pipeline_common::metrics::{self, ProducerMetrics};
 use tweet_pipeline_common::secret::{credential, read_credentials_file};
 use tweet_pipeline_common::{shutdown, telemetry, Destination};
 
-use crate::delivery::{DeliveryReport, KafkaSink, SpoolSettings};
-use crate::ingest::IngestStats;
-use crate::replay::ReplayConfig;
-use crate::spool::{FsyncPolicy, SpoolConfig};
+use tweet_pipeline_producer::delivery::{DeliveryReport, KafkaSink, SpoolSettings};
+use tweet_pipeline_producer::ingest::IngestStats;
+use tweet_pipeline_producer::source::replay::{self, ReplayConfig};
+use tweet_pipeline_producer::source::{live, mastodon, x_v1, x_v2};
+use tweet_pipeline_producer::spool::{FsyncPolicy, SpoolConfig};
 
 /// Default `/metrics` address of the producer.
 const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9101";

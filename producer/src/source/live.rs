@@ -14,7 +14,7 @@ use tweet_pipeline_common::route_mastodon_event;
 
 use crate::delivery::KafkaSink;
 use crate::ingest::{Ingest, IngestStats};
-use crate::reconnect::{with_jitter, Backoff, Disconnect};
+use crate::source::reconnect::{with_jitter, Backoff, Disconnect};
 
 /// How long a connection attempt (until the response headers) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
