@@ -192,7 +192,11 @@ pub fn parse_property(s: &str) -> Result<(String, String), String> {
 #[derive(Debug, Clone, Args)]
 pub struct TopicNames {
     /// Topic for original posts, replies and quotes.
-    #[arg(long = "tweets-topic", env = "TWEET_PIPELINE_TWEETS_TOPIC", default_value = "tweets")]
+    #[arg(
+        long = "tweets-topic",
+        env = "TWEET_PIPELINE_TWEETS_TOPIC",
+        default_value = "tweets"
+    )]
     pub tweets: String,
     /// Topic for retweets.
     #[arg(
@@ -330,9 +334,7 @@ pub struct XApiArgs {
 impl XApiArgs {
     /// The given root, or `default` (the real API) when none was given.
     pub fn url_or(&self, default: &str) -> String {
-        self.x_api_url
-            .clone()
-            .unwrap_or_else(|| default.to_owned())
+        self.x_api_url.clone().unwrap_or_else(|| default.to_owned())
     }
 }
 
@@ -349,8 +351,8 @@ pub enum SummaryFormat {
 /// The `--summary` flag.
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub struct SummaryArgs {
-    /// How the run's summary is printed on standard output: text (a table) or json (one JSON
-    /// object on one line; fields in the docs of the binary's summary type).
+    /// How the run's summary is printed on standard output: text (a table for people) or json
+    /// (exactly one JSON object on one line: snake_case fields, integer counts).
     #[arg(
         long = "summary",
         env = "TWEET_PIPELINE_SUMMARY",
@@ -468,7 +470,10 @@ mod tests {
     fn the_legacy_bootstrap_variable_is_the_default_when_set() {
         assert_eq!(bootstrap_or_default(None), DEFAULT_BOOTSTRAP);
         assert_eq!(bootstrap_or_default(Some("")), DEFAULT_BOOTSTRAP);
-        assert_eq!(bootstrap_or_default(Some(" 10.0.0.1:9092 ")), "10.0.0.1:9092");
+        assert_eq!(
+            bootstrap_or_default(Some(" 10.0.0.1:9092 ")),
+            "10.0.0.1:9092"
+        );
     }
 
     #[test]
@@ -508,7 +513,10 @@ mod tests {
             x_api: XApiArgs,
         }
         let flags = Flags::try_parse_from(["test", "--base-url", "http://127.0.0.1:1"]).unwrap();
-        assert_eq!(flags.x_api.url_or("https://api.x.com"), "http://127.0.0.1:1");
+        assert_eq!(
+            flags.x_api.url_or("https://api.x.com"),
+            "http://127.0.0.1:1"
+        );
         let flags = Flags::try_parse_from(["test", "--x-api-url=http://127.0.0.1:2"]).unwrap();
         assert_eq!(flags.x_api.x_api_url.as_deref(), Some("http://127.0.0.1:2"));
     }

@@ -851,7 +851,9 @@ mod tests {
             r#"{"tweets":1,"retweets":0,"control":2,"deadletter":0}"#
         );
         let names = PerDestination::from_fn(Destination::as_str);
-        assert!(names.iter().all(|(destination, name)| destination.as_str() == *name));
+        assert!(names
+            .iter()
+            .all(|(destination, name)| destination.as_str() == *name));
     }
 
     #[test]

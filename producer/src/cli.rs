@@ -13,8 +13,7 @@ use crate::source::x_v2;
 use crate::spool::FsyncPolicy;
 
 /// Default `/metrics` address of the producer.
-pub const DEFAULT_METRICS_ADDR: SocketAddr =
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9101);
+pub const DEFAULT_METRICS_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9101);
 /// The X API v2 root.
 pub const DEFAULT_X_V2_URL: &str = "https://api.x.com";
 /// The historical v1.1 stream root (for compatible servers and the emulator).
@@ -58,7 +57,11 @@ pub struct StreamArgs {
 
     /// Rules whose tag starts with this prefix belong to this producer: rule sync adds and
     /// deletes only those, never anyone else's.
-    #[arg(long, env = "TWEET_PIPELINE_RULE_TAG_PREFIX", default_value = "tweet-pipeline:")]
+    #[arg(
+        long,
+        env = "TWEET_PIPELINE_RULE_TAG_PREFIX",
+        default_value = "tweet-pipeline:"
+    )]
     pub rule_tag_prefix: String,
 
     /// `--x-api-url` (alias `--base-url`).

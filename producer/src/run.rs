@@ -13,8 +13,8 @@ use tweet_pipeline_common::secret::{credential, read_credentials_file};
 use tweet_pipeline_common::shutdown;
 
 use crate::cli::{
-    Api, Source, StreamArgs, TimelineArg, DEFAULT_METRICS_ADDR, DEFAULT_X_V1_URL,
-    DEFAULT_X_V2_URL, EXIT_SPOOLED,
+    Api, Source, StreamArgs, TimelineArg, DEFAULT_METRICS_ADDR, DEFAULT_X_V1_URL, DEFAULT_X_V2_URL,
+    EXIT_SPOOLED,
 };
 use crate::delivery::{KafkaSink, SpoolSettings};
 use crate::ingest::IngestStats;
@@ -85,7 +85,8 @@ pub fn live_source(cli: &StreamArgs) -> anyhow::Result<LiveSource> {
             }))
         }
         (Source::Mastodon, _) => {
-            let Some(instance) = cli.instance.clone().or_else(|| cli.x_api.x_api_url.clone()) else {
+            let Some(instance) = cli.instance.clone().or_else(|| cli.x_api.x_api_url.clone())
+            else {
                 bail!("--source mastodon needs --instance URL (e.g. https://mastodon.social)");
             };
             let timeline = match (&cli.hashtag, cli.timeline) {
@@ -123,7 +124,7 @@ pub async fn run(cli: &StreamArgs) -> anyhow::Result<ProducerSummary> {
     // Flags and credentials are checked before anything connects.
     let live = match &cli.replay {
         Some(_) => None,
-        None => Some(live_source(&cli)?),
+        None => Some(live_source(cli)?),
     };
     let shutdown = shutdown::on_signal();
     let registry = Registry::new();
@@ -206,7 +207,12 @@ pub async fn run(cli: &StreamArgs) -> anyhow::Result<ProducerSummary> {
         .context("the flush thread panicked")?;
     shutdown.cancel();
     let stats = read?;
-    Ok(ProducerSummary::new(&stats, interrupted, &report, &cli.topics))
+    Ok(ProducerSummary::new(
+        &stats,
+        interrupted,
+        &report,
+        &cli.topics,
+    ))
 }
 
 /// The exit status of a run that ended with `summary`, with its explanation on standard
@@ -233,4 +239,3 @@ pub fn exit_code(summary: &ProducerSummary, spool_dir: &Path) -> ExitCode {
     }
     ExitCode::SUCCESS
 }
-

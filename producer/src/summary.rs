@@ -87,7 +87,11 @@ impl fmt::Display for ProducerSummary {
         row(f, "lines read", self.lines_read)?;
         row(f, "keep-alives (skipped)", self.keepalives)?;
         for (destination, acked) in self.acked.iter() {
-            row(f, &format!("records -> {}", self.topics[destination]), *acked)?;
+            row(
+                f,
+                &format!("records -> {}", self.topics[destination]),
+                *acked,
+            )?;
         }
         row(f, "failed", self.failed)?;
         row(f, "unacknowledged", self.unacknowledged)?;

@@ -19,7 +19,11 @@ const DRAIN_IDLE: Duration = Duration::from_millis(200);
 /// The drainer thread: hands spooled records back to Kafka, oldest first, whenever the local
 /// queue has room; after [`KafkaSink::finish`] it stops once the spool is empty or the
 /// deadline has passed.
-pub(super) fn drain(shared: &SpoolShared, producer: &ThreadedProducer<DeliveryContext>, tally: &Tally) {
+pub(super) fn drain(
+    shared: &SpoolShared,
+    producer: &ThreadedProducer<DeliveryContext>,
+    tally: &Tally,
+) {
     let stop_at = || {
         *shared
             .stop_at

@@ -199,10 +199,11 @@ impl KafkaSink {
                 value: Some(tags),
             });
         }
-        let mut base = BaseRecord::with_opaque_to(self.topics.name(destination), opaque(record.kind))
-            .payload(record.payload)
-            .headers(headers)
-            .timestamp(record.received_at_ms);
+        let mut base =
+            BaseRecord::with_opaque_to(self.topics.name(destination), opaque(record.kind))
+                .payload(record.payload)
+                .headers(headers)
+                .timestamp(record.received_at_ms);
         if let Some(key) = record.key {
             base = base.key(key);
         }
@@ -333,4 +334,3 @@ impl KafkaSink {
         }
     }
 }
-

@@ -16,9 +16,9 @@
 
 use std::time::Duration;
 
-use tweet_pipeline_common::backoff::{Backoff as RetryBackoff, BackoffPolicy};
 /// Re-exported: the jitter every reconnection wait gets.
 pub use tweet_pipeline_common::backoff::with_jitter;
+use tweet_pipeline_common::backoff::{Backoff as RetryBackoff, BackoffPolicy};
 
 /// Why a connection attempt failed or a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -185,6 +185,9 @@ mod tests {
         }
         let mut unknown = buffer[FRAME_HEADER_BYTES as usize..].to_vec();
         unknown[1] = 200;
-        assert_eq!(decode(&unknown).map(|record| record.kind), Some(Kind::Unknown));
+        assert_eq!(
+            decode(&unknown).map(|record| record.kind),
+            Some(Kind::Unknown)
+        );
     }
 }
