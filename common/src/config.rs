@@ -1,5 +1,11 @@
-//! Command-line configuration shared by the binaries: the Kafka connection, the topic names and
-//! the metrics listener. Each flag has a long name, an environment fallback and a default.
+//! Command-line configuration shared by the binaries: the Kafka connection, the topic names,
+//! the metrics listener, the X API root and the summary format. Each flag has a long name, an
+//! environment fallback and a default.
+//!
+//! Environment variables carry one prefix, [`ENV_PREFIX`] (`TWEET_PIPELINE_SPOOL_DIR` for
+//! `--spool-dir`), except credentials, which keep the names their providers document
+//! (`X_BEARER_TOKEN`, `MASTODON_TOKEN`, ...), and `KAFKA_BOOTSTRAP`, still read when
+//! `TWEET_PIPELINE_KAFKA_BOOTSTRAP` is unset because every script sets it.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -15,18 +21,45 @@ use crate::secret::{check_private, Secret};
 /// (rust-rdkafka#809).
 pub const DEFAULT_BOOTSTRAP: &str = "127.0.0.1:9092";
 
+/// The prefix of every environment variable the binaries read (credentials aside).
+pub const ENV_PREFIX: &str = "TWEET_PIPELINE_";
+
+/// The older name of `TWEET_PIPELINE_KAFKA_BOOTSTRAP`, read when that one is unset.
+pub const LEGACY_BOOTSTRAP_ENV: &str = "KAFKA_BOOTSTRAP";
+
+/// The `--bootstrap` default: the older [`LEGACY_BOOTSTRAP_ENV`] when it is set and not
+/// empty, else [`DEFAULT_BOOTSTRAP`]. clap reads `TWEET_PIPELINE_KAFKA_BOOTSTRAP` before any
+/// default, so the new name wins over the old one, and the flag over both.
+fn default_bootstrap() -> String {
+    bootstrap_or_default(std::env::var(LEGACY_BOOTSTRAP_ENV).ok().as_deref())
+}
+
+fn bootstrap_or_default(legacy: Option<&str>) -> String {
+    match legacy.map(str::trim) {
+        Some(value) if !value.is_empty() => value.to_owned(),
+        _ => DEFAULT_BOOTSTRAP.to_owned(),
+    }
+}
+
 /// How to reach Kafka.
 #[derive(Clone, Args)]
 pub struct KafkaArgs {
-    /// Kafka bootstrap servers, comma separated (host:port).
-    #[arg(long = "bootstrap", env = "KAFKA_BOOTSTRAP", default_value = DEFAULT_BOOTSTRAP)]
+    /// Kafka bootstrap servers, comma separated (host:port). Default: $KAFKA_BOOTSTRAP (the
+    /// older name) if set, else 127.0.0.1:9092.
+    #[arg(
+        long = "bootstrap",
+        env = "TWEET_PIPELINE_KAFKA_BOOTSTRAP",
+        value_name = "HOST:PORT",
+        default_value_t = default_bootstrap(),
+        hide_default_value = true
+    )]
     pub bootstrap: String,
 
     /// A file of librdkafka properties (`key=value` lines, `#` comments), applied after the
     /// built-in settings and before -X; for security settings with secrets (e.g.
     /// `sasl.password`), so they stay off the command line. Must not be group- or
     /// world-readable (chmod 600).
-    #[arg(long = "kafka-config", env = "KAFKA_CONFIG_FILE", value_name = "FILE", value_parser = parse_kafka_config_file)]
+    #[arg(long = "kafka-config", env = "TWEET_PIPELINE_KAFKA_CONFIG_FILE", value_name = "FILE", value_parser = parse_kafka_config_file)]
     pub config_file: Option<KafkaConfigFile>,
 
     /// A librdkafka property, `key=value`, applied after every built-in setting (repeatable;
@@ -159,26 +192,30 @@ pub fn parse_property(s: &str) -> Result<(String, String), String> {
 #[derive(Debug, Clone, Args)]
 pub struct TopicNames {
     /// Topic for original posts, replies and quotes.
-    #[arg(long = "tweets-topic", env = "TWEETS_TOPIC", default_value = "tweets")]
+    #[arg(
+        long = "tweets-topic",
+        env = "TWEET_PIPELINE_TWEETS_TOPIC",
+        default_value = "tweets"
+    )]
     pub tweets: String,
     /// Topic for retweets.
     #[arg(
         long = "retweets-topic",
-        env = "RETWEETS_TOPIC",
+        env = "TWEET_PIPELINE_RETWEETS_TOPIC",
         default_value = "retweets"
     )]
     pub retweets: String,
     /// Topic for control messages (delete, limit, disconnect, warning, withheld, errors).
     #[arg(
         long = "control-topic",
-        env = "CONTROL_TOPIC",
+        env = "TWEET_PIPELINE_CONTROL_TOPIC",
         default_value = "control"
     )]
     pub control: String,
     /// Topic for lines that could not be routed (malformed JSON, unknown shapes, oversized).
     #[arg(
         long = "deadletter-topic",
-        env = "DEADLETTER_TOPIC",
+        env = "TWEET_PIPELINE_DEADLETTER_TOPIC",
         default_value = "deadletter"
     )]
     pub deadletter: String,
@@ -226,7 +263,7 @@ pub struct ScheduleTopics {
     /// Compacted topic of scheduled posts (key: post id; value: JSON; a tombstone cancels).
     #[arg(
         long = "scheduled-topic",
-        env = "SCHEDULED_TOPIC",
+        env = "TWEET_PIPELINE_SCHEDULED_TOPIC",
         default_value = "scheduled"
     )]
     pub scheduled: String,
@@ -234,7 +271,7 @@ pub struct ScheduleTopics {
     /// It must have as many partitions as the scheduled topic.
     #[arg(
         long = "scheduled-results-topic",
-        env = "SCHEDULED_RESULTS_TOPIC",
+        env = "TWEET_PIPELINE_SCHEDULED_RESULTS_TOPIC",
         default_value = "scheduled-results"
     )]
     pub results: String,
@@ -255,7 +292,7 @@ impl ScheduleTopics {
 pub struct MetricsArgs {
     /// Address for the Prometheus `/metrics` endpoint (port 0 picks a free port; `off`
     /// disables it). Loopback by default: metrics are for a local scraper.
-    #[arg(long = "metrics-addr", env = "METRICS_ADDR", value_parser = parse_metrics_addr)]
+    #[arg(long = "metrics-addr", env = "TWEET_PIPELINE_METRICS_ADDR", value_parser = parse_metrics_addr)]
     pub metrics_addr: Option<MetricsAddr>,
 }
 
@@ -275,6 +312,73 @@ impl MetricsArgs {
             None => Some(default),
             Some(MetricsAddr::On(addr)) => Some(addr),
             Some(MetricsAddr::Off) => None,
+        }
+    }
+}
+
+/// The root URL of the X API, for every binary that calls it (`--x-api-url`; the producer's
+/// older `--base-url` is an alias).
+#[derive(Debug, Clone, Default, Args)]
+pub struct XApiArgs {
+    /// X API root URL (for the local emulator or a compatible server); default: the real API
+    /// of the chosen version.
+    #[arg(
+        long = "x-api-url",
+        alias = "base-url",
+        env = "TWEET_PIPELINE_X_API_URL",
+        value_name = "URL"
+    )]
+    pub x_api_url: Option<String>,
+}
+
+impl XApiArgs {
+    /// The given root, or `default` (the real API) when none was given.
+    pub fn url_or(&self, default: &str) -> String {
+        self.x_api_url.clone().unwrap_or_else(|| default.to_owned())
+    }
+}
+
+/// How a binary prints its run's summary on standard output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SummaryFormat {
+    /// An aligned table for people (the default).
+    #[default]
+    Text,
+    /// Exactly one JSON object on one line, for scripts and tests.
+    Json,
+}
+
+/// The `--summary` flag.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct SummaryArgs {
+    /// How the run's summary is printed on standard output: text (a table for people) or json
+    /// (exactly one JSON object on one line: snake_case fields, integer counts).
+    #[arg(
+        long = "summary",
+        env = "TWEET_PIPELINE_SUMMARY",
+        value_enum,
+        default_value_t = SummaryFormat::Text
+    )]
+    pub summary: SummaryFormat,
+}
+
+impl SummaryArgs {
+    /// Writes `summary` to `out` in the chosen format: its `Display` text, or its JSON form
+    /// and a newline.
+    ///
+    /// # Errors
+    /// When writing fails or the summary cannot be serialised.
+    pub fn write<T: fmt::Display + serde::Serialize>(
+        &self,
+        summary: &T,
+        mut out: impl std::io::Write,
+    ) -> std::io::Result<()> {
+        match self.summary {
+            SummaryFormat::Text => write!(out, "{summary}"),
+            SummaryFormat::Json => {
+                serde_json::to_writer(&mut out, summary)?;
+                writeln!(out)
+            }
         }
     }
 }
@@ -360,6 +464,85 @@ mod tests {
         );
         assert!(parse_property("linger.ms").is_err());
         assert!(parse_property("=5").is_err());
+    }
+
+    #[test]
+    fn the_legacy_bootstrap_variable_is_the_default_when_set() {
+        assert_eq!(bootstrap_or_default(None), DEFAULT_BOOTSTRAP);
+        assert_eq!(bootstrap_or_default(Some("")), DEFAULT_BOOTSTRAP);
+        assert_eq!(
+            bootstrap_or_default(Some(" 10.0.0.1:9092 ")),
+            "10.0.0.1:9092"
+        );
+    }
+
+    #[test]
+    fn shared_flags_read_prefixed_environment_variables() {
+        use clap::CommandFactory as _;
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            kafka: KafkaArgs,
+            #[command(flatten)]
+            topics: TopicNames,
+            #[command(flatten)]
+            schedule: ScheduleTopics,
+            #[command(flatten)]
+            metrics: MetricsArgs,
+            #[command(flatten)]
+            x_api: XApiArgs,
+            #[command(flatten)]
+            summary: SummaryArgs,
+        }
+        let command = Flags::command();
+        command.clone().debug_assert();
+        for arg in command.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(env.starts_with(ENV_PREFIX), "--{:?}: {env}", arg.get_long());
+            }
+        }
+    }
+
+    #[test]
+    fn base_url_is_an_alias_of_x_api_url() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            x_api: XApiArgs,
+        }
+        let flags = Flags::try_parse_from(["test", "--base-url", "http://127.0.0.1:1"]).unwrap();
+        assert_eq!(
+            flags.x_api.url_or("https://api.x.com"),
+            "http://127.0.0.1:1"
+        );
+        let flags = Flags::try_parse_from(["test", "--x-api-url=http://127.0.0.1:2"]).unwrap();
+        assert_eq!(flags.x_api.x_api_url.as_deref(), Some("http://127.0.0.1:2"));
+    }
+
+    #[test]
+    fn summaries_print_as_text_or_one_json_line() {
+        #[derive(serde::Serialize)]
+        struct Summary {
+            lines_read: u64,
+        }
+        impl fmt::Display for Summary {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                writeln!(f, "lines read {}", self.lines_read)
+            }
+        }
+        let summary = Summary { lines_read: 3 };
+        let mut text = Vec::new();
+        SummaryArgs::default().write(&summary, &mut text).unwrap();
+        assert_eq!(text, b"lines read 3\n");
+        let mut json = Vec::new();
+        SummaryArgs {
+            summary: SummaryFormat::Json,
+        }
+        .write(&summary, &mut json)
+        .unwrap();
+        assert_eq!(json, b"{\"lines_read\":3}\n");
     }
 
     #[test]

@@ -32,21 +32,28 @@ use serde::Deserialize;
 
 /// Which topic a line goes to. The topic names themselves are configuration
 /// ([`crate::config::TopicNames`]).
+///
+/// The explicit discriminants are each destination's slot in a [`PerDestination`]; they are
+/// also its position in [`Destination::ALL`] (a test checks both agree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(usize)]
 pub enum Destination {
     /// Original posts, replies and quotes.
-    Tweets,
+    Tweets = 0,
     /// Retweets (v1.1 `retweeted_status`, v2 `referenced_tweets` of type `retweeted`).
-    Retweets,
+    Retweets = 1,
     /// Control messages: deletes, limits, disconnects, warnings, withheld notices, v2 errors.
-    Control,
+    Control = 2,
     /// Lines that could not be routed, with the reason in a header.
-    DeadLetter,
+    DeadLetter = 3,
 }
 
 impl Destination {
+    /// How many destinations there are.
+    pub const COUNT: usize = 4;
+
     /// Every destination, in display order.
-    pub const ALL: [Destination; 4] = [
+    pub const ALL: [Destination; Destination::COUNT] = [
         Destination::Tweets,
         Destination::Retweets,
         Destination::Control,
@@ -70,44 +77,118 @@ impl fmt::Display for Destination {
     }
 }
 
+/// One `T` per [`Destination`], indexed by the destination itself (`counts[Destination::Tweets]`),
+/// so no list's order has to match another's.
+///
+/// Serialises as a map from [`Destination::as_str`] to the value, in [`Destination::ALL`]
+/// order: `{"tweets":1,"retweets":0,"control":2,"deadletter":0}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PerDestination<T>([T; Destination::COUNT]);
+
+impl<T> PerDestination<T> {
+    /// A value for each destination, computed by `value`.
+    pub fn from_fn(mut value: impl FnMut(Destination) -> T) -> Self {
+        Self(Destination::ALL.map(&mut value))
+    }
+
+    /// Each destination with its value, in [`Destination::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (Destination, &T)> {
+        Destination::ALL.into_iter().zip(self.0.iter())
+    }
+
+    /// The values, in [`Destination::ALL`] order.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.0.iter()
+    }
+
+    /// Applies `f` to every value.
+    pub fn map<U>(&self, mut f: impl FnMut(&T) -> U) -> PerDestination<U> {
+        PerDestination::from_fn(|destination| f(&self[destination]))
+    }
+}
+
+impl<T> From<[T; Destination::COUNT]> for PerDestination<T> {
+    /// Values given in [`Destination::ALL`] order (the order of the discriminants).
+    fn from(values: [T; Destination::COUNT]) -> Self {
+        Self(values)
+    }
+}
+
+impl PerDestination<u64> {
+    /// The sum over every destination.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+impl<T> std::ops::Index<Destination> for PerDestination<T> {
+    type Output = T;
+
+    fn index(&self, destination: Destination) -> &T {
+        &self.0[destination as usize]
+    }
+}
+
+impl<T> std::ops::IndexMut<Destination> for PerDestination<T> {
+    fn index_mut(&mut self, destination: Destination) -> &mut T {
+        &mut self.0[destination as usize]
+    }
+}
+
+impl<T: serde::Serialize> serde::Serialize for PerDestination<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(Destination::COUNT))?;
+        for (destination, value) in self.iter() {
+            map.serialize_entry(destination.as_str(), value)?;
+        }
+        map.end()
+    }
+}
+
 /// The kind of a stream message: a closed set, written to the `kind` record header and used as
 /// a metric label.
+///
+/// Each kind has a fixed one-byte code ([`Kind::code`]) that the producer's on-disk spool
+/// stores: a code, once given, never changes or moves to another kind (records spooled by an
+/// older build must read back as the same kind); a new kind takes the next free code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
 pub enum Kind {
     /// An original post, reply or quote.
-    Tweet,
+    Tweet = 0,
     /// A retweet.
-    Retweet,
+    Retweet = 1,
     /// A new version of an edited post (Mastodon `status.update`).
-    Edit,
+    Edit = 2,
     /// v1.1 status deletion notice (`delete.status`).
-    Delete,
+    Delete = 3,
     /// v1.1 location deletion notice.
-    ScrubGeo,
+    ScrubGeo = 4,
     /// v1.1 limit notice: how many matching posts were not delivered.
-    Limit,
+    Limit = 5,
     /// v1.1 status withheld in some countries.
-    StatusWithheld,
+    StatusWithheld = 6,
     /// v1.1 user withheld in some countries.
-    UserWithheld,
+    UserWithheld = 7,
     /// v1.1 disconnect message (the server is about to close the stream).
-    Disconnect,
+    Disconnect = 8,
     /// v1.1 stall warning (`FALLING_BEHIND`).
-    Warning,
+    Warning = 9,
     /// v1.1 user-stream event (favorite, follow, ...).
-    Event,
+    Event = 10,
     /// v1.1 user-stream friends list preamble.
-    Friends,
+    Friends = 11,
     /// v1.1 site-stream control message or `for_user` envelope.
-    SiteControl,
+    SiteControl = 12,
     /// v2 in-stream error object (e.g. `operational-disconnect`).
-    StreamError,
+    StreamError = 13,
     /// Not valid JSON (or not valid UTF-8).
-    Malformed,
+    Malformed = 14,
     /// Valid JSON of no known shape.
-    Unknown,
+    Unknown = 15,
     /// A line longer than the framer's maximum (`max_line_bytes`); its first bytes are kept.
-    Oversized,
+    Oversized = 16,
 }
 
 impl Kind {
@@ -131,6 +212,17 @@ impl Kind {
         Kind::Unknown,
         Kind::Oversized,
     ];
+
+    /// The kind's stable one-byte code (its spool encoding); see [`Kind::from_code`].
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind whose [`Kind::code`] is `code`; `None` for a code no kind has (written by a
+    /// newer build, or corruption).
+    pub fn from_code(code: u8) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| kind.code() == code)
+    }
 
     /// Stable snake_case name: the `kind` header value and metric label.
     pub fn as_str(self) -> &'static str {
@@ -710,6 +802,58 @@ mod tests {
         let broken = route_mastodon_event("update", br#"tps://mastodon.social/@x","#);
         assert_eq!(broken.kind, Kind::Malformed);
         assert!(broken.reason.is_some());
+    }
+
+    /// The spool stores these codes on disk: changing one mislabels records spooled by an
+    /// older build. Add new kinds with new codes; never edit this table.
+    #[test]
+    fn kind_codes_are_pinned() {
+        let pinned = [
+            (Kind::Tweet, 0),
+            (Kind::Retweet, 1),
+            (Kind::Edit, 2),
+            (Kind::Delete, 3),
+            (Kind::ScrubGeo, 4),
+            (Kind::Limit, 5),
+            (Kind::StatusWithheld, 6),
+            (Kind::UserWithheld, 7),
+            (Kind::Disconnect, 8),
+            (Kind::Warning, 9),
+            (Kind::Event, 10),
+            (Kind::Friends, 11),
+            (Kind::SiteControl, 12),
+            (Kind::StreamError, 13),
+            (Kind::Malformed, 14),
+            (Kind::Unknown, 15),
+            (Kind::Oversized, 16),
+        ];
+        assert_eq!(pinned.len(), Kind::ALL.len(), "every kind is pinned");
+        for (kind, code) in pinned {
+            assert_eq!(kind.code(), code, "{kind:?}");
+            assert_eq!(Kind::from_code(code), Some(kind));
+        }
+        assert_eq!(Kind::from_code(17), None);
+        assert_eq!(Kind::from_code(u8::MAX), None);
+    }
+
+    #[test]
+    fn per_destination_is_indexed_by_the_destination() {
+        for (position, destination) in Destination::ALL.into_iter().enumerate() {
+            assert_eq!(destination as usize, position, "{destination:?}");
+        }
+        let mut counts = PerDestination::<u64>::default();
+        counts[Destination::Control] += 2;
+        counts[Destination::Tweets] += 1;
+        assert_eq!(counts[Destination::Control], 2);
+        assert_eq!(counts.total(), 3);
+        assert_eq!(
+            serde_json::to_string(&counts).unwrap(),
+            r#"{"tweets":1,"retweets":0,"control":2,"deadletter":0}"#
+        );
+        let names = PerDestination::from_fn(Destination::as_str);
+        assert!(names
+            .iter()
+            .all(|(destination, name)| destination.as_str() == *name));
     }
 
     #[test]

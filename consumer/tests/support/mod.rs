@@ -52,7 +52,7 @@ pub fn binary(name: &str) -> PathBuf {
 pub fn producer_command() -> Command {
     let mut command = Command::new(binary("tweet-producer"));
     command.env(
-        "SPOOL_DIR",
+        "TWEET_PIPELINE_SPOOL_DIR",
         std::env::temp_dir().join(unique("tweet-producer-spool")),
     );
     command

@@ -13,9 +13,9 @@ use tweet_pipeline_common::metrics::ProducerMetrics;
 use tweet_pipeline_common::route_mastodon_event;
 
 use crate::delivery::KafkaSink;
-use crate::gzip::{BodyDecoder, ACCEPT_ENCODING};
 use crate::ingest::{Ingest, IngestStats};
-use crate::reconnect::{with_jitter, Backoff, Disconnect};
+use crate::source::gzip::{BodyDecoder, ACCEPT_ENCODING};
+use crate::source::reconnect::{with_jitter, Backoff, Disconnect};
 
 /// How long a connection attempt (until the response headers) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,7 +50,7 @@ pub trait StreamApi {
 }
 
 /// The HTTP client of the live sources: connection pool and timeouts, and no content decoding
-/// of its own ([`crate::gzip`] decodes, so that a cut stream loses nothing already received).
+/// of its own ([`gzip`](crate::source::gzip) decodes, so that a cut stream loses nothing already received).
 ///
 /// # Errors
 /// When the TLS backend cannot be initialised.

@@ -16,6 +16,10 @@
 
 use std::time::Duration;
 
+/// Re-exported: the jitter every reconnection wait gets.
+pub use tweet_pipeline_common::backoff::with_jitter;
+use tweet_pipeline_common::backoff::{Backoff as RetryBackoff, BackoffPolicy};
+
 /// Why a connection attempt failed or a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Disconnect {
@@ -66,12 +70,30 @@ pub const RATE_LIMIT_FIRST: Duration = Duration::from_secs(60);
 /// across a 15-minute rate-limit window).
 pub const RATE_LIMIT_MAX: Duration = Duration::from_secs(960);
 
-/// The backoff state of one stream.
-#[derive(Debug, Default, Clone)]
+/// The network backoff: linear, [`NETWORK_STEP`] per attempt, at most [`NETWORK_MAX`].
+pub const NETWORK_POLICY: BackoffPolicy = BackoffPolicy::linear(NETWORK_STEP, NETWORK_MAX);
+/// The HTTP error backoff: [`HTTP_FIRST`], doubling, at most [`HTTP_MAX`].
+pub const HTTP_POLICY: BackoffPolicy = BackoffPolicy::exponential(HTTP_FIRST, HTTP_MAX);
+/// The rate-limit backoff: [`RATE_LIMIT_FIRST`], doubling, at most [`RATE_LIMIT_MAX`].
+pub const RATE_LIMIT_POLICY: BackoffPolicy =
+    BackoffPolicy::exponential(RATE_LIMIT_FIRST, RATE_LIMIT_MAX);
+
+/// The backoff state of one stream: one counter per row of the table above.
+#[derive(Debug, Clone)]
 pub struct Backoff {
-    network_attempts: u32,
-    http_attempts: u32,
-    rate_limit_attempts: u32,
+    network: RetryBackoff,
+    http: RetryBackoff,
+    rate_limit: RetryBackoff,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            network: RetryBackoff::new(NETWORK_POLICY),
+            http: RetryBackoff::new(HTTP_POLICY),
+            rate_limit: RetryBackoff::new(RATE_LIMIT_POLICY),
+        }
+    }
 }
 
 impl Backoff {
@@ -83,19 +105,10 @@ impl Backoff {
                 self.reset();
                 Some(Duration::ZERO)
             }
-            Disconnect::Network | Disconnect::Stall => {
-                self.network_attempts = self.network_attempts.saturating_add(1);
-                Some((NETWORK_STEP * self.network_attempts).min(NETWORK_MAX))
-            }
-            Disconnect::Http(_) => {
-                let delay = exponential(HTTP_FIRST, self.http_attempts, HTTP_MAX);
-                self.http_attempts = self.http_attempts.saturating_add(1);
-                Some(delay)
-            }
+            Disconnect::Network | Disconnect::Stall => Some(self.network.next_delay()),
+            Disconnect::Http(_) => Some(self.http.next_delay()),
             Disconnect::RateLimited(_) | Disconnect::TooManyConnections => {
-                let delay = exponential(RATE_LIMIT_FIRST, self.rate_limit_attempts, RATE_LIMIT_MAX);
-                self.rate_limit_attempts = self.rate_limit_attempts.saturating_add(1);
-                Some(delay)
+                Some(self.rate_limit.next_delay())
             }
             Disconnect::Unauthorized(_) => None,
         }
@@ -105,18 +118,6 @@ impl Backoff {
     pub fn reset(&mut self) {
         *self = Self::default();
     }
-}
-
-fn exponential(first: Duration, attempts: u32, max: Duration) -> Duration {
-    first
-        .checked_mul(1u32.checked_shl(attempts.min(16)).unwrap_or(u32::MAX))
-        .unwrap_or(max)
-        .min(max)
-}
-
-/// `delay` plus a random 0–10 % (`fraction` in [0, 1) picks where in that range).
-pub fn with_jitter(delay: Duration, fraction: f64) -> Duration {
-    delay + delay.mul_f64(0.1 * fraction.clamp(0.0, 1.0))
 }
 
 #[cfg(test)]

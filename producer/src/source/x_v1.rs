@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tweet_pipeline_common::secret::OAuthKeys;
 
-use crate::live::{Framing, StreamApi};
+use crate::source::live::{Framing, StreamApi};
 
 /// Three missed 30-second keep-alives ("Connecting to a streaming endpoint": "if no data is
 /// received for 90 seconds, reconnect").

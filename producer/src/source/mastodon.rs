@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tweet_pipeline_common::secret::Secret;
 
-use crate::live::{Framing, StreamApi};
+use crate::source::live::{Framing, StreamApi};
 
 /// Mastodon's streaming server sends a heartbeat about every 15 s; three missed ones stall.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(45);

@@ -11,7 +11,7 @@
 //!   cursor may lag by up to a second of drained records: those are sent again (at-least-once).
 //!
 //! Each record is one frame: `u32 LE body length | u32 LE CRC-32 (IEEE) of the body | body`,
-//! body = `u8 version (1) | u8 kind index | i64 LE timestamp ms | u16 LE topic length | topic |
+//! body = `u8 version (1) | u8 kind code ([`Kind::code`]) | i64 LE timestamp ms | u16 LE topic length | topic |
 //! i32 LE key length (-1: no key) | key | u16 LE header count | per header: u16 LE name length |
 //! name | i32 LE value length (-1: no value) | value | payload (the rest of the body)`.
 //! A frame cut short by a crash at the tail of the newest segment is dropped (with a warning)
@@ -26,16 +26,17 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
+use tweet_pipeline_common::Kind;
 
-/// Bytes before a frame's body: its length and its CRC.
-const FRAME_HEADER_BYTES: u64 = 8;
-/// Frame body format version.
-const VERSION: u8 = 1;
+use frame::{decode, encode, read_frame};
+
+mod frame;
+
 /// How often [`FsyncPolicy::Interval`] syncs, and how often the drain cursor is saved.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// File name of the drain cursor.
@@ -44,9 +45,6 @@ const CURSOR_FILE: &str = "cursor";
 const LOCK_FILE: &str = "lock";
 /// File name suffix of segments.
 const SEGMENT_SUFFIX: &str = ".spool";
-/// Largest frame body accepted when reading: a line is at most a few MiB (`--max-line-bytes`
-/// plus headers); anything larger is corruption.
-const MAX_FRAME_BYTES: u32 = 64 << 20;
 
 /// When appended records are forced to disk (`fsync`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -123,8 +121,8 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
 pub struct RecordRef<'a, H> {
     /// The topic it was meant for.
     pub topic: &'a str,
-    /// Index of its kind in `Kind::ALL` (the delivery opaque).
-    pub kind_index: u8,
+    /// Its kind (stored as [`Kind::code`]).
+    pub kind: Kind,
     /// The record timestamp, milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
     /// The record key.
@@ -140,8 +138,8 @@ pub struct RecordRef<'a, H> {
 pub struct SpooledRecord {
     /// The topic it is meant for.
     pub topic: String,
-    /// Index of its kind in `Kind::ALL`.
-    pub kind_index: u8,
+    /// Its kind; [`Kind::Unknown`] for a code this build does not know.
+    pub kind: Kind,
     /// The record timestamp, milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
     /// The record key.
@@ -159,7 +157,7 @@ impl SpooledRecord {
     pub fn from_ref<H: Headers>(record: &RecordRef<'_, H>) -> Self {
         Self {
             topic: record.topic.to_owned(),
-            kind_index: record.kind_index,
+            kind: record.kind,
             timestamp_ms: record.timestamp_ms,
             key: record.key.map(<[u8]>::to_vec),
             headers: record
@@ -656,144 +654,6 @@ fn scan_segment(path: &Path, start: u64, newest: bool) -> Result<(u64, u64), Spo
     Ok((records, offset))
 }
 
-/// Reads one frame at the reader's position: `Ok(None)` when the file ends inside it.
-fn read_frame(
-    reader: &mut impl Read,
-    path: &Path,
-    offset: u64,
-) -> Result<Option<(u64, Vec<u8>)>, SpoolError> {
-    let mut header = [0_u8; FRAME_HEADER_BYTES as usize];
-    if !read_full(reader, &mut header).map_err(io_error(path))? {
-        return Ok(None);
-    }
-    let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes"));
-    let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
-    if len > MAX_FRAME_BYTES {
-        return Err(SpoolError::Corrupt {
-            path: path.to_owned(),
-            offset,
-            reason: "implausible frame length",
-        });
-    }
-    let mut body = vec![0_u8; len as usize];
-    if !read_full(reader, &mut body).map_err(io_error(path))? {
-        return Ok(None);
-    }
-    if crc32fast::hash(&body) != crc {
-        return Err(SpoolError::Corrupt {
-            path: path.to_owned(),
-            offset,
-            reason: "CRC mismatch",
-        });
-    }
-    Ok(Some((FRAME_HEADER_BYTES + u64::from(len), body)))
-}
-
-/// `read_exact` that reports a clean or partial end of file as `false`.
-fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> io::Result<bool> {
-    match reader.read_exact(buffer) {
-        Ok(()) => Ok(true),
-        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(error) => Err(error),
-    }
-}
-
-fn encode<H: Headers>(buffer: &mut Vec<u8>, record: &RecordRef<'_, H>) {
-    buffer.clear();
-    buffer.extend_from_slice(&[0; FRAME_HEADER_BYTES as usize]);
-    buffer.push(VERSION);
-    buffer.push(record.kind_index);
-    buffer.extend_from_slice(&record.timestamp_ms.to_le_bytes());
-    put_short(buffer, record.topic.as_bytes());
-    put_optional(buffer, record.key);
-    let count = record
-        .headers
-        .map_or(0, |h| h.count().min(usize::from(u16::MAX)));
-    buffer.extend_from_slice(&(count as u16).to_le_bytes());
-    if let Some(headers) = record.headers {
-        for header in headers.iter().take(count) {
-            put_short(buffer, header.key.as_bytes());
-            put_optional(buffer, header.value);
-        }
-    }
-    buffer.extend_from_slice(record.payload);
-    let body_len = (buffer.len() - FRAME_HEADER_BYTES as usize) as u32;
-    let crc = crc32fast::hash(&buffer[FRAME_HEADER_BYTES as usize..]);
-    buffer[0..4].copy_from_slice(&body_len.to_le_bytes());
-    buffer[4..8].copy_from_slice(&crc.to_le_bytes());
-}
-
-fn put_short(buffer: &mut Vec<u8>, bytes: &[u8]) {
-    let len = bytes.len().min(usize::from(u16::MAX));
-    buffer.extend_from_slice(&(len as u16).to_le_bytes());
-    buffer.extend_from_slice(&bytes[..len]);
-}
-
-fn put_optional(buffer: &mut Vec<u8>, bytes: Option<&[u8]>) {
-    match bytes {
-        None => buffer.extend_from_slice(&(-1_i32).to_le_bytes()),
-        Some(bytes) => {
-            buffer.extend_from_slice(&(bytes.len() as i32).to_le_bytes());
-            buffer.extend_from_slice(bytes);
-        }
-    }
-}
-
-/// Decodes a frame body; `None` when it is malformed.
-fn decode(body: &[u8]) -> Option<SpooledRecord> {
-    let mut cursor = Cursor { body, at: 0 };
-    if cursor.take(1)?[0] != VERSION {
-        return None;
-    }
-    let kind_index = cursor.take(1)?[0];
-    let timestamp_ms = i64::from_le_bytes(cursor.take(8)?.try_into().ok()?);
-    let topic = String::from_utf8(cursor.short()?.to_vec()).ok()?;
-    let key = cursor.optional()?.map(<[u8]>::to_vec);
-    let count = u16::from_le_bytes(cursor.take(2)?.try_into().ok()?);
-    let mut headers = Vec::with_capacity(usize::from(count));
-    for _ in 0..count {
-        let name = String::from_utf8(cursor.short()?.to_vec()).ok()?;
-        let value = cursor.optional()?.map(<[u8]>::to_vec);
-        headers.push((name, value));
-    }
-    let payload = body[cursor.at..].to_vec();
-    Some(SpooledRecord {
-        topic,
-        kind_index,
-        timestamp_ms,
-        key,
-        headers,
-        payload,
-        frame_bytes: 0,
-    })
-}
-
-struct Cursor<'a> {
-    body: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let slice = self.body.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(slice)
-    }
-
-    fn short(&mut self) -> Option<&'a [u8]> {
-        let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
-        self.take(usize::from(len))
-    }
-
-    fn optional(&mut self) -> Option<Option<&'a [u8]>> {
-        let len = i32::from_le_bytes(self.take(4)?.try_into().ok()?);
-        if len < 0 {
-            return Some(None);
-        }
-        self.take(len as usize).map(Some)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -816,7 +676,7 @@ mod tests {
         let key = n.to_string();
         spool.append(&RecordRef {
             topic: "tweets",
-            kind_index: 1,
+            kind: Kind::Retweet,
             timestamp_ms: 1_700_000_000_000 + n as i64,
             key: Some(key.as_bytes()),
             headers: Some(&headers),
@@ -851,7 +711,7 @@ mod tests {
         assert!(spool.segments.len() > 3, "small segments roll over");
         let first = spool.peek().unwrap().unwrap().clone();
         assert_eq!(first.topic, "tweets");
-        assert_eq!(first.kind_index, 1);
+        assert_eq!(first.kind, Kind::Retweet);
         assert_eq!(first.timestamp_ms, 1_700_000_000_000);
         assert_eq!(
             first.headers,

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tweet_pipeline_common::secret::Secret;
 
-use crate::live::{without_url, Framing, StreamApi};
+use crate::source::live::{without_url, Framing, StreamApi};
 
 /// Default `tweet.fields`: what routing and analysis read (text, language, time, author,
 /// references) plus `note_tweet` for posts over 280 characters.
