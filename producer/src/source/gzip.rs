@@ -22,7 +22,7 @@ pub enum BodyDecoder {
     /// No content coding: chunks pass through.
     Identity,
     /// `content-encoding: gzip` (or `x-gzip`): inflated into the decoder's buffer.
-    Gzip(GzDecoder<Vec<u8>>),
+    Gzip(Box<GzDecoder<Vec<u8>>>),
 }
 
 /// A body that is not valid gzip (a corrupt or unsupported stream).
@@ -47,7 +47,7 @@ impl BodyDecoder {
             Some(coding)
                 if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") =>
             {
-                Ok(Self::Gzip(GzDecoder::new(Vec::new())))
+                Ok(Self::Gzip(Box::new(GzDecoder::new(Vec::new()))))
             }
             Some(other) => Err(UnsupportedEncoding(other.to_owned())),
         }
