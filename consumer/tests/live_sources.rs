@@ -126,6 +126,14 @@ fn wait_metrics(port: u16, secs: u64, what: &str, check: impl Fn(&str) -> bool) 
     }
 }
 
+/// The records the producer's summary says it wrote, over the four topics.
+fn records_written(output: &Output, names: &TopicNames) -> u64 {
+    Destination::ALL
+        .iter()
+        .map(|d| summary_value(output, &format!("records -> {}", names.name(*d))))
+        .sum()
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -226,10 +234,7 @@ async fn x_v2_rules_faults_and_reconnection() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(summary_value(&output, "failed"), 0);
     assert_eq!(summary_value(&output, "unacknowledged"), 0);
-    let written: u64 = Destination::ALL
-        .iter()
-        .map(|d| summary_value(&output, &format!("records -> {}", names.name(*d))))
-        .sum();
+    let written = records_written(&output, &names);
     // Nothing received before a fault is lost: every line the emulator sent is in Kafka.
     let stats = emulator.stats();
     let sent = stats["v2"]["lines_sent"].as_u64().expect("lines_sent");
@@ -517,10 +522,7 @@ async fn x_v2_gzip_stream_cut_mid_line_loses_nothing() {
     std::thread::sleep(Duration::from_secs(1));
     let output = terminate(child);
     assert!(output.status.success(), "{}", stderr(&output));
-    let written: u64 = Destination::ALL
-        .iter()
-        .map(|d| summary_value(&output, &format!("records -> {}", names.name(*d))))
-        .sum();
+    let written = records_written(&output, &names);
     let stats = emulator.stats();
     let sent = stats["v2"]["lines_sent"].as_u64().expect("lines_sent");
     // The emulator counts whole lines; the producer also wrote the cut-off one.
