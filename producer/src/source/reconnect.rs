@@ -196,14 +196,6 @@ mod tests {
     }
 
     #[test]
-    fn jitter_adds_at_most_ten_percent() {
-        let delay = Duration::from_secs(10);
-        assert_eq!(with_jitter(delay, 0.0), delay);
-        assert_eq!(with_jitter(delay, 0.5), Duration::from_millis(10_500));
-        assert!(with_jitter(delay, 0.999_999) < Duration::from_secs(11));
-    }
-
-    #[test]
     fn reasons_are_a_closed_set() {
         assert_eq!(Disconnect::Http(502).reason(), "http_5xx");
         assert_eq!(Disconnect::Http(404).reason(), "http_4xx");
