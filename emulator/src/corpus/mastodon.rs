@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use serde_json::Value;
+use tweet_pipeline_common::post::html_to_text;
 
 use super::Toot;
 
@@ -19,24 +20,11 @@ pub(super) fn toot(line: &str, status: &Value) -> Option<Toot> {
         json: Bytes::from(line.to_owned()),
         id,
         tags,
-        content: strip_html(status["content"].as_str().unwrap_or_default()).to_lowercase(),
+        // Mastodon's `content` is HTML (`#<span>tag</span>`); matching wants the text, as the
+        // pipeline reads it.
+        content: html_to_text(status["content"].as_str().unwrap_or_default()).to_lowercase(),
         local: !acct.contains('@'),
     })
-}
-
-/// Mastodon's `content` is HTML (`#<span>tag</span>`); matching wants the text.
-fn strip_html(html: &str) -> String {
-    let mut text = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => in_tag = false,
-            _ if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    text
 }
 
 #[cfg(test)]
@@ -46,7 +34,7 @@ mod tests {
     #[test]
     fn html_is_stripped_for_hashtag_matching() {
         assert_eq!(
-            strip_html(r#"<p>go <a href="x" class="hashtag">#<span>LAC</span></a></p>"#),
+            html_to_text(r#"<p>go <a href="x" class="hashtag">#<span>LAC</span></a></p>"#),
             "go #LAC"
         );
     }
