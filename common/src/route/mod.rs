@@ -23,12 +23,15 @@
 //! | invalid JSON or invalid UTF-8            | `malformed`     | deadletter  | none                       |
 //! | valid JSON of no known shape             | `unknown`       | deadletter  | none                       |
 //! | line over `max_line_bytes` (framing)     | `oversized`     | deadletter  | none (value: the first `max_line_bytes`) |
+//! | Bluesky Jetstream event (`time_us` + `kind`) | `post`, `edit`, `repost`, `delete`, `event`, `identity`, `account` | see [`jetstream`] | AT URI, or the DID |
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+
+pub mod jetstream;
 
 /// Which topic a line goes to. The topic names themselves are configuration
 /// ([`crate::config::TopicNames`]).
@@ -189,11 +192,19 @@ pub enum Kind {
     Unknown = 15,
     /// A line longer than the framer's maximum (`max_line_bytes`); its first bytes are kept.
     Oversized = 16,
+    /// A Bluesky post created (Jetstream commit create of `app.bsky.feed.post`).
+    Post = 17,
+    /// A Bluesky repost (Jetstream commit of `app.bsky.feed.repost`).
+    Repost = 18,
+    /// A Bluesky identity event: a DID's handle or DID document changed.
+    Identity = 19,
+    /// A Bluesky account event: an account became active, deactivated, suspended or taken down.
+    Account = 20,
 }
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Tweet,
         Kind::Retweet,
         Kind::Edit,
@@ -211,6 +222,10 @@ impl Kind {
         Kind::Malformed,
         Kind::Unknown,
         Kind::Oversized,
+        Kind::Post,
+        Kind::Repost,
+        Kind::Identity,
+        Kind::Account,
     ];
 
     /// The kind's stable one-byte code (its spool encoding); see [`Kind::from_code`].
@@ -244,6 +259,10 @@ impl Kind {
             Kind::Malformed => "malformed",
             Kind::Unknown => "unknown",
             Kind::Oversized => "oversized",
+            Kind::Post => "post",
+            Kind::Repost => "repost",
+            Kind::Identity => "identity",
+            Kind::Account => "account",
         }
     }
 
@@ -267,6 +286,10 @@ impl Kind {
             "malformed" => Kind::Malformed,
             "unknown" => Kind::Unknown,
             "oversized" => Kind::Oversized,
+            "post" => Kind::Post,
+            "repost" => Kind::Repost,
+            "identity" => Kind::Identity,
+            "account" => Kind::Account,
             _ => return None,
         })
     }
@@ -274,8 +297,8 @@ impl Kind {
     /// The topic this kind of message is written to.
     pub fn destination(self) -> Destination {
         match self {
-            Kind::Tweet | Kind::Edit => Destination::Tweets,
-            Kind::Retweet => Destination::Retweets,
+            Kind::Tweet | Kind::Edit | Kind::Post => Destination::Tweets,
+            Kind::Retweet | Kind::Repost => Destination::Retweets,
             Kind::Malformed | Kind::Unknown | Kind::Oversized => Destination::DeadLetter,
             _ => Destination::Control,
         }
@@ -539,6 +562,15 @@ struct Probe<'a> {
     errors: Option<IgnoredAny>,
     #[serde(borrow, default)]
     matching_rules: Option<Vec<MatchingRule<'a>>>,
+    // Bluesky Jetstream v1
+    #[serde(default)]
+    time_us: Option<IgnoredAny>,
+    #[serde(borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    did: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    commit: Option<jetstream::Commit<'a>>,
 }
 
 /// v2 `matching_rules` entry: `{"id": "...", "tag": "..."}` (the tag may be null).
@@ -560,6 +592,14 @@ impl<'de> Deserialize<'de> for NonNull {
 impl<'a> Probe<'a> {
     fn route(self) -> Routed<'a> {
         let routed = Routed::new;
+        if let (Some(_), Some(kind)) = (&self.time_us, self.kind) {
+            return jetstream::Event {
+                did: self.did,
+                kind,
+                commit: self.commit,
+            }
+            .route();
+        }
         if let Some(delete) = self.delete {
             return routed(Kind::Delete, delete.status.and_then(IdRef::into_key));
         }
@@ -826,13 +866,17 @@ mod tests {
             (Kind::Malformed, 14),
             (Kind::Unknown, 15),
             (Kind::Oversized, 16),
+            (Kind::Post, 17),
+            (Kind::Repost, 18),
+            (Kind::Identity, 19),
+            (Kind::Account, 20),
         ];
         assert_eq!(pinned.len(), Kind::ALL.len(), "every kind is pinned");
         for (kind, code) in pinned {
             assert_eq!(kind.code(), code, "{kind:?}");
             assert_eq!(Kind::from_code(code), Some(kind));
         }
-        assert_eq!(Kind::from_code(17), None);
+        assert_eq!(Kind::from_code(21), None);
         assert_eq!(Kind::from_code(u8::MAX), None);
     }
 
