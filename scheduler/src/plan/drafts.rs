@@ -111,12 +111,15 @@ fn read_csv(file: &Path, text: &str, tz: Tz, drafts: &mut Vec<Draft>, problems: 
     }
 }
 
+/// A CSV row: the line it starts on, and its fields.
+type CsvRow = (usize, Vec<String>);
+
 /// RFC 4180 CSV, read with the csv crate: fields separated by commas, optionally in double
 /// quotes (a quoted field may hold commas, newlines and `""` for a quote); rows may have any
 /// number of fields, and empty lines are skipped. Returns each row with the line it starts on,
 /// and the line and reason where the reader gave up, if it did (the text is UTF-8 and rows may
 /// differ in length, so it has next to nothing to refuse).
-fn csv_rows(text: &str) -> (Vec<(usize, Vec<String>)>, Option<(usize, String)>) {
+fn csv_rows(text: &str) -> (Vec<CsvRow>, Option<(usize, String)>) {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -141,7 +144,7 @@ fn csv_rows(text: &str) -> (Vec<(usize, Vec<String>)>, Option<(usize, String)>) 
 mod tests {
     use super::*;
 
-    fn parse_csv(text: &str) -> Vec<(usize, Vec<String>)> {
+    fn parse_csv(text: &str) -> Vec<CsvRow> {
         let (rows, error) = csv_rows(text);
         assert_eq!(error, None);
         rows

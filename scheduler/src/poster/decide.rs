@@ -405,7 +405,10 @@ mod tests {
     #[test]
     fn a_rate_limit_does_not_keep_a_missed_post_from_being_recorded_after_it() {
         let post = view(State::Waiting, t(0));
-        assert_eq!(decide_at(950, post, Some(1000)), Action::Wait(Some(t(1000))));
+        assert_eq!(
+            decide_at(950, post, Some(1000)),
+            Action::Wait(Some(t(1000)))
+        );
         assert_eq!(
             decide_at(1000, post, Some(1000)),
             Action::MarkMissed {

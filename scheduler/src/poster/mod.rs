@@ -475,11 +475,7 @@ impl Poster {
         }
         let (state, attempts, attempt_at) = match self.loaded.remove(&id) {
             None => (State::Waiting, 0, None),
-            Some(result) => (
-                state_on_load(now, &result),
-                result.attempt,
-                Some(result.at),
-            ),
+            Some(result) => (state_on_load(now, &result), result.attempt, Some(result.at)),
         };
         self.entries.insert(
             id,
@@ -729,13 +725,7 @@ impl Poster {
             tracing::warn!(%id, %error, "the answer to a post was lost; reconciling before any retry");
         }
         let entry = &self.entries[id];
-        let verdict = answer(
-            now,
-            reply,
-            entry.attempts,
-            entry.post.due_at,
-            &self.policy,
-        );
+        let verdict = answer(now, reply, entry.attempts, entry.post.due_at, &self.policy);
         if let Some(until) = verdict.rate_limited_until {
             tracing::warn!(%id, until = %until, "rate limited by X; waiting for the reset");
             self.rate_limited_until = Some(until);

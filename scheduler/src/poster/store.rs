@@ -137,8 +137,8 @@ fn migrate(connection: &Connection) -> Result<(), PosterStoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Utc;
     use crate::model::Outcome;
+    use chrono::Utc;
 
     #[test]
     fn migrations_apply_once_and_refuse_a_newer_schema() {
