@@ -14,9 +14,6 @@ pub mod kafka;
 pub mod metrics;
 pub mod post;
 pub mod route;
-// Stopgap while the scheduled-post model moves to its own crate: it uses rdkafka.
-#[cfg(feature = "kafka")]
-pub mod scheduled;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;

@@ -7,7 +7,6 @@ mod archive;
 mod eval;
 mod lag;
 mod outputs;
-mod poster;
 mod report;
 mod runner;
 mod store;
@@ -33,6 +32,7 @@ use crate::outputs::Outputs;
 use crate::report::ReportConfig;
 use crate::runner::{Handler, RebalanceContext, RunStats, RunnerConfig};
 use crate::store::{LanguageSentiment, Store, StoreLocation};
+use tweet_pipeline_scheduler::poster;
 
 /// Default `/metrics` address of the consumer.
 const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9102";
@@ -125,6 +125,15 @@ enum Role {
     /// Posts the scheduled posts when due, exactly once (see the README).
     Poster,
     /// Raw record values into rotating gzip JSON-lines files (readable by tweet-producer --replay).
+    Archive,
+}
+
+/// The roles run by the at-least-once runner: every [`Role`] but the poster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunnerRole {
+    /// [`Role::Analysis`].
+    Analysis,
+    /// [`Role::Archive`].
     Archive,
 }
 
@@ -280,9 +289,12 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(addr) = cli.metrics.addr_or(default_addr) {
         metrics::serve(addr, registry.clone(), shutdown.child_token()).await?;
     }
-    if role == Role::Poster {
-        return run_poster(cli, &registry, shutdown).await;
-    }
+    // The poster runs its own loop; the other roles share the at-least-once runner.
+    let role = match role {
+        Role::Poster => return run_poster(cli, &registry, shutdown).await,
+        Role::Analysis => RunnerRole::Analysis,
+        Role::Archive => RunnerRole::Archive,
+    };
     let metrics = ConsumerMetrics::register(&registry);
 
     let client_id = format!("tweet-consumer-{}", cli.group);
@@ -297,7 +309,7 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
         cli.topics.retweets.as_str(),
         cli.topics.control.as_str(),
     ];
-    if role == Role::Archive {
+    if role == RunnerRole::Archive {
         topics.push(cli.topics.deadletter.as_str());
     }
     kafka::check_topics(
@@ -314,7 +326,7 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let header = format!("tweet-consumer summary (group {})", cli.group);
     match role {
-        Role::Analysis => {
+        RunnerRole::Analysis => {
             tracing::info!(group = %cli.group, role = ?role, topics = ?topics, db = %cli.db, "consuming");
             let (db, names) = (cli.db.clone(), cli.topics.clone());
             let analyzer = match cli.no_analysis {
@@ -363,8 +375,7 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
             let _ = writeln!(out, "  {:<28}{:>10}", "records skipped", totals.skipped);
             Ok(ExitCode::SUCCESS)
         }
-        Role::Poster => unreachable!("the poster runs its own loop (run_poster)"),
-        Role::Archive => {
+        RunnerRole::Archive => {
             let archive = ArchiveConfig {
                 dir: cli.archive.archive_dir.clone(),
                 max_bytes: cli.archive.archive_max_bytes,
@@ -439,36 +450,17 @@ where
     Ok(result)
 }
 
+/// The poster ([`poster::run`]), which keeps its outcomes in a SQLite file.
 async fn run_poster(
     cli: Cli,
     registry: &Registry,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<ExitCode> {
+    let StoreLocation::Sqlite(db) = cli.db else {
+        anyhow::bail!("the poster keeps its outcomes in SQLite: give --db a file path");
+    };
     let metrics = PosterMetrics::register(registry);
-    let handle = tokio::runtime::Handle::current();
-    let cancel = shutdown.clone();
-    let totals = tokio::task::spawn_blocking(move || {
-        let StoreLocation::Sqlite(db) = &cli.db else {
-            anyhow::bail!("the poster keeps its outcomes in SQLite: give --db a file path");
-        };
-        let poster = poster::Poster::new(cli.poster, &cli.kafka, &cli.group, db, metrics, handle)?;
-        poster.run(&cancel)
-    })
-    .await
-    .context("the poster thread panicked")??;
-    shutdown.cancel();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "tweet-consumer summary (poster)");
-    let _ = writeln!(
-        out,
-        "  {:<28}{:>10}",
-        "scheduled records read", totals.records
-    );
-    for outcome in ["posted", "duplicate", "failed", "missed"] {
-        let count = totals.outcomes.get(outcome).copied().unwrap_or(0);
-        let _ = writeln!(out, "  {:<28}{:>10}", outcome, count);
-    }
-    Ok(ExitCode::SUCCESS)
+    poster::run(cli.poster, cli.kafka, cli.group, db, metrics, shutdown).await
 }
 
 fn open_existing(db: &StoreLocation) -> anyhow::Result<Store> {

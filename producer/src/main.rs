@@ -2,8 +2,6 @@
 //! field inspection (tweets, retweets, control, deadletter). This file parses the command line,
 //! runs the library ([`tweet_pipeline_producer::run`]) and prints the run's summary.
 
-mod schedule;
-
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -11,6 +9,7 @@ use clap::{Parser, Subcommand};
 use tweet_pipeline_common::telemetry;
 use tweet_pipeline_producer::cli::StreamArgs;
 use tweet_pipeline_producer::run;
+use tweet_pipeline_scheduler::command as schedule;
 
 /// Write a social stream to Kafka, every line unchanged, routed by field inspection.
 ///

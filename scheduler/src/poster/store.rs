@@ -2,11 +2,25 @@
 //! same database file as the analysis store but its own table and connection), for local
 //! queries. The results topic stays the source of truth: a failed write here is logged and
 //! does not stop posting.
+//!
+//! Migrations (`scheduler/migrations/sqlite/`) are applied at open, as the analysis store does
+//! with its own. Their version is kept in the table `scheduled_posts_schema`, not in `PRAGMA
+//! user_version`: the file is shared, and `user_version` is the analysis store's.
 
 use std::path::Path;
 
 use rusqlite::{params, Connection};
-use tweet_pipeline_common::scheduled::{PostResult, ScheduledPost};
+
+use crate::model::{PostResult, ScheduledPost};
+
+/// The schema version this build writes (the last migration's number).
+const SCHEMA_VERSION: i64 = 1;
+
+/// The migrations, in order: (version, SQL).
+const MIGRATIONS: [(i64, &str); 1] = [(
+    1,
+    include_str!("../../migrations/sqlite/0001_scheduled_posts.sql"),
+)];
 
 /// Why the poster store failed.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +28,14 @@ pub enum PosterStoreError {
     /// SQLite refused an operation.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The file was migrated by a newer build.
+    #[error("the poster tables are at schema version {found}, newer than this build's {supported}; run a newer tweet-consumer")]
+    NewerSchema {
+        /// The version in the file.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
 }
 
 /// The `scheduled_posts` table.
@@ -22,27 +44,16 @@ pub struct PosterStore {
 }
 
 impl PosterStore {
-    /// Opens (or creates) the database at `path` and the table.
+    /// Opens (or creates) the database at `path` and brings the poster's tables up to date.
     ///
     /// # Errors
-    /// When the file cannot be opened or the table created.
+    /// When the file cannot be opened, a migration fails, or the tables are at a newer schema
+    /// version than this build's.
     pub fn open(path: &Path) -> Result<Self, PosterStoreError> {
         let connection = Connection::open(path)?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.execute_batch(
-            "CREATE TABLE IF NOT EXISTS scheduled_posts (
-                id TEXT PRIMARY KEY,
-                text TEXT NOT NULL,
-                due_at TEXT NOT NULL,
-                status TEXT NOT NULL,
-                attempts INTEGER NOT NULL,
-                post_id TEXT,
-                reason TEXT,
-                lateness_seconds REAL,
-                updated_at TEXT NOT NULL
-            );",
-        )?;
+        migrate(&connection)?;
         Ok(Self { connection })
     }
 
@@ -91,11 +102,76 @@ impl PosterStore {
     }
 }
 
+/// Applies the migrations newer than the file's version, each in one transaction with its
+/// version row.
+fn migrate(connection: &Connection) -> Result<(), PosterStoreError> {
+    connection.execute_batch(
+        "CREATE TABLE IF NOT EXISTS scheduled_posts_schema (
+            version INTEGER PRIMARY KEY,
+            applied_at TEXT NOT NULL
+        );",
+    )?;
+    let found: i64 = connection.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM scheduled_posts_schema",
+        [],
+        |row| row.get(0),
+    )?;
+    if found > SCHEMA_VERSION {
+        return Err(PosterStoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        let tx = connection.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO scheduled_posts_schema (version, applied_at) VALUES (?1, datetime('now'))",
+            params![version],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Outcome;
     use chrono::Utc;
-    use tweet_pipeline_common::scheduled::Outcome;
+
+    #[test]
+    fn migrations_apply_once_and_refuse_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        drop(PosterStore::open(&path).unwrap());
+        let store = PosterStore::open(&path).unwrap();
+        let rows: i64 = store
+            .connection
+            .query_row("SELECT COUNT(*) FROM scheduled_posts_schema", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(rows, 1);
+        // The analysis store's version is left alone.
+        let user_version: i64 = store
+            .connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(user_version, 0);
+        store
+            .connection
+            .execute(
+                "INSERT INTO scheduled_posts_schema VALUES (99, datetime('now'))",
+                [],
+            )
+            .unwrap();
+        drop(store);
+        assert!(matches!(
+            PosterStore::open(&path),
+            Err(PosterStoreError::NewerSchema { found: 99, .. })
+        ));
+    }
 
     #[test]
     fn latest_outcome_wins() {

@@ -1,4 +1,4 @@
-//! `tweet-producer schedule`: queue posts on the compacted `scheduled` topic (one post, or a
+//! The `schedule` subcommand of `tweet-producer`: its clap arguments and [`run`]. It queues posts on the compacted `scheduled` topic (one post, or a
 //! batch of drafts placed into slots), cancel them with a tombstone, and list them with the
 //! poster's outcomes read back from the `scheduled-results` topic.
 //!
@@ -6,31 +6,20 @@
 //! running the same command twice writes the same keys and the compacted topic keeps one
 //! record per post; the poster, which keys its outcomes by the same id, never posts it twice.
 
-mod plan;
-mod weight;
-
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration as StdDuration;
 
 use anyhow::{bail, Context as _};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use clap::{Args, Subcommand};
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use tweet_pipeline_common::config::{KafkaArgs, ScheduleTopics};
-use tweet_pipeline_common::kafka;
-use tweet_pipeline_common::scheduled::{
-    partitions_of, read_to_end, PostResult, RawRecord, ScheduledPost,
-};
 
-use plan::{parse_duration, parse_time, parse_tz, Draft, Problem, Slots};
-
-/// How long the schedule waits for Kafka (metadata, acknowledgements, reading back).
-const KAFKA_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+use crate::model::{PostResult, ScheduledPost};
+use crate::plan::{self, parse_duration, parse_time, parse_tz, Draft, Problem, Slots};
+use crate::queue;
 
 /// `tweet-producer schedule ...`.
 #[derive(Debug, Args)]
@@ -213,28 +202,8 @@ async fn enqueue(
         println!("dry run: {} post(s) planned, nothing enqueued", posts.len());
         return Ok(ExitCode::SUCCESS);
     }
-    let producer = create_producer(&options.kafka, &options.topics)?;
-    let values = posts
-        .iter()
-        .map(serde_json::to_vec)
-        .collect::<Result<Vec<_>, _>>()
-        .context("serialising a scheduled post")?;
-    let mut deliveries = Vec::with_capacity(posts.len());
-    for (post, value) in posts.iter().zip(&values) {
-        let record = FutureRecord::to(&options.topics.scheduled)
-            .key(&post.id)
-            .payload(value);
-        deliveries.push(producer.send(record, KAFKA_TIMEOUT));
-    }
-    // The producer resolves the deliveries as acknowledgements arrive; all are awaited, so
-    // nothing is left to flush.
-    let mut failed = 0;
-    for delivery in deliveries {
-        if let Err((error, _)) = delivery.await {
-            tracing::error!(%error, "a scheduled post was not acknowledged");
-            failed += 1;
-        }
-    }
+    let producer = queue::schedule_producer(&options.kafka, &options.topics)?;
+    let failed = queue::enqueue(&producer, &options.topics.scheduled, &posts).await?;
     if failed > 0 {
         bail!(
             "{failed} of {} scheduled post(s) were not acknowledged by Kafka; run the same command again (ids are stable, nothing doubles)",
@@ -252,22 +221,6 @@ async fn enqueue(
         }
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn create_producer(
-    kafka_args: &KafkaArgs,
-    topics: &ScheduleTopics,
-) -> anyhow::Result<FutureProducer> {
-    let producer: FutureProducer = kafka::producer_config(kafka_args, "tweet-producer-schedule")
-        .create()
-        .context("invalid Kafka producer configuration (check -X properties)")?;
-    kafka::check_topics(
-        producer.client(),
-        &kafka_args.bootstrap,
-        &[topics.scheduled.as_str()],
-        StdDuration::from_secs(10),
-    )?;
-    Ok(producer)
 }
 
 fn print_plan(posts: &[ScheduledPost], tz: Tz) -> anyhow::Result<()> {
@@ -309,18 +262,9 @@ async fn cancel(
     kafka_args: &KafkaArgs,
     topics: &ScheduleTopics,
 ) -> anyhow::Result<()> {
-    let producer = create_producer(kafka_args, topics)?;
+    let producer = queue::schedule_producer(kafka_args, topics)?;
     for id in ids {
-        if !id.starts_with("sp-") {
-            bail!("'{id}' is not a scheduled post id (they look like sp-0123456789abcdef)");
-        }
-        let record: FutureRecord<'_, str, [u8]> =
-            FutureRecord::to(&topics.scheduled).key(id.as_str());
-        producer
-            .send(record, KAFKA_TIMEOUT)
-            .await
-            .map_err(|(error, _)| error)
-            .with_context(|| format!("cannot write the tombstone for {id}"))?;
+        queue::cancel(&producer, &topics.scheduled, id).await?;
         println!("cancelled {id}");
     }
     Ok(())
@@ -334,23 +278,12 @@ struct Row {
 }
 
 fn list(tz: Tz, kafka_args: &KafkaArgs, topics: &ScheduleTopics) -> anyhow::Result<()> {
-    let read = |topic: &str| -> anyhow::Result<Vec<RawRecord>> {
-        let consumer: BaseConsumer = kafka::consumer_config(
-            kafka_args,
-            "tweet-producer-schedule-list",
-            "tweet-producer-schedule-list",
-        )
-        .create()
-        .context("invalid Kafka consumer configuration (check -X properties)")?;
-        let partitions = partitions_of(consumer.client(), topic, StdDuration::from_secs(10))?;
-        read_to_end(&consumer, topic, &partitions, KAFKA_TIMEOUT)
-    };
     let mut rows: HashMap<String, Row> = HashMap::new();
-    for (_, key, value) in read(&topics.scheduled)? {
+    for (_, key, value) in queue::read_topic(kafka_args, &topics.scheduled)? {
         let post = value.and_then(|v| serde_json::from_slice::<ScheduledPost>(&v).ok());
         rows.entry(key).or_default().post = post;
     }
-    for (_, key, value) in read(&topics.results)? {
+    for (_, key, value) in queue::read_topic(kafka_args, &topics.results)? {
         let result = value.and_then(|v| serde_json::from_slice::<PostResult>(&v).ok());
         rows.entry(key).or_default().result = result;
     }
@@ -431,7 +364,7 @@ fn list(tz: Tz, kafka_args: &KafkaArgs, topics: &ScheduleTopics) -> anyhow::Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tweet_pipeline_common::scheduled::post_id;
+    use crate::model::post_id;
 
     #[test]
     fn next_minute_rounds_up() {

@@ -1,4 +1,4 @@
-//! The poster (`tweet-consumer --group poster`): posts each scheduled post when it is due, via
+//! The poster (`tweet-consumer --group poster`, started by [`run`]): posts each scheduled post when it is due, via
 //! `POST /2/tweets`, exactly once across restarts, crashes and rebalances.
 //!
 //! **The compacted `scheduled` topic is the durable schedule**; the compacted
@@ -32,12 +32,18 @@
 //! past due when the poster gets to it (the poster was down) is posted late
 //! (`--catch-up post-late`) or recorded as `missed` (`--catch-up mark-missed`, the default),
 //! like Airflow's `catchup`. Posts within the tolerance are always posted.
+//!
+//! Every one of those rules is a pure function of a clock reading in [`decide`]; the loop here
+//! reads the clock once per step, passes it in, and does the I/O the decision calls for.
 
-mod store;
-mod x;
+pub mod decide;
+pub mod store;
+pub mod x;
 
 use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -56,13 +62,15 @@ use tokio_util::sync::CancellationToken;
 use tweet_pipeline_common::config::{KafkaArgs, ScheduleTopics};
 use tweet_pipeline_common::kafka::{self, ClientLog};
 use tweet_pipeline_common::metrics::PosterMetrics;
-use tweet_pipeline_common::scheduled::{
-    partitions_of, read_to_end, Outcome, PostResult, ScheduledPost,
-};
 use tweet_pipeline_common::secret::{credential, read_credentials_file, OAuthKeys};
 
+use self::decide::{
+    answer, decide, gate, state_after, state_on_load, Action, Gate, Policy, PostView, State,
+};
 use self::store::PosterStore;
 use self::x::{comparable, PostReply, XClient};
+use crate::model::{Outcome, PostResult, ScheduledPost};
+use crate::queue::{partitions_of, read_to_end};
 
 /// The X API root.
 const DEFAULT_X_API_URL: &str = "https://api.x.com";
@@ -88,10 +96,6 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reconciliation reads the account's posts from this long before the attempt (clock skew
 /// between this machine and X).
 const RECONCILE_SLACK_SECS: i64 = 120;
-/// The first wait after a 5xx; doubled per attempt, at most [`MAX_BACKOFF_SECS`].
-const FIRST_BACKOFF_SECS: i64 = 1;
-/// The longest wait between two attempts after a 5xx.
-const MAX_BACKOFF_SECS: i64 = 60;
 
 /// What to do with a post that is more than the tolerance past due when first tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -140,6 +144,24 @@ pub struct PosterArgs {
 
     #[command(flatten)]
     pub topics: ScheduleTopics,
+}
+
+impl PosterArgs {
+    /// The decision rules these flags set.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            catch_up: self.catch_up,
+            catch_up_tolerance: i64::try_from(self.catch_up_tolerance_secs)
+                .ok()
+                .and_then(chrono::Duration::try_seconds)
+                .unwrap_or(chrono::Duration::MAX),
+            max_attempts: self.max_attempts,
+            reconcile_delay: i64::try_from(self.reconcile_delay_ms)
+                .ok()
+                .and_then(chrono::Duration::try_milliseconds)
+                .unwrap_or(chrono::Duration::MAX),
+        }
+    }
 }
 
 /// Counts of one run, for the summary.
@@ -209,19 +231,6 @@ fn poll_owned(
     })
 }
 
-/// Where a post stands in this instance's memory.
-#[derive(Debug, Clone, PartialEq)]
-enum State {
-    /// Never tried.
-    Waiting,
-    /// Certainly not posted; try at this time.
-    RetryAt(DateTime<Utc>),
-    /// Maybe posted (the last result is `attempt`): reconcile after this time.
-    Ambiguous(DateTime<Utc>),
-    /// Nothing more to do.
-    Done(Outcome),
-}
-
 struct Entry {
     post: ScheduledPost,
     partition: i32,
@@ -233,6 +242,7 @@ struct Entry {
 /// Everything the poll loop owns.
 pub struct Poster {
     args: PosterArgs,
+    policy: Policy,
     consumer: BaseConsumer<PosterContext>,
     loader: BaseConsumer,
     producer: FutureProducer,
@@ -348,6 +358,7 @@ impl Poster {
             .context("subscribing to the scheduled topic")?;
         tracing::info!(group, scheduled = %topics.scheduled, results = %topics.results, api = %args.api_url, "poster started");
         Ok(Self {
+            policy: args.policy(),
             args,
             consumer,
             loader,
@@ -373,8 +384,9 @@ impl Poster {
     /// record), or a partition cannot be loaded.
     pub fn run(mut self, cancel: &CancellationToken) -> anyhow::Result<PosterTotals> {
         while !cancel.is_cancelled() {
-            let wait = self.next_wake().min(POLL_INTERVAL);
+            let wait = self.next_wake(Utc::now()).min(POLL_INTERVAL);
             let mut message = poll_owned(&self.consumer, wait);
+            let now = Utc::now();
             let mut drained = 0;
             loop {
                 // Rebalance callbacks run inside poll(): apply them before the record that
@@ -382,7 +394,7 @@ impl Poster {
                 self.apply_rebalances()?;
                 let Some(result) = message else { break };
                 match result {
-                    Ok((partition, key, value)) => self.on_scheduled(partition, key, value),
+                    Ok((partition, key, value)) => self.on_scheduled(now, partition, key, value),
                     Err(error) => tracing::warn!(%error, "consumer error"),
                 }
                 drained += 1;
@@ -392,7 +404,7 @@ impl Poster {
                 message = poll_owned(&self.consumer, Duration::ZERO);
             }
             self.check_loaded();
-            self.act()?;
+            self.act(Utc::now())?;
             self.metrics.pending_posts.set(
                 self.entries
                     .values()
@@ -405,35 +417,37 @@ impl Poster {
         Ok(self.totals)
     }
 
-    /// How long until something may be due.
-    fn next_wake(&self) -> Duration {
-        let now = Utc::now();
+    /// How long from `now` until something may be due.
+    fn next_wake(&self, now: DateTime<Utc>) -> Duration {
         self.entries
             .values()
-            .filter_map(|entry| self.wake_at(entry, now))
+            .filter_map(|entry| match self.decide(entry, now) {
+                Action::Wait(at) => at,
+                _ => Some(now),
+            })
             .min()
             .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO))
             .unwrap_or(POLL_INTERVAL)
     }
 
-    /// When `entry` is next due for [`Poster::act`]: never while its partition is not ready or
-    /// it is done; a post waiting or retrying not before a rate limit's reset; an ambiguous
-    /// attempt (reconciled by reading, not posting) at its time.
-    fn wake_at(&self, entry: &Entry, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        if !self.ready(entry.partition) {
-            return None;
-        }
-        let limited_until = self.rate_limited_until.filter(|until| *until > now);
-        let not_before_reset = |at: DateTime<Utc>| limited_until.map_or(at, |until| until.max(at));
-        match entry.state {
-            State::Waiting => Some(not_before_reset(entry.post.due_at)),
-            State::RetryAt(at) => Some(not_before_reset(at)),
-            State::Ambiguous(at) => Some(at),
-            State::Done(_) => None,
-        }
+    /// [`decide`] for `entry` at `now`.
+    fn decide(&self, entry: &Entry, now: DateTime<Utc>) -> Action {
+        let view = PostView {
+            state: entry.state,
+            due_at: entry.post.due_at,
+            ready: self.ready(entry.partition),
+        };
+        decide(now, &view, self.rate_limited_until, &self.policy)
     }
 
-    fn on_scheduled(&mut self, partition: i32, key: Option<String>, value: Option<Vec<u8>>) {
+    /// Applies a record of the scheduled topic read at `now`.
+    fn on_scheduled(
+        &mut self,
+        now: DateTime<Utc>,
+        partition: i32,
+        key: Option<String>,
+        value: Option<Vec<u8>>,
+    ) {
         self.totals.records += 1;
         let Some(id) = key else {
             tracing::warn!(partition, "scheduled record without a key skipped");
@@ -461,14 +475,7 @@ impl Poster {
         }
         let (state, attempts, attempt_at) = match self.loaded.remove(&id) {
             None => (State::Waiting, 0, None),
-            Some(result) => {
-                let state = match result.outcome {
-                    outcome if outcome.is_final() => State::Done(outcome),
-                    Outcome::Attempt => State::Ambiguous(Utc::now()),
-                    _ => State::RetryAt(result.retry_at.unwrap_or(result.at)),
-                };
-                (state, result.attempt, Some(result.at))
-            }
+            Some(result) => (state_on_load(now, &result), result.attempt, Some(result.at)),
         };
         self.entries.insert(
             id,
@@ -556,14 +563,12 @@ impl Poster {
         self.assigned.contains(&partition) && !self.loading.contains_key(&partition)
     }
 
-    /// Reconciles, marks missed, and posts what is due.
-    fn act(&mut self) -> anyhow::Result<()> {
-        let now = Utc::now();
-        let rate_limited = self.rate_limited_until.is_some_and(|until| until > now);
+    /// Reconciles, marks missed, and posts what [`decide`] says is due at `now`.
+    fn act(&mut self, now: DateTime<Utc>) -> anyhow::Result<()> {
         let mut due: Vec<(DateTime<Utc>, String)> = self
             .entries
             .iter()
-            .filter(|(_, e)| self.wake_at(e, now).is_some_and(|at| at <= now))
+            .filter(|(_, e)| !matches!(self.decide(e, now), Action::Wait(_)))
             .map(|(id, e)| (e.post.due_at, id.clone()))
             .collect();
         if due.is_empty() {
@@ -576,7 +581,7 @@ impl Poster {
         // 1. Ambiguous attempts: look for them on the account first.
         let ambiguous: Vec<&String> = ids
             .iter()
-            .filter(|id| matches!(self.entries[*id].state, State::Ambiguous(_)))
+            .filter(|id| self.decide(&self.entries[*id], now) == Action::Reconcile)
             .collect();
         let mut outcomes: Vec<PostResult> = Vec::new();
         let mut to_post: Vec<String> = Vec::new();
@@ -621,8 +626,7 @@ impl Poster {
                 }
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the account's posts to reconcile; trying again later");
-                    let later =
-                        now + chrono::Duration::milliseconds(self.args.reconcile_delay_ms as i64);
+                    let later = now + self.policy.reconcile_delay;
                     for id in ambiguous {
                         if let Some(entry) = self.entries.get_mut(id) {
                             entry.state = State::Ambiguous(later);
@@ -638,25 +642,21 @@ impl Poster {
             }
         }
 
-        // 2. Catch-up policy for posts never tried.
-        let tolerance = chrono::Duration::seconds(self.args.catch_up_tolerance_secs as i64);
+        // 2. Catch-up policy for posts never tried; what is left to post. A post reconciled
+        // above is still ambiguous here (its outcome is not written yet) and is skipped.
         for id in &ids {
-            let entry = &self.entries[id];
-            match entry.state {
-                State::Waiting
-                    if now - entry.post.due_at > tolerance
-                        && self.args.catch_up == CatchUp::MarkMissed =>
-                {
+            match self.decide(&self.entries[id], now) {
+                Action::MarkMissed { late_by } => {
                     let mut result = self.result(id, Outcome::Missed, now);
                     result.reason = Some(format!(
                         "due {} s ago when the poster got to it (catch-up tolerance {} s)",
-                        (now - entry.post.due_at).num_seconds(),
-                        tolerance.num_seconds()
+                        late_by.num_seconds(),
+                        self.policy.catch_up_tolerance.num_seconds()
                     ));
                     outcomes.push(result);
                 }
-                State::Waiting | State::RetryAt(_) if !rate_limited => to_post.push(id.clone()),
-                _ => {}
+                Action::Post => to_post.push(id.clone()),
+                Action::Wait(_) | Action::Reconcile => {}
             }
         }
         // `ids` is in (due time, id) order, and so is `to_post`.
@@ -666,15 +666,15 @@ impl Poster {
             return Ok(());
         }
         // 3. Attempts, acknowledged before any call.
+        let attempted_at = Utc::now();
         let attempts: Vec<PostResult> = to_post
             .iter()
-            .map(|id| {
+            .filter_map(|id| {
                 // The entry turns ambiguous in `write`, once the attempt is acknowledged.
-                let at = Utc::now();
-                let entry = self.entries.get_mut(id).expect("due ids are entries");
+                let entry = self.entries.get_mut(id)?;
                 entry.attempts += 1;
-                entry.attempt_at = Some(at);
-                self.result(id, Outcome::Attempt, at)
+                entry.attempt_at = Some(attempted_at);
+                Some(self.result(id, Outcome::Attempt, attempted_at))
             })
             .collect();
         self.write(&attempts)?;
@@ -683,37 +683,35 @@ impl Poster {
         let mut answers = Vec::with_capacity(to_post.len());
         let started = std::time::Instant::now();
         for id in &to_post {
-            if started.elapsed() > BATCH_BUDGET {
-                // Not called: certainly not posted. Back to polling (rebalances, heartbeats of
-                // max.poll.interval.ms) before the next call.
-                let mut result = self.result(id, Outcome::Retry, Utc::now());
-                result.retry_at = Some(Utc::now());
-                result.reason = Some("batch time budget used up; not sent".to_owned());
-                answers.push(result);
-                continue;
+            let now = Utc::now();
+            match gate(
+                now,
+                started.elapsed(),
+                BATCH_BUDGET,
+                self.rate_limited_until,
+            ) {
+                Gate::Defer { retry_at, reason } => {
+                    // Not called: certainly not posted. Back to polling (rebalances, heartbeats
+                    // of max.poll.interval.ms) before the next call.
+                    let mut result = self.result(id, Outcome::Retry, now);
+                    result.retry_at = Some(retry_at);
+                    result.reason = Some(reason.to_owned());
+                    answers.push(result);
+                }
+                Gate::Send => {
+                    let text = self.entries[id].post.text.clone();
+                    let reply = self.handle.block_on(self.x.create_post(&text));
+                    answers.push(self.classify(id, reply, Utc::now()));
+                }
             }
-            if self
-                .rate_limited_until
-                .is_some_and(|until| until > Utc::now())
-            {
-                let mut result = self.result(id, Outcome::Retry, Utc::now());
-                result.retry_at = self.rate_limited_until;
-                result.reason = Some("rate limited (429)".to_owned());
-                answers.push(result);
-                continue;
-            }
-            let text = self.entries[id].post.text.clone();
-            let reply = self.handle.block_on(self.x.create_post(&text));
-            let answered = Utc::now();
-            answers.push(self.classify(id, reply, answered));
         }
         self.write(&answers)?;
         Ok(())
     }
 
-    /// Turns an HTTP answer into the result to record.
-    fn classify(&mut self, id: &str, reply: PostReply, at: DateTime<Utc>) -> PostResult {
-        let attempts = self.entries[id].attempts;
+    /// Turns X's answer at `now` into the result to record ([`answer`]), counting the call and
+    /// holding every post while a rate limit lasts.
+    fn classify(&mut self, id: &str, reply: PostReply, now: DateTime<Utc>) -> PostResult {
         let label = match &reply {
             PostReply::Created(_) | PostReply::Duplicate => "ok",
             PostReply::RateLimited(_) => "rate_limited",
@@ -723,63 +721,20 @@ impl Poster {
             PostReply::Ambiguous(_) => "timeout",
         };
         self.metrics.api_calls.with_label_values(&[label]).inc();
-        let mut result = self.result(id, Outcome::Retry, at);
-        let backoff = |attempt: u32| {
-            let secs = FIRST_BACKOFF_SECS
-                .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-                .min(MAX_BACKOFF_SECS);
-            at + chrono::Duration::seconds(secs)
-        };
-        match reply {
-            PostReply::Created(post_id) => {
-                result.outcome = Outcome::Posted;
-                result.post_id = Some(post_id);
-                result.lateness_seconds =
-                    Some((at - result.due_at).num_milliseconds() as f64 / 1000.0);
-            }
-            PostReply::Duplicate => {
-                result.outcome = Outcome::Duplicate;
-                result.reason = Some(
-                    "X refused it as duplicate content (403): the same text is already posted"
-                        .to_owned(),
-                );
-            }
-            PostReply::RateLimited(reset) => {
-                let until = reset
-                    .filter(|r| *r > at)
-                    .unwrap_or(at + chrono::Duration::seconds(60));
-                tracing::warn!(%id, until = %until, "rate limited by X; waiting for the reset");
-                self.rate_limited_until = Some(until);
-                result.retry_at = Some(until);
-                result.reason = Some("rate limited (429)".to_owned());
-            }
-            PostReply::ServerError(status) => {
-                result.reason = Some(format!("HTTP {status}"));
-                result.retry_at = Some(backoff(attempts));
-            }
-            PostReply::Refused(status, detail) => {
-                result.outcome = Outcome::Failed;
-                result.reason = Some(format!("HTTP {status}: {detail}"));
-            }
-            PostReply::NotSent(error) => {
-                result.reason = Some(format!("not sent: {error}"));
-                result.retry_at = Some(backoff(attempts));
-            }
-            PostReply::Ambiguous(error) => {
-                // Leave the `attempt` as the last result: reconcile after a short delay.
-                tracing::warn!(%id, %error, "the answer to a post was lost; reconciling before any retry");
-                result.outcome = Outcome::Attempt;
-                result.reason = Some(format!("answer lost: {error}"));
-            }
+        if let PostReply::Ambiguous(error) = &reply {
+            tracing::warn!(%id, %error, "the answer to a post was lost; reconciling before any retry");
         }
-        if result.outcome == Outcome::Retry && attempts >= self.args.max_attempts {
-            result.outcome = Outcome::Failed;
-            result.reason = Some(format!(
-                "{} after {attempts} attempts",
-                result.reason.take().unwrap_or_default()
-            ));
-            result.retry_at = None;
+        let entry = &self.entries[id];
+        let verdict = answer(now, reply, entry.attempts, entry.post.due_at, &self.policy);
+        if let Some(until) = verdict.rate_limited_until {
+            tracing::warn!(%id, until = %until, "rate limited by X; waiting for the reset");
+            self.rate_limited_until = Some(until);
         }
+        let mut result = self.result(id, verdict.outcome, now);
+        result.post_id = verdict.post_id;
+        result.lateness_seconds = verdict.lateness_seconds;
+        result.reason = verdict.reason;
+        result.retry_at = verdict.retry_at;
         result
     }
 
@@ -835,14 +790,7 @@ impl Poster {
             let Some(entry) = self.entries.get_mut(&result.id) else {
                 continue;
             };
-            entry.state = match result.outcome {
-                outcome if outcome.is_final() => State::Done(outcome),
-                Outcome::Attempt if result.reason.is_some() => State::Ambiguous(
-                    result.at + chrono::Duration::milliseconds(self.args.reconcile_delay_ms as i64),
-                ),
-                Outcome::Attempt => State::Ambiguous(result.at),
-                _ => State::RetryAt(result.retry_at.unwrap_or(result.at)),
-            };
+            entry.state = state_after(result, self.policy.reconcile_delay);
             if result.outcome.is_final() {
                 *self
                     .totals
@@ -866,4 +814,41 @@ impl Poster {
         }
         Ok(())
     }
+}
+
+/// `tweet-consumer --group poster`: on a blocking thread (the poll loop blocks; HTTP calls
+/// run on this runtime), checks the flags, topics and credentials, posts until `shutdown`,
+/// then cancels the rest of the process (the metrics server) and prints the summary.
+///
+/// # Errors
+/// What [`Poster::new`] and [`Poster::run`] return.
+pub async fn run(
+    args: PosterArgs,
+    kafka_args: KafkaArgs,
+    group: String,
+    db: PathBuf,
+    metrics: PosterMetrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ExitCode> {
+    let handle = Handle::current();
+    let cancel = shutdown.clone();
+    let totals = tokio::task::spawn_blocking(move || {
+        let poster = Poster::new(args, &kafka_args, &group, &db, metrics, handle)?;
+        poster.run(&cancel)
+    })
+    .await
+    .context("the poster thread panicked")??;
+    shutdown.cancel();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "tweet-consumer summary (poster)");
+    let _ = writeln!(
+        out,
+        "  {:<28}{:>10}",
+        "scheduled records read", totals.records
+    );
+    for outcome in ["posted", "duplicate", "failed", "missed"] {
+        let count = totals.outcomes.get(outcome).copied().unwrap_or(0);
+        let _ = writeln!(out, "  {:<28}{:>10}", outcome, count);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,8 @@
-//! Scheduled posts: the records of the `scheduled` topic (written by `tweet-producer schedule`)
-//! and of the `scheduled-results` topic (written by the poster, `tweet-consumer --group
-//! poster`). Both topics are compacted and keyed by the post's id, so each keeps the latest
-//! value per post: the schedule itself, and the last outcome of each post.
+//! The scheduled-post record model (pure data, serde): the records of the `scheduled` topic
+//! (written by `tweet-producer schedule`) and of the `scheduled-results` topic (written by the
+//! poster, `tweet-consumer --group poster`). Both topics are compacted and keyed by the post's
+//! id, so each keeps the latest value per post: the schedule itself, and the last outcome of
+//! each post. Reading and writing them is [`crate::queue`].
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -120,120 +121,6 @@ pub fn post_id(text: &str, due_at: DateTime<Utc>) -> String {
         hash = hash.wrapping_mul(PRIME);
     }
     format!("sp-{hash:016x}")
-}
-
-/// One record read back by [`read_to_end`]: partition, key, value (`None` for a tombstone).
-pub type RawRecord = (i32, String, Option<Vec<u8>>);
-
-/// Reads `partitions` of `topic` from the beginning to the high watermarks they had when the
-/// call began, with `consumer` (which must not be subscribed: this assigns partitions to it and
-/// leaves them assigned). Records without a key are skipped.
-///
-/// # Errors
-/// When the watermarks cannot be fetched, a fetch fails, or the end is not reached within
-/// `timeout`.
-#[cfg(feature = "kafka")]
-pub fn read_to_end<C: rdkafka::consumer::ConsumerContext>(
-    consumer: &rdkafka::consumer::BaseConsumer<C>,
-    topic: &str,
-    partitions: &[i32],
-    timeout: std::time::Duration,
-) -> anyhow::Result<Vec<RawRecord>> {
-    use anyhow::Context as _;
-    use rdkafka::consumer::Consumer as _;
-    use rdkafka::message::Message as _;
-    use rdkafka::{Offset, TopicPartitionList};
-
-    let deadline = std::time::Instant::now() + timeout;
-    let mut ends = std::collections::HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    for &partition in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, timeout)
-            .with_context(|| format!("cannot read the end offsets of {topic}[{partition}]"))?;
-        if high > low {
-            ends.insert(partition, high);
-            assignment
-                .add_partition_offset(topic, partition, Offset::Beginning)
-                .context("building the partition list")?;
-        }
-    }
-    let mut records = Vec::new();
-    if ends.is_empty() {
-        return Ok(records);
-    }
-    consumer
-        .assign(&assignment)
-        .with_context(|| format!("cannot assign the partitions of {topic}"))?;
-    while !ends.is_empty() {
-        if std::time::Instant::now() > deadline {
-            anyhow::bail!("reading {topic} to its end took longer than {timeout:?}");
-        }
-        match consumer.poll(std::time::Duration::from_millis(100)) {
-            Some(Ok(message)) => {
-                let partition = message.partition();
-                if let Some(key) = message.key() {
-                    records.push((
-                        partition,
-                        String::from_utf8_lossy(key).into_owned(),
-                        message.payload().map(<[u8]>::to_vec),
-                    ));
-                }
-                if ends
-                    .get(&partition)
-                    .is_some_and(|end| message.offset() + 1 >= *end)
-                {
-                    ends.remove(&partition);
-                }
-            }
-            Some(Err(error)) => {
-                return Err(error).with_context(|| format!("cannot read {topic}"));
-            }
-            None => {
-                // Compaction may have removed the offsets just before the end: ask for the
-                // position instead of waiting for a record that no longer exists.
-                if let Ok(positions) = consumer.position() {
-                    for element in positions.elements_for_topic(topic) {
-                        if let Offset::Offset(position) = element.offset() {
-                            if ends
-                                .get(&element.partition())
-                                .is_some_and(|end| position >= *end)
-                            {
-                                ends.remove(&element.partition());
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(records)
-}
-
-/// The partition numbers of `topic`, from a metadata request.
-///
-/// # Errors
-/// When the metadata request fails or the topic does not exist.
-#[cfg(feature = "kafka")]
-pub fn partitions_of<C: rdkafka::client::ClientContext>(
-    client: &rdkafka::client::Client<C>,
-    topic: &str,
-    timeout: std::time::Duration,
-) -> anyhow::Result<Vec<i32>> {
-    use anyhow::Context as _;
-    let metadata = client
-        .fetch_metadata(Some(topic), timeout)
-        .with_context(|| format!("cannot read the metadata of {topic}"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        anyhow::bail!("topic '{topic}' does not exist; create the topics with ./topics.sh");
-    }
-    Ok(partitions)
 }
 
 #[cfg(test)]
