@@ -23,7 +23,7 @@ use tweet_pipeline_common::scheduled::{read_to_end, Outcome, PostResult};
 
 impl Emulator {
     fn start() -> Emulator {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let repo = support::repo_root();
         let v1_file = repo.join("data/sample/stream.jsonl");
         support::spawn_emulator(&["--v1-file", v1_file.to_str().expect("UTF-8 path")])
     }

@@ -220,7 +220,7 @@ async fn no_secret_appears_in_any_output() {
     std::fs::set_permissions(&kafka_config, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     // 5. The analysis consumer with the same Kafka settings, and its metrics.
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tweet-consumer"));
+    let mut command = Command::new(support::binary("tweet-consumer"));
     command
         .args([
             "--group",
