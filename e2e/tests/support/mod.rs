@@ -5,7 +5,7 @@
 //! store). Everything is re-exported here, so a test file says `use support::{...}`.
 //!
 //! The shared recordings: `TWEET_PIPELINE_DATA`, else `../shared/data` beside the checkout.
-#![allow(dead_code, unused_imports)] // each test file uses its own subset
+#![allow(dead_code, unused_imports)] // each test file uses its own subset (re-exports too)
 
 pub mod http;
 pub mod kafka;
