@@ -3,7 +3,7 @@
 # v1.1 stream recordings and control messages, v2 stream payloads and errors, Mastodon events
 # (the file with a broken line included) and the truncated raw HTTP capture.
 #
-#   fuzz/seed.sh [DATA_DIR]     DATA_DIR defaults to $TWEET_PIPELINE_SHARED_DATA or ../shared/data
+#   fuzz/seed.sh [DATA_DIR]     DATA_DIR defaults to $TWEET_PIPELINE_DATA or ../shared/data
 #
 # The seeds are users' content: they stay local (fuzz/.gitignore keeps them out of git). Only the
 # hand-written `seed-*` files in fuzz/corpus/ are committed. Each seed is named by the SHA-1 of
@@ -11,7 +11,7 @@
 set -euo pipefail
 
 FUZZ="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-DATA="${1:-${TWEET_PIPELINE_SHARED_DATA:-$FUZZ/../../shared/data}}"
+DATA="${1:-${TWEET_PIPELINE_DATA:-$FUZZ/../../shared/data}}"
 if [ ! -d "$DATA/twitter_v1" ]; then
   echo "seed.sh: shared recordings not found at $DATA (pass the data/ folder as the first argument)" >&2
   exit 1

@@ -3,7 +3,7 @@
 # Java and Maven (the local Kafka broker), a C toolchain (librdkafka and SQLite are compiled by
 # cargo), kcat (topic inspection), Prometheus and promtool (the monitoring test runs a real
 # Prometheus on deploy/prometheus.yml), docker-compose (validates docker-compose.kafka.yml; no
-# Docker engine needed), the PostgreSQL server (consumer/tests/postgres.rs starts its own in a
+# Docker engine needed), the PostgreSQL server (e2e/tests/postgres.rs starts its own in a
 # temporary folder). Debian packages via apt-get; Rust itself must be installed (rustup);
 # crates and the Kafka jars are fetched by cargo and Maven on first use.
 # systemd-analyze (package systemd) is used when present and not installed here.

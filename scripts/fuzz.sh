@@ -48,7 +48,7 @@ case "$toolchain" in
   *) echo "fuzz.sh: FUZZ_TOOLCHAIN must be stable or nightly, got '$toolchain'" >&2; exit 2 ;;
 esac
 
-data="${TWEET_PIPELINE_SHARED_DATA:-$ROOT/../shared/data}"
+data="${TWEET_PIPELINE_DATA:-$ROOT/../shared/data}"
 if [ -d "$data/twitter_v1" ]; then
   ./seed.sh "$data" >/dev/null
 fi

@@ -8,7 +8,9 @@
 # TWEET_PIPELINE_FUZZ_SECONDS=N also runs every fuzz target for N seconds (scripts/fuzz.sh; off by
 # default: its first build takes minutes). `cargo test` always replays the fuzz corpus on stable.
 #
-# Needs ../shared/data beside the checkout for the recording-based tests.
+# Needs ../shared/data beside the checkout (or TWEET_PIPELINE_DATA naming the folder) for the
+# recording-based tests. The binaries are built before `cargo test`: the end-to-end tests
+# (e2e/) run them from the same target folder and profile.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -194,8 +194,8 @@ fn every_prefix_of_a_real_line_is_classified() {
             }
         }
     }
-    // The shared data folder, as the consumer's test support finds it.
-    let data = std::env::var_os("TWEET_PIPELINE_SHARED_DATA")
+    // The shared data folder, as the end-to-end tests (e2e/tests/support) find it.
+    let data = std::env::var_os("TWEET_PIPELINE_DATA")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
     let recording = data.join("twitter_v1/stream_sample/sample_2013-05-07_brebory.jsonl");

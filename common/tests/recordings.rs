@@ -15,7 +15,7 @@ use tweet_pipeline_common::framing::{Frame, LineFramer, DEFAULT_MAX_LINE_BYTES};
 use tweet_pipeline_common::{route_line, Kind, LineClass};
 
 fn shared_data() -> Option<PathBuf> {
-    let dir = std::env::var_os("TWEET_PIPELINE_SHARED_DATA")
+    let dir = std::env::var_os("TWEET_PIPELINE_DATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
     if dir.join("twitter_v1").is_dir() {
@@ -30,7 +30,7 @@ fn shared_data() -> Option<PathBuf> {
     }
     panic!(
         "shared recordings not found at {}: put the shared/ folder beside the checkout, point \
-         TWEET_PIPELINE_SHARED_DATA at its data/ folder, or set TWEET_PIPELINE_ALLOW_MISSING_DATA=1 to skip",
+         TWEET_PIPELINE_DATA at its data/ folder, or set TWEET_PIPELINE_ALLOW_MISSING_DATA=1 to skip",
         dir.display()
     );
 }

@@ -18,21 +18,17 @@ mod support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::message::Message;
 use support::{
-    binary, create_topics, delete_topics, free_ports, run, sample, scrape, shared_data, stored_ids,
-    summary_value, topic_flags, unique, PARTITIONS,
+    binary, create_topics, delete_topics, free_ports, producer_summary, repo_root, run, sample,
+    scrape, shared_data, stored_ids, topic_flags, unique, PARTITIONS,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::{route_line, Destination, LineClass};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// Every v1.1 sample- and filter-stream recording, concatenated (about 8,000 real lines with
 /// tweets, retweets, deletes and limit notices), `times` times over.
@@ -157,9 +153,10 @@ fn diff_rows(expected: &BTreeSet<String>, stored: &BTreeSet<String>) -> (usize, 
 }
 
 fn kill(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status();
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(child),
+        rustix::process::Signal::KILL,
+    );
     let _ = child.wait();
 }
 
@@ -277,7 +274,8 @@ fn metric(port: u16, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Replays `input` with its own spool, metrics on `port`, stderr to `log`, and `extra` flags.
+/// Replays `input` with its own spool, metrics on `port`, stderr to `log`, and `extra` flags;
+/// its summary is JSON (read with `producer_summary`).
 fn spawn_producer(
     input: &Path,
     spool: &Path,
@@ -294,7 +292,7 @@ fn spawn_producer(
         .args(extra)
         .args(flags)
         .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-        .args(["--flush-timeout-secs", "120"])
+        .args(["--flush-timeout-secs", "120", "--summary", "json"])
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).expect("log"))
         .spawn()
@@ -358,14 +356,15 @@ async fn broker_outage_and_full_spool() {
         spooled_during > 0.0 && stderr.contains("spooling to disk"),
         "the outage outlasted the in-memory queue, so records were spooled ({spooled_during} in the spool)"
     );
-    assert_eq!(summary_value(&output, "lines read"), lines_in);
-    assert_eq!(summary_value(&output, "left in spool"), 0);
+    let summary = producer_summary(&output);
+    assert_eq!(summary.lines_read, lines_in);
+    assert_eq!(summary.spooled_left, 0);
     let got = read_all(&broker.bootstrap(), &names, want.records);
     let (out, duplicated, lost) = compare(&want.values, &got);
 
     // ... and every distinct post once in the store.
     let db = dir.path().join("outage.db");
-    run(Command::new(env!("CARGO_BIN_EXE_tweet-consumer"))
+    run(Command::new(support::binary("tweet-consumer"))
         .args([
             "--group",
             &unique("analysis"),
@@ -472,7 +471,7 @@ async fn broker_outage_and_full_spool() {
         output.status,
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert_eq!(summary_value(&output, "lines read"), lines_in);
+    assert_eq!(producer_summary(&output).lines_read, lines_in);
     let got = read_all(&broker.bootstrap(), &names, want.records);
     let (out, duplicated, lost) = compare(&want.values, &got);
     tally("d (spool full)", lines_in, out, 0, duplicated, lost);
@@ -528,7 +527,7 @@ fn wait_for_rows(db: &Path, log: &Path) {
 /// while rows are being written (with 100-record batches the consumer stored everything in
 /// well under a second, before the first kill).
 fn analysis_consumer(group: &str, db: &Path, names: &TopicNames, log: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tweet-consumer"));
+    let mut command = Command::new(support::binary("tweet-consumer"));
     command
         .args(["--group", group, "--role", "analysis", "--batch-size", "2"])
         .arg("--db")

@@ -4,21 +4,20 @@
 
 mod support;
 
-use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    create_topics, delete_topics, free_ports, producer_command, read_back, sample, scrape,
-    summary_value, terminate, topic_flags, unique, Emulator,
+    create_topics, delete_topics, free_ports, producer_command, producer_summary, read_back,
+    sample, scrape, summary_value, terminate, topic_flags, unique, Emulator,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::Destination;
 
 impl Emulator {
     fn start(extra: &[&str]) -> Emulator {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let repo = support::repo_root();
         let v1_file = repo.join("data/sample/stream.jsonl");
         let mut args = vec!["--rate", "200", "--keepalive-ms", "300", "--v1-file"];
         args.push(v1_file.to_str().expect("UTF-8 path"));
@@ -127,11 +126,8 @@ fn wait_metrics(port: u16, secs: u64, what: &str, check: impl Fn(&str) -> bool) 
 }
 
 /// The records the producer's summary says it wrote, over the four topics.
-fn records_written(output: &Output, names: &TopicNames) -> u64 {
-    Destination::ALL
-        .iter()
-        .map(|d| summary_value(output, &format!("records -> {}", names.name(*d))))
-        .sum()
+fn records_written(output: &Output) -> u64 {
+    producer_summary(output).records_written()
 }
 
 fn stderr(output: &Output) -> String {
@@ -232,9 +228,10 @@ async fn x_v2_rules_faults_and_reconnection() {
 
     let output = terminate(child);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(summary_value(&output, "failed"), 0);
-    assert_eq!(summary_value(&output, "unacknowledged"), 0);
-    let written = records_written(&output, &names);
+    let summary = producer_summary(&output);
+    assert_eq!(summary.failed, 0);
+    assert_eq!(summary.unacknowledged, 0);
+    let written = records_written(&output);
     // Nothing received before a fault is lost: every line the emulator sent is in Kafka.
     let stats = emulator.stats();
     let sent = stats["v2"]["lines_sent"].as_u64().expect("lines_sent");
@@ -378,15 +375,12 @@ async fn x_v1_oauth_and_mastodon_sse() {
     let v1_out = terminate(v1);
     assert!(v1_out.status.success(), "{}", stderr(&v1_out));
     assert_eq!(emulator.stats()["v1"]["lines_sent"].as_u64(), Some(40));
-    let v1_written: u64 = Destination::ALL
-        .iter()
-        .map(|d| summary_value(&v1_out, &format!("records -> {}", names.name(*d))))
-        .sum();
+    let v1_written = records_written(&v1_out);
     assert_eq!(
         v1_written, 40,
         "every line received before the drop is in Kafka"
     );
-    assert!(summary_value(&v1_out, &format!("records -> {}", names.tweets)) > 0);
+    assert!(producer_summary(&v1_out).acked(Destination::Tweets) > 0);
 
     // Mastodon over SSE: updates, synthetic deletes and edits, routed by event; the real broken
     // line of the shared Mastodon recording comes after the third event.
@@ -419,13 +413,7 @@ async fn x_v1_oauth_and_mastodon_sse() {
     );
     let masto_out = terminate(masto);
     assert!(masto_out.status.success(), "{}", stderr(&masto_out));
-    let written = |o: &Output| -> u64 {
-        Destination::ALL
-            .iter()
-            .map(|d| summary_value(o, &format!("records -> {}", names.name(*d))))
-            .sum()
-    };
-    let total = written(&v1_out) + written(&masto_out);
+    let total = records_written(&v1_out) + records_written(&masto_out);
     let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
     let records = read_back(&topics, total as usize);
     assert_eq!(records.len() as u64, total);
@@ -462,7 +450,7 @@ async fn x_v1_oauth_and_mastodon_sse() {
     // The analysis consumer stores both: Mastodon text without its HTML, deletes applied.
     let db = dir.path().join("tweets.db");
     let consumed = support::run(
-        Command::new(env!("CARGO_BIN_EXE_tweet-consumer"))
+        Command::new(support::binary("tweet-consumer"))
             .args([
                 "--group",
                 &unique("analysis"),
@@ -522,7 +510,7 @@ async fn x_v2_gzip_stream_cut_mid_line_loses_nothing() {
     std::thread::sleep(Duration::from_secs(1));
     let output = terminate(child);
     assert!(output.status.success(), "{}", stderr(&output));
-    let written = records_written(&output, &names);
+    let written = records_written(&output);
     let stats = emulator.stats();
     let sent = stats["v2"]["lines_sent"].as_u64().expect("lines_sent");
     // The emulator counts whole lines; the producer also wrote the cut-off one.

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::{
-    assert_group_at_end, create_topics, delete_topics, producer_command, read_back, run,
-    shared_data, summary_value, topic_flags, unique,
+    assert_group_at_end, create_topics, delete_topics, producer_command, producer_summary,
+    read_back, run, shared_data, summary_value, topic_flags, unique,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::{route_line, Destination, Kind, LineClass};
@@ -76,20 +76,17 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
     let (expected, keepalives) = expected_records(&bytes, &names);
 
     // 1. Producer: every non-blank line becomes exactly one record on its topic, unchanged.
-    let produced = run(producer_command()
+    let produced = producer_summary(&run(producer_command()
         .arg("--replay")
         .arg(&path)
         .args(topic_flags(&names))
-        .arg("--metrics-addr=off"));
+        .arg("--metrics-addr=off")));
     let lines = expected.len() + keepalives;
-    assert_eq!(summary_value(&produced, "lines read"), lines as u64);
-    assert_eq!(
-        summary_value(&produced, "keep-alives (skipped)"),
-        keepalives as u64
-    );
+    assert_eq!(produced.lines_read, lines as u64);
+    assert_eq!(produced.keepalives, keepalives as u64);
     assert_eq!(keepalives, 3);
-    assert_eq!(summary_value(&produced, "failed"), 0);
-    assert_eq!(summary_value(&produced, "unacknowledged"), 0);
+    assert_eq!(produced.failed, 0);
+    assert_eq!(produced.unacknowledged, 0);
 
     let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
     let records = read_back(&topics, expected.len());
@@ -157,7 +154,7 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
     let db = dir.path().join("tweets.db");
     let group = unique("analysis");
     let consume = || {
-        run(Command::new(env!("CARGO_BIN_EXE_tweet-consumer"))
+        run(Command::new(support::binary("tweet-consumer"))
             .args(["--group", &group, "--role", "analysis", "--exit-at-end"])
             .arg("--db")
             .arg(&db)

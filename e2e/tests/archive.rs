@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::{
-    assert_group_at_end, binary, create_topics, delete_topics, read_back, run, shared_data,
-    summary_value, topic_flags, unique,
+    assert_group_at_end, binary, create_topics, delete_topics, producer_summary, read_back, run,
+    shared_data, summary_value, topic_flags, unique,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::Destination;
@@ -71,13 +71,12 @@ async fn archived_files_replay_to_the_same_values() {
     let recording = dir.path().join("recording.jsonl");
     std::fs::write(&recording, &bytes).expect("write recording");
 
-    let produced = run(support::producer_command()
+    let produced = producer_summary(&run(support::producer_command()
         .arg("--replay")
         .arg(&recording)
         .args(topic_flags(&original))
-        .arg("--metrics-addr=off"));
-    let sent_to =
-        |d: Destination| summary_value(&produced, &format!("records -> {}", original.name(d)));
+        .arg("--metrics-addr=off")));
+    let sent_to = |d: Destination| produced.acked(d);
     let sent: u64 = Destination::ALL.iter().map(|d| sent_to(*d)).sum();
     assert!(sent > 1000);
     assert_eq!(sent_to(Destination::DeadLetter), 1);
@@ -172,14 +171,14 @@ async fn archived_files_replay_to_the_same_values() {
 
     // The archive folder replayed as it is, into a second topic set.
     let second = create_topics(&format!("{prefix}-b-")).await;
-    let replayed = run(support::producer_command()
+    let replayed = producer_summary(&run(support::producer_command()
         .arg("--replay")
         .arg(&archive)
         .args(topic_flags(&second))
-        .arg("--metrics-addr=off"));
-    assert_eq!(summary_value(&replayed, "lines read"), sent);
-    assert_eq!(summary_value(&replayed, "keep-alives (skipped)"), 0);
-    assert_eq!(summary_value(&replayed, "failed"), 0);
+        .arg("--metrics-addr=off")));
+    assert_eq!(replayed.lines_read, sent);
+    assert_eq!(replayed.keepalives, 0);
+    assert_eq!(replayed.failed, 0);
     assert!(
         values(&second, sent as usize) == originals,
         "values replayed from the archive folder differ from the originals"
@@ -191,30 +190,24 @@ async fn archived_files_replay_to_the_same_values() {
     flate2::read::MultiGzDecoder::new(std::fs::File::open(&files[0]).expect("archive file"))
         .read_to_string(&mut first_file)
         .expect("gzip JSON lines");
-    let one = run(support::producer_command()
+    let one = producer_summary(&run(support::producer_command()
         .arg("--replay")
         .arg(&files[0])
         .args(topic_flags(&third))
-        .arg("--metrics-addr=off"));
-    assert_eq!(
-        summary_value(&one, "lines read"),
-        first_file.lines().count() as u64
-    );
+        .arg("--metrics-addr=off")));
+    assert_eq!(one.lines_read, first_file.lines().count() as u64);
     let mut rest = Vec::new();
     for file in &files[1..] {
         rest.extend(std::fs::read(file).expect("archive file"));
     }
     let concatenated = dir.path().join("rest.jsonl.gz");
     std::fs::write(&concatenated, rest).expect("concatenate");
-    let others = run(support::producer_command()
+    let others = producer_summary(&run(support::producer_command()
         .arg("--replay")
         .arg(&concatenated)
         .args(topic_flags(&third))
-        .arg("--metrics-addr=off"));
-    assert_eq!(
-        summary_value(&one, "lines read") + summary_value(&others, "lines read"),
-        sent
-    );
+        .arg("--metrics-addr=off")));
+    assert_eq!(one.lines_read + others.lines_read, sent);
     assert!(
         values(&third, sent as usize) == originals,
         "values replayed from the archive files differ from the originals"

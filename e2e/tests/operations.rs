@@ -13,8 +13,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    assert_group_at_end, create_topics, delete_topics, free_ports, producer_command, read_back,
-    run, sample, scrape, summary_value, terminate, topic_flags, unique,
+    assert_group_at_end, create_topics, delete_topics, free_ports, producer_command,
+    producer_summary, read_back, run, sample, scrape, summary_value, terminate, topic_flags,
+    unique,
 };
 use tweet_pipeline_common::Destination;
 
@@ -56,7 +57,7 @@ fn spawn(command: &mut Command, log: &Path) -> Child {
 async fn sigterm_loses_nothing_and_metrics_are_served() {
     let prefix = unique("ops");
     let names = create_topics(&format!("{prefix}-")).await;
-    let recording = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample/stream.jsonl");
+    let recording = support::repo_root().join("data/sample/stream.jsonl");
     let (producer_port, consumer_port) = free_ports();
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("tweets.db");
@@ -76,7 +77,7 @@ async fn sigterm_loses_nothing_and_metrics_are_served() {
         &producer_log,
     );
     let consumer_args = |metrics: String| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tweet-consumer"));
+        let mut command = Command::new(support::binary("tweet-consumer"));
         command
             .args(["--group", &group, "--role", "analysis", "--db"])
             .arg(&db)
@@ -137,16 +138,14 @@ async fn sigterm_loses_nothing_and_metrics_are_served() {
         produced.status,
         String::from_utf8_lossy(&produced.stderr)
     );
-    let lines = summary_value(&produced, "lines read");
+    let summary = producer_summary(&produced);
+    let lines = summary.lines_read;
     assert!(lines > 500);
-    assert_eq!(summary_value(&produced, "failed"), 0);
-    assert_eq!(summary_value(&produced, "unacknowledged"), 0);
-    let acked: u64 = Destination::ALL
-        .iter()
-        .map(|d| summary_value(&produced, &format!("records -> {}", names.name(*d))))
-        .sum();
+    assert_eq!(summary.failed, 0);
+    assert_eq!(summary.unacknowledged, 0);
+    let acked: u64 = Destination::ALL.iter().map(|d| summary.acked(*d)).sum();
     assert_eq!(
-        acked + summary_value(&produced, "keep-alives (skipped)"),
+        acked + summary.keepalives,
         lines,
         "every line read is acknowledged"
     );

@@ -19,11 +19,12 @@ use rdkafka::consumer::BaseConsumer;
 use serde_json::Value;
 use support::{binary, bootstrap, free_ports, sample, scrape, terminate, unique, Emulator};
 use tweet_pipeline_common::config::ScheduleTopics;
-use tweet_pipeline_common::scheduled::{read_to_end, Outcome, PostResult};
+use tweet_pipeline_scheduler::model::{Outcome, PostResult};
+use tweet_pipeline_scheduler::queue::read_to_end;
 
 impl Emulator {
     fn start() -> Emulator {
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let repo = support::repo_root();
         let v1_file = repo.join("data/sample/stream.jsonl");
         support::spawn_emulator(&["--v1-file", v1_file.to_str().expect("UTF-8 path")])
     }

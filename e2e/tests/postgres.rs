@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rustix::process::{kill_process, Pid, Signal};
 use support::{
     binary, bootstrap, create_topics, delete_topics, free_ports, group_at_end, run, shared_data,
     summary_value, terminate, topic_flags, unique,
@@ -50,8 +51,7 @@ fn pg_bin() -> PathBuf {
 }
 
 fn is_root() -> bool {
-    let out = Command::new("id").arg("-u").output().expect("id runs");
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
+    rustix::process::geteuid().is_root()
 }
 
 /// A PostgreSQL server in a temporary folder, stopped (fast shutdown) on drop.
@@ -173,9 +173,10 @@ impl Drop for Postgres {
             // may be runuser, which does not pass signals on): PostgreSQL's fast shutdown.
             let pid = std::fs::read_to_string(self.data.join("postmaster.pid"))
                 .ok()
-                .and_then(|text| text.lines().next().map(str::to_owned))
-                .unwrap_or_else(|| child.id().to_string());
-            let _ = Command::new("kill").args(["-INT", &pid]).status();
+                .and_then(|text| text.lines().next()?.trim().parse().ok())
+                .and_then(Pid::from_raw)
+                .unwrap_or_else(|| Pid::from_child(&child));
+            let _ = kill_process(pid, Signal::INT);
             let _ = child.wait();
         }
     }
@@ -287,12 +288,12 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
         std::thread::sleep(Duration::from_millis(250));
     }
 
-    let produced = run(support::producer_command()
+    let produced = support::producer_summary(&run(support::producer_command()
         .arg("--replay")
         .arg(&recording)
         .args(topic_flags(&names))
-        .arg("--metrics-addr=off"));
-    assert_eq!(summary_value(&produced, "failed"), 0);
+        .arg("--metrics-addr=off")));
+    assert_eq!(produced.failed, 0);
 
     let topics = [
         names.tweets.as_str(),

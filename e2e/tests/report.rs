@@ -1,10 +1,13 @@
 //! `tweet-consumer report` on a SQLite store built here with the store's own schema: the three
 //! SVG files exist and carry their titles, axes, series and labels. No broker needed.
 
+mod support;
+
 use std::path::Path;
 use std::process::Command;
 
-const SCHEMA: &str = include_str!("../migrations/sqlite/0001_init.sql");
+/// The consumer's own SQLite schema (its first migration).
+const SCHEMA: &str = include_str!("../../consumer/migrations/sqlite/0001_init.sql");
 
 fn insert(
     conn: &rusqlite::Connection,
@@ -75,7 +78,7 @@ fn report_draws_posts_sentiment_and_hashtags() {
     drop(conn);
 
     let out = dir.path().join("report");
-    let output = Command::new(env!("CARGO_BIN_EXE_tweet-consumer"))
+    let output = Command::new(support::binary("tweet-consumer"))
         .arg("report")
         .arg("--db")
         .arg(&db)

@@ -73,7 +73,7 @@ fn replay(lines: &[String], names: &TopicNames, dir: &Path, name: &str) {
 }
 
 fn consume(group: &str, db: &Path, names: &TopicNames) -> std::process::Output {
-    run(Command::new(env!("CARGO_BIN_EXE_tweet-consumer"))
+    run(Command::new(support::binary("tweet-consumer"))
         .args(["--group", group, "--role", "analysis", "--exit-at-end"])
         .arg("--db")
         .arg(db)
@@ -251,7 +251,7 @@ async fn poison_records_are_dead_lettered_and_transient_failures_are_retried() {
     // consumer's 10 s busy timeout while records arrive: batches fail and are retried, and
     // the group's offsets do not move.
     let log = dir.path().join("consumer.log");
-    let consumer = Command::new(env!("CARGO_BIN_EXE_tweet-consumer"))
+    let consumer = Command::new(support::binary("tweet-consumer"))
         .args(["--group", &group, "--role", "analysis"])
         .arg("--db")
         .arg(&db)

@@ -15,7 +15,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::thread;
@@ -60,7 +59,7 @@ struct Cut {
 /// The recorded filter stream (lines 201–360 of the repository's sample: statuses/filter
 /// traffic of 2016 and 2018), as CRLF-terminated lines.
 fn recorded_lines() -> Vec<Vec<u8>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/sample/stream.jsonl");
+    let path = support::repo_root().join("data/sample/stream.jsonl");
     let text = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.split(|b| *b == b'\n')
         .skip(200)

@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 
 use support::{
@@ -18,7 +17,7 @@ use tweet_pipeline_common::{route_line, Destination, LineClass};
 async fn console_consumer_shows_keys_and_headers() {
     let prefix = format!("{}-", unique("inspect"));
     let names = create_topics(&prefix).await;
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = support::repo_root();
     let sample = repo.join("data/sample/stream.jsonl");
     run(producer_command()
         .arg("--replay")

@@ -8,8 +8,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write as _;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +20,7 @@ use support::{
 };
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    support::repo_root()
 }
 
 /// A Debian `prometheus` package tool on PATH (or in /usr/bin), else a failure that says how to
@@ -118,19 +118,9 @@ fn encode(value: &str) -> String {
         .collect()
 }
 
-/// `GET path` on Prometheus's HTTP API; `None` while it is not answering. HTTP/1.0 so that the
-/// body comes unchunked and the connection closes after it.
+/// `GET path` on Prometheus's HTTP API; `None` while it is not answering.
 fn api(port: u16, path: &str) -> Option<Value> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.0 200").then_some(())?;
-    serde_json::from_str(body).ok()
+    serde_json::from_str(&support::get(port, path)?).ok()
 }
 
 /// An instant query's result as (labels → value).
@@ -299,7 +289,7 @@ async fn prometheus_scrapes_the_pipeline_with_the_deployed_config() {
     // that the lag gauge follows within a scrape or two.
     let group = unique("analysis");
     let consumer = spawn(
-        Command::new(env!("CARGO_BIN_EXE_tweet-consumer"))
+        Command::new(support::binary("tweet-consumer"))
             .args(["--group", &group, "--role", "analysis", "--db"])
             .arg(dir.path().join("tweets.db"))
             .args(topic_flags(&names))
@@ -450,7 +440,7 @@ async fn prometheus_scrapes_the_pipeline_with_the_deployed_config() {
         "producer exit {}",
         producer_out.status
     );
-    assert_eq!(summary_value(&producer_out, "unacknowledged"), 0);
+    assert_eq!(support::producer_summary(&producer_out).unacknowledged, 0);
     let stopped = terminate(prometheus);
     assert!(
         stopped.status.success(),

@@ -4,18 +4,13 @@
 //! (or Debian's `docker-compose`; neither needs a Docker engine) plus its agreement with the
 //! broker that scripts/kafka-local.sh runs.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn release_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_tweet-consumer"))
-        .parent()
-        .expect("binary folder")
-        .to_path_buf()
+    support::repo_root()
 }
 
 fn text(output: &Output) -> String {
@@ -72,7 +67,7 @@ fn systemd_analyze_verifies_the_units() {
     // verify insists that ExecStart= programs exist: point the units' install paths at this
     // build and this checkout, in copies; everything else is verified as written.
     let dir = tempfile::tempdir().expect("temp dir");
-    let binaries = format!("{}/", release_dir().display());
+    let binaries = format!("{}/", support::process::bin_dir().display());
     let checkout = format!("{}/", repo().canonicalize().expect("repo path").display());
     let mut paths = Vec::new();
     for unit in UNITS {
