@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use tweet_pipeline_common::post::parse_post;
 
-use crate::analyze::{Analyzer, DetectorKind, Label};
+use crate::text::{Analyzer, DetectorKind, Label};
 
 /// TweetLID 2014's single-language labels; `und`, `other` and multi-language rows are skipped.
 const TWEETLID_LANGUAGES: [&str; 6] = ["es", "pt", "ca", "en", "gl", "eu"];
