@@ -354,9 +354,9 @@ tweet-consumer summary (group archive)
         let summary = StatsSummary::new("tweets.db", &table, 1);
         let expected = "\
 6 posts in tweets.db (detected language; sentiment by VADER, English only)
-language  positive  neutral negative  unscored    total
-en               3        0        0         0        3
-2 more                                                3
+language   positive  neutral negative  unscored    total
+en                3        0        0         0        3
+2 more                                                 3
 ";
         assert_eq!(summary.to_string(), expected);
         let json = serde_json::to_string(&summary).unwrap();

@@ -208,7 +208,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SourcePosition;
+    use crate::store::{PostRow, SourcePosition};
 
     fn row(id: &str, offset: i64) -> PostRow {
         PostRow {
