@@ -6,19 +6,20 @@
 #
 # ACC_PY_EVERY (default 1): the Python side scores language on every K-th row only (langdetect
 # takes ~6 ms a text, ~36k texts: about 4 min on all rows). The Rust side always uses all rows.
-# TWEET_DATA (default ../shared/data): the shared data folder.
+# TWEET_PIPELINE_DATA (default ../shared/data; TWEET_DATA, the older name, is still read): the
+# shared data folder.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export PATH="$HOME/.cargo/bin:$PATH"
-DATA="${TWEET_DATA:-$ROOT/../shared/data}"
+DATA="${TWEET_PIPELINE_DATA:-${TWEET_DATA:-$ROOT/../shared/data}}"
 EVERY="${ACC_PY_EVERY:-1}"
 OUT="$ROOT/.local/bench"
 VENV="$OUT/venv-acc"
 DOC="$ROOT/docs/accuracy.md"
 mkdir -p "$OUT" "$ROOT/docs"
-[ -d "$DATA" ] || { echo "accuracy.sh: needs the shared data at $DATA (set TWEET_DATA)" >&2; exit 1; }
+[ -d "$DATA" ] || { echo "accuracy.sh: needs the shared data at $DATA (set TWEET_PIPELINE_DATA)" >&2; exit 1; }
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 

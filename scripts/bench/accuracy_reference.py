@@ -158,7 +158,7 @@ def sentiment_table(out, m):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", default=os.environ.get("TWEET_DATA", "../shared/data"))
+    parser.add_argument("--data", default=os.environ.get("TWEET_PIPELINE_DATA", os.environ.get("TWEET_DATA", "../shared/data")))
     parser.add_argument("--lang-every", type=int, default=1, help="score language on every K-th row")
     parser.add_argument("--compound-out", help="write SemEval compound scores here, one per line")
     args = parser.parse_args()
