@@ -350,7 +350,11 @@ tweet-consumer summary (group archive)
 
     #[test]
     fn stats_lists_the_top_languages_and_sums_the_rest() {
-        let table = [language("en", 3, 0), language("es", 0, 2), language("?", 0, 1)];
+        let table = [
+            language("en", 3, 0),
+            language("es", 0, 2),
+            language("?", 0, 1),
+        ];
         let summary = StatsSummary::new("tweets.db", &table, 1);
         let expected = "\
 6 posts in tweets.db (detected language; sentiment by VADER, English only)
@@ -360,7 +364,10 @@ en                3        0        0         0        3
 ";
         assert_eq!(summary.to_string(), expected);
         let json = serde_json::to_string(&summary).unwrap();
-        assert!(json.ends_with(r#""rest":{"languages":2,"posts":3}}"#), "{json}");
+        assert!(
+            json.ends_with(r#""rest":{"languages":2,"posts":3}}"#),
+            "{json}"
+        );
         assert_eq!(StatsSummary::new("tweets.db", &table, 3).rest, None);
     }
 
@@ -371,7 +378,10 @@ en                3        0        0         0        3
             posts: 3,
             files: vec![PathBuf::from("report/a.svg")],
         };
-        assert_eq!(summary.to_string(), "3 posts from tweets.db\n  report/a.svg\n");
+        assert_eq!(
+            summary.to_string(),
+            "3 posts from tweets.db\n  report/a.svg\n"
+        );
         assert_eq!(
             serde_json::to_string(&summary).unwrap(),
             r#"{"db":"tweets.db","posts":3,"files":["report/a.svg"]}"#

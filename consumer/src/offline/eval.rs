@@ -285,7 +285,8 @@ fn load(data: &Path) -> anyhow::Result<Sets> {
     let path = data.join("sentiment/sentiment140/testdata.manual.2009.06.14.csv");
     let file = std::fs::File::open(&path)
         .with_context(|| format!("cannot read {} (see MANIFEST.md)", path.display()))?;
-    let sentiment140 = read_sentiment140(std::io::BufReader::new(file), &path.display().to_string())?;
+    let sentiment140 =
+        read_sentiment140(std::io::BufReader::new(file), &path.display().to_string())?;
 
     Ok(Sets {
         tweetlid,

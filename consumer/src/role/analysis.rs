@@ -5,8 +5,8 @@
 //! goes to the dead-letter topic with its original position and the reason.
 
 use anyhow::Context as _;
-use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::consumer::BaseConsumer;
+use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::metrics::ConsumerMetrics;
@@ -17,8 +17,8 @@ use crate::cli::{Cli, Role};
 use crate::role;
 use crate::runner::outputs::Outputs;
 use crate::runner::{self, Handler, RebalanceContext};
-use crate::summary::AnalysisSummary;
 use crate::store::{BatchOutcome, PostRow, SourcePosition, Store, Write};
+use crate::summary::AnalysisSummary;
 use crate::text::{Analysis, Analyzer};
 
 /// The analysis role's batch handler.
@@ -340,4 +340,3 @@ pub async fn run(
         runner::run_handler(consumer, &topics, make, |h| h.totals(), config, shutdown).await?;
     Ok(AnalysisSummary::new(&cli.group, &stats, &totals))
 }
-

@@ -27,8 +27,8 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::consumer::BaseConsumer;
+use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::headers;
@@ -346,4 +346,3 @@ pub async fn run(
         runner::run_handler(consumer, &topics, make, summary, config, shutdown).await?;
     Ok(ArchiveSummary::new(&cli.group, &stats, &totals, failed))
 }
-

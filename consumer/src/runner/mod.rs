@@ -452,4 +452,3 @@ where
     shutdown.cancel();
     Ok(result)
 }
-
