@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::store::ReportRow;
+use crate::store::{ReportRow, StoreLocation};
+use crate::summary::ReportSummary;
 
 /// What to draw.
 #[derive(Debug, Clone)]
@@ -210,6 +211,23 @@ pub fn summarise(rows: &[ReportRow], config: &ReportConfig) -> ReportData {
     data.sentiment.retain(|language, _| keep.contains(language));
     data.posts = posts.into_iter().collect();
     data
+}
+
+/// Reads every post of the store at `db` and renders the pictures ([`render`]).
+///
+/// # Errors
+/// When the store does not exist, cannot be opened or read, or a picture cannot be written.
+pub fn run(db: &StoreLocation, config: &ReportConfig) -> anyhow::Result<ReportSummary> {
+    let mut store = super::open_existing(db)?;
+    let rows = store
+        .report_rows()
+        .with_context(|| format!("cannot read the store {db}"))?;
+    let files = render(&rows, config)?;
+    Ok(ReportSummary {
+        db: db.to_string(),
+        posts: rows.len() as u64,
+        files,
+    })
 }
 
 /// Renders the three pictures into `config.out`; returns their paths.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use tweet_pipeline_common::post::parse_post;
 
-use crate::analyze::{Analyzer, DetectorKind, Label};
+use crate::text::{Analyzer, DetectorKind, Label};
 
 /// TweetLID 2014's single-language labels; `und`, `other` and multi-language rows are skipped.
 const TWEETLID_LANGUAGES: [&str; 6] = ["es", "pt", "ca", "en", "gl", "eu"];
@@ -167,25 +167,35 @@ pub fn normalise_lang(code: &str) -> &str {
     }
 }
 
-/// Splits one CSV record whose fields may be double-quoted (`""` is a quote inside one).
-pub fn split_csv_line(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(std::mem::take(&mut field)),
-            c => field.push(c),
+/// The sentiment140 test set (CSV without a header: polarity 0/2/4, id, date, query, user,
+/// text; fields may be double-quoted, `""` a quote inside one) as (sentiment label 0..=2,
+/// text). Records without six fields are skipped; `source` names the input in errors.
+///
+/// # Errors
+/// A record that is not CSV, or a polarity other than 0, 2 or 4.
+pub fn read_sentiment140(
+    input: impl std::io::Read,
+    source: &str,
+) -> anyhow::Result<Vec<(usize, String)>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input);
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.with_context(|| format!("cannot read {source} as CSV"))?;
+        if record.len() != 6 {
+            continue;
         }
+        let label = match &record[0] {
+            "0" => 0,
+            "2" => 1,
+            "4" => 2,
+            other => anyhow::bail!("{source}: unknown polarity {other:?}"),
+        };
+        rows.push((label, record[5].to_owned()));
     }
-    fields.push(field);
-    fields
+    Ok(rows)
 }
 
 /// Lines of a text file (`\n`, `\r\n`), the same split as the Python reference's.
@@ -273,20 +283,10 @@ fn load(data: &Path) -> anyhow::Result<Sets> {
         .collect::<anyhow::Result<_>>()?;
 
     let path = data.join("sentiment/sentiment140/testdata.manual.2009.06.14.csv");
-    let mut sentiment140 = Vec::new();
-    for line in read_lines(&path)? {
-        let fields = split_csv_line(&line);
-        if fields.len() != 6 {
-            continue;
-        }
-        let label = match fields[0].as_str() {
-            "0" => 0,
-            "2" => 1,
-            "4" => 2,
-            other => anyhow::bail!("{}: unknown polarity {other:?}", path.display()),
-        };
-        sentiment140.push((label, fields[5].clone()));
-    }
+    let file = std::fs::File::open(&path)
+        .with_context(|| format!("cannot read {} (see MANIFEST.md)", path.display()))?;
+    let sentiment140 =
+        read_sentiment140(std::io::BufReader::new(file), &path.display().to_string())?;
 
     Ok(Sets {
         tweetlid,
@@ -716,11 +716,19 @@ mod tests {
 
     #[test]
     fn csv_fields_keep_quoted_commas_and_quotes() {
-        assert_eq!(
-            split_csv_line(r#""4","3","kindle2","a, b ""c"" d",x"#),
-            ["4", "3", "kindle2", r#"a, b "c" d"#, "x"]
+        let csv = concat!(
+            r#""4","3","Mon May 11","kindle2","u","a, b ""c"" d""#,
+            "\n",
+            "0,1,d,q,u,plain\n",
+            "\n",
+            "short,row\n"
         );
-        assert_eq!(split_csv_line(""), [""]);
+        assert_eq!(
+            read_sentiment140(csv.as_bytes(), "test").unwrap(),
+            [(2, r#"a, b "c" d"#.to_owned()), (0, "plain".to_owned())]
+        );
+        let error = read_sentiment140("1,1,d,q,u,t\n".as_bytes(), "test").unwrap_err();
+        assert!(error.to_string().contains("unknown polarity"), "{error}");
     }
 
     #[test]

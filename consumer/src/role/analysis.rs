@@ -5,16 +5,21 @@
 //! goes to the dead-letter topic with its original position and the reason.
 
 use anyhow::Context as _;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{BorrowedMessage, Message};
+use tokio_util::sync::CancellationToken;
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::metrics::ConsumerMetrics;
 use tweet_pipeline_common::post::parse_post;
 use tweet_pipeline_common::{headers, route_line, Destination, Kind, LineClass, Routed};
 
-use crate::analyze::{Analysis, Analyzer};
-use crate::outputs::Outputs;
-use crate::runner::Handler;
+use crate::cli::{Cli, Role};
+use crate::role;
+use crate::runner::outputs::Outputs;
+use crate::runner::{self, Handler, RebalanceContext};
 use crate::store::{BatchOutcome, PostRow, SourcePosition, Store, Write};
+use crate::summary::AnalysisSummary;
+use crate::text::{Analysis, Analyzer};
 
 /// The analysis role's batch handler.
 pub struct AnalysisHandler {
@@ -298,4 +303,40 @@ impl Handler for AnalysisHandler {
         }
         Ok(())
     }
+}
+/// Runs the analysis role of `cli`'s group on `consumer` until shutdown (or the end, with
+/// `--exit-at-end`): opens the store and the dead-letter producer on the consumer's thread
+/// and returns the run's summary.
+///
+/// # Errors
+/// An invalid `--languages`/`--detector` pair, a store that cannot be opened, a producer that
+/// cannot be made, or a failed loop.
+pub async fn run(
+    cli: &Cli,
+    consumer: BaseConsumer<RebalanceContext>,
+    metrics: ConsumerMetrics,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<AnalysisSummary> {
+    let topics = role::topics(Role::Analysis, &cli.topics);
+    tracing::info!(group = %cli.group, role = ?Role::Analysis, topics = ?topics, db = %cli.db, "consuming");
+    let (db, names) = (cli.db.clone(), cli.topics.clone());
+    let analyzer = match cli.no_analysis {
+        true => None,
+        false => Some(
+            Analyzer::with_detector(cli.detector, cli.languages.clone().map(|l| l.0))
+                .map_err(anyhow::Error::msg)?,
+        ),
+    };
+    let (kafka, group) = (cli.kafka.clone(), cli.group.clone());
+    let make = move || {
+        let store = Store::open(&db).with_context(|| format!("cannot open the store {db}"))?;
+        let outputs = Outputs::new(&kafka, names.deadletter.clone(), &group)?;
+        Ok(AnalysisHandler::new(
+            names, store, outputs, metrics, analyzer,
+        ))
+    };
+    let config = role::runner_config(cli);
+    let (stats, totals) =
+        runner::run_handler(consumer, &topics, make, |h| h.totals(), config, shutdown).await?;
+    Ok(AnalysisSummary::new(&cli.group, &stats, &totals))
 }

@@ -21,7 +21,10 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tweet_pipeline_common::kafka::ClientLog;
 
-use crate::lag::LagGauge;
+pub mod lag;
+pub mod outputs;
+
+use self::lag::LagGauge;
 
 /// How long one poll waits when nothing arrives (also how quickly shutdown is noticed).
 const POLL_TIMEOUT: Duration = Duration::from_millis(200);
@@ -126,7 +129,7 @@ pub struct RebalanceContext {
 
 impl RebalanceContext {
     /// A context that also reports consumer lag (needs `statistics.interval.ms`, see
-    /// [`crate::lag::enable_statistics`]).
+    /// [`lag::enable_statistics`]).
     pub fn with_lag(lag: LagGauge) -> Self {
         Self {
             lag: Some(lag),
@@ -382,4 +385,70 @@ fn cached_high_watermark<C: ConsumerContext>(
     };
     (error == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
         .then_some(high)
+}
+
+/// Creates group `group`'s consumer with the lag gauge (`lag`) fed from librdkafka's
+/// statistics, and checks at start that `topics` exist.
+///
+/// # Errors
+/// An invalid client configuration (`-X`), or a topic missing on the broker.
+pub fn create_consumer(
+    kafka: &tweet_pipeline_common::config::KafkaArgs,
+    group: &str,
+    lag: LagGauge,
+    topics: &[&str],
+) -> anyhow::Result<BaseConsumer<RebalanceContext>> {
+    use anyhow::Context as _;
+    let client_id = format!("tweet-consumer-{group}");
+    let mut client_config = tweet_pipeline_common::kafka::consumer_config(kafka, group, &client_id);
+    lag::enable_statistics(&mut client_config);
+    let consumer: BaseConsumer<RebalanceContext> = client_config
+        .create_with_context(RebalanceContext::with_lag(lag))
+        .context("invalid Kafka consumer configuration (check -X properties)")?;
+    tweet_pipeline_common::kafka::check_topics(
+        consumer.client(),
+        &kafka.bootstrap,
+        topics,
+        Duration::from_secs(10),
+    )?;
+    Ok(consumer)
+}
+
+/// On the consumer's own blocking thread: makes the handler (a store connection is opened
+/// there: the synchronous PostgreSQL client runs its own runtime and must not be used, or
+/// dropped, on the async reactor), subscribes, runs until shutdown (or the end, with
+/// `--exit-at-end`) and returns `summary` of the handler; then cancels the rest of the process
+/// (the metrics server).
+///
+/// # Errors
+/// When the handler cannot be made, subscribing fails, the loop fails, or its thread panics.
+pub async fn run_handler<H, T>(
+    consumer: BaseConsumer<RebalanceContext>,
+    topics: &[&str],
+    make: impl FnOnce() -> anyhow::Result<H> + Send + 'static,
+    summary: impl FnOnce(H) -> T + Send + 'static,
+    config: RunnerConfig,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(RunStats, T)>
+where
+    H: Handler,
+    T: Send + 'static,
+{
+    use anyhow::Context as _;
+    let cancel = shutdown.clone();
+    let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut handler = make()?;
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .context("subscribing to the topics")?;
+        let stats = run(&consumer, &mut handler, &config, &cancel);
+        drop(consumer);
+        stats.map(|stats| (stats, summary(handler)))
+    })
+    .await
+    .context("the consumer thread panicked")??;
+    shutdown.cancel();
+    Ok(result)
 }

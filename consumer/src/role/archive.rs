@@ -27,12 +27,17 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{BorrowedMessage, Message};
+use tokio_util::sync::CancellationToken;
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::headers;
 use tweet_pipeline_common::metrics::ConsumerMetrics;
 
-use crate::runner::{DurableOffset, Handler};
+use crate::cli::{Cli, Role};
+use crate::role;
+use crate::runner::{self, DurableOffset, Handler, RebalanceContext};
+use crate::summary::ArchiveSummary;
 
 /// Where and when to rotate.
 #[derive(Debug, Clone)]
@@ -313,4 +318,31 @@ impl Handler for ArchiveHandler {
         }
         Ok(std::mem::take(&mut self.durable))
     }
+}
+/// Runs the archive role of `cli`'s group on `consumer` until shutdown (or the end, with
+/// `--exit-at-end`) and returns the run's summary; a summary with failed partitions means
+/// some records are not archived yet (exit 1: run again).
+///
+/// # Errors
+/// When the archive folder cannot be made or the loop fails.
+pub async fn run(
+    cli: &Cli,
+    consumer: BaseConsumer<RebalanceContext>,
+    metrics: ConsumerMetrics,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<ArchiveSummary> {
+    let topics = role::topics(Role::Archive, &cli.topics);
+    let archive = ArchiveConfig {
+        dir: cli.archive.archive_dir.clone(),
+        max_bytes: cli.archive.archive_max_bytes,
+        max_age: Duration::from_secs(cli.archive.archive_max_age_secs),
+    };
+    tracing::info!(group = %cli.group, role = ?Role::Archive, topics = ?topics, dir = %cli.archive.archive_dir.display(), "archiving");
+    let names = cli.topics.clone();
+    let make = move || ArchiveHandler::new(archive, names, metrics);
+    let summary = |h: ArchiveHandler| (h.totals(), h.failed_partitions());
+    let config = role::runner_config(cli);
+    let (stats, (totals, failed)) =
+        runner::run_handler(consumer, &topics, make, summary, config, shutdown).await?;
+    Ok(ArchiveSummary::new(&cli.group, &stats, &totals, failed))
 }
