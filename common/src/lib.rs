@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod emoji;
 pub mod framing;
 pub mod headers;
 #[cfg(feature = "kafka")]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
+use tweet_pipeline_common::emoji::is_emoji_part;
 use tweet_pipeline_common::post::parse_post;
 
 use crate::text::{Analyzer, DetectorKind, Label};
@@ -553,21 +554,15 @@ const EMOTICONS: [&str; 22] = [
     ":/", ":-/", "xD", "XD", ":o", ":O", "=)", "=(",
 ];
 
-/// Whether `c` is an emoji or an emoji joiner/selector: the Unicode blocks of pictographs,
-/// symbols, dingbats and regional indicators (an evaluation filter, not a full UTS #51 parser).
-fn is_emoji(c: char) -> bool {
-    matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0x2B00..=0x2BFF | 0xFE0F | 0x200D)
-}
-
 fn has_emoji_or_emoticon(text: &str) -> bool {
-    text.chars().any(is_emoji) || text.split_whitespace().any(|w| EMOTICONS.contains(&w))
+    text.chars().any(is_emoji_part) || text.split_whitespace().any(|w| EMOTICONS.contains(&w))
 }
 
 /// `text` without emoji and without whitespace-separated emoticons.
 fn without_emoji_or_emoticons(text: &str) -> String {
     text.split_whitespace()
         .filter(|w| !EMOTICONS.contains(w))
-        .map(|w| w.chars().filter(|&c| !is_emoji(c)).collect::<String>())
+        .map(|w| w.chars().filter(|&c| !is_emoji_part(c)).collect::<String>())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
         .join(" ")

@@ -15,6 +15,7 @@
 //! keycaps, tags or ZWJ-joined emoji; regional-indicator pairs) instead of the Unicode emoji
 //! regular expression.
 
+use tweet_pipeline_common::emoji::{is_emoji, is_emoji_modifier, ZERO_WIDTH_JOINER};
 use unicode_normalization::UnicodeNormalization as _;
 
 /// The most weighted characters in a post (`maxWeightedTweetLength`).
@@ -74,14 +75,16 @@ fn chars_weight(text: &str) -> usize {
         {
             total += 2;
             i += 2;
-        } else if is_emoji(c) {
+        } else if is_emoji(chars[i]) {
             total += 2;
             i += 1;
             // The rest of the sequence is part of the same emoji.
-            while let Some(next) = chars.get(i).map(|n| *n as u32) {
+            while let Some(&next) = chars.get(i) {
                 if is_emoji_modifier(next) {
                     i += 1;
-                } else if next == 0x200D && chars.get(i + 1).is_some_and(|n| is_emoji(*n as u32)) {
+                } else if next == ZERO_WIDTH_JOINER
+                    && chars.get(i + 1).is_some_and(|n| is_emoji(*n))
+                {
                     i += 2;
                 } else {
                     break;
@@ -101,21 +104,6 @@ fn chars_weight(text: &str) -> usize {
 
 fn is_regional_indicator(c: u32) -> bool {
     (0x1F1E6..=0x1F1FF).contains(&c)
-}
-
-fn is_emoji(c: u32) -> bool {
-    (0x1F300..=0x1FAFF).contains(&c)
-        || (0x1F000..=0x1F2FF).contains(&c)
-        || (0x2600..=0x27BF).contains(&c)
-        || (0x2B00..=0x2BFF).contains(&c)
-}
-
-fn is_emoji_modifier(c: u32) -> bool {
-    c == 0xFE0F
-        || c == 0xFE0E
-        || c == 0x20E3
-        || (0x1F3FB..=0x1F3FF).contains(&c)
-        || (0xE0020..=0xE007F).contains(&c)
 }
 
 #[cfg(test)]
