@@ -19,6 +19,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
+use tweet_pipeline_common::backoff::{Backoff, BackoffPolicy};
 use tweet_pipeline_common::kafka::ClientLog;
 
 pub mod lag;
@@ -28,8 +29,9 @@ use self::lag::LagGauge;
 
 /// How long one poll waits when nothing arrives (also how quickly shutdown is noticed).
 const POLL_TIMEOUT: Duration = Duration::from_millis(200);
-/// Longest wait between retries of a failing batch.
-const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(5);
+/// Waits between retries of a failing batch: 100 ms, doubling, at most 5 s.
+const RETRY_BACKOFF: BackoffPolicy =
+    BackoffPolicy::exponential(Duration::from_millis(100), Duration::from_secs(5));
 /// Timeout of the metadata requests made by the end-of-partitions check.
 const WATERMARK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -226,7 +228,7 @@ pub fn run<C: ConsumerContext, H: Handler>(
             }
             continue;
         }
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(RETRY_BACKOFF);
         loop {
             match handler.handle(&batch) {
                 Ok(()) => break,
@@ -247,8 +249,7 @@ pub fn run<C: ConsumerContext, H: Handler>(
                         commit_sync(consumer);
                         return Ok(stats);
                     }
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(MAX_RETRY_BACKOFF);
+                    std::thread::sleep(backoff.next_delay());
                 }
             }
         }

@@ -13,16 +13,18 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
+use tweet_pipeline_common::backoff::BackoffPolicy;
 
 use super::x::PostReply;
 use super::CatchUp;
 use crate::model::{Outcome, PostResult};
 
-/// The first wait after a 5xx or a request that could not be sent; doubled per attempt, at
-/// most [`MAX_BACKOFF_SECS`].
-pub const FIRST_BACKOFF_SECS: i64 = 1;
-/// The longest wait between two attempts after a 5xx.
-pub const MAX_BACKOFF_SECS: i64 = 60;
+/// The waits after a 5xx or a request that could not be sent: 1 s, doubled per attempt, at
+/// most 60 s.
+pub const RETRY_BACKOFF: BackoffPolicy = BackoffPolicy::exponential(
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(60),
+);
 /// How long a 429 without a usable `x-rate-limit-reset` (absent, or already past) holds posting.
 pub const DEFAULT_RATE_LIMIT_SECS: i64 = 60;
 
@@ -176,12 +178,9 @@ pub struct Verdict {
 }
 
 /// The wait before attempt `attempt + 1` after attempt `attempt` failed retryably:
-/// [`FIRST_BACKOFF_SECS`] doubled per attempt, at most [`MAX_BACKOFF_SECS`].
+/// [`RETRY_BACKOFF`]'s delay after `attempt` failures.
 pub fn backoff(attempt: u32) -> Duration {
-    let secs = FIRST_BACKOFF_SECS
-        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF_SECS);
-    Duration::seconds(secs)
+    Duration::from_std(RETRY_BACKOFF.delay(attempt)).unwrap_or(Duration::MAX)
 }
 
 /// What to record for `reply`, answered at `now` to attempt number `attempts` of a post due at
