@@ -1,12 +1,12 @@
 //! A run's summary: what a consumer group role read and did, or what an offline subcommand
 //! found, printed at the end as a table for people ([`fmt::Display`]) or as one JSON object
-//! (`--summary json`, [`serde::Serialize`]). The text labels are a contract: the system tests
-//! and operators' scripts read the numbers after them.
+//! (`--summary json`, [`serde::Serialize`]). The end-to-end tests read the JSON form into these
+//! same types; the text labels are a contract too, for operators' scripts.
 
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::role::analysis::AnalysisTotals;
 use crate::role::archive::ArchiveTotals;
@@ -28,7 +28,7 @@ fn row(f: &mut fmt::Formatter<'_>, label: &str, value: impl fmt::Display) -> fmt
 /// {"group":"analysis","records_consumed":10,"rows_written":7,"deletes_applied":1,
 ///  "posts_kept_out":1,"records_dead_lettered":1,"tombstones_written":2,"records_skipped":0}
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnalysisSummary {
     /// The consumer group id.
     pub group: String,
@@ -85,7 +85,7 @@ impl fmt::Display for AnalysisSummary {
 /// {"group":"archive","records_consumed":10,"records_archived":10,"files_finished":2,
 ///  "records_skipped":0,"partitions_failed":0}
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchiveSummary {
     /// The consumer group id.
     pub group: String,
@@ -128,7 +128,7 @@ impl fmt::Display for ArchiveSummary {
 }
 
 /// One language's row of [`StatsSummary`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsRow {
     /// Detected language code, `?` when undetected.
     pub language: String,
@@ -158,7 +158,7 @@ impl From<&LanguageSentiment> for StatsRow {
 }
 
 /// The languages beyond `--top` in [`StatsSummary`], summed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsRest {
     /// How many languages.
     pub languages: u64,
@@ -175,7 +175,7 @@ pub struct StatsRest {
 /// {"db":"tweets.db","total":3,"languages":[{"language":"en","positive":1,"neutral":0,
 ///  "negative":0,"unscored":0,"total":1}],"rest":{"languages":1,"posts":2}}
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsSummary {
     /// The store read.
     pub db: String,
@@ -238,7 +238,7 @@ impl fmt::Display for StatsSummary {
 /// `tweet-consumer report`: the pictures drawn.
 ///
 /// JSON form (`--summary json`): `{"db":"tweets.db","posts":3,"files":["report/a.svg"]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReportSummary {
     /// The store read (a PostgreSQL URL without its password).
     pub db: String,

@@ -10,11 +10,10 @@ mod support;
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use support::{
-    assert_group_at_end, binary, create_topics, delete_topics, producer_summary, read_back, run,
-    shared_data, summary_value, topic_flags, unique,
+    archive_summary, assert_group_at_end, consumer_command, create_topics, delete_topics,
+    producer_summary, read_back, run, shared_data, topic_flags, unique,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::Destination;
@@ -86,18 +85,18 @@ async fn archived_files_replay_to_the_same_values() {
     // Archive, rotating by size (~64 KiB of gzip per file).
     let archive = dir.path().join("archive");
     let group = unique("archive");
-    let archived = run(Command::new(binary("tweet-consumer"))
+    let archived = run(consumer_command()
         .args(["--group", &group, "--role", "archive", "--exit-at-end"])
         .arg("--archive-dir")
         .arg(&archive)
         .args(["--archive-max-bytes", "65536"])
         .args(topic_flags(&original))
         .arg("--metrics-addr=off"));
-    assert_eq!(summary_value(&archived, "records consumed"), sent);
-    assert_eq!(summary_value(&archived, "records archived"), sent);
-    assert_eq!(summary_value(&archived, "partitions failed"), 0);
+    assert_eq!(archive_summary(&archived).records_consumed, sent);
+    assert_eq!(archive_summary(&archived).records_archived, sent);
+    assert_eq!(archive_summary(&archived).partitions_failed, 0);
     let files = files_under(&archive);
-    let finished = summary_value(&archived, "files finished");
+    let finished = archive_summary(&archived).files_finished;
     assert_eq!(files.len() as u64, finished, "{files:?}");
     assert!(
         finished > 8,
@@ -126,7 +125,7 @@ async fn archived_files_replay_to_the_same_values() {
     let by_age = dir.path().join("archive-by-age");
     let age_group = unique("archive-age");
     let (metrics_port, _) = support::free_ports();
-    let running = Command::new(binary("tweet-consumer"))
+    let running = consumer_command()
         .args(["--group", &age_group, "--role", "archive"])
         .arg("--archive-dir")
         .arg(&by_age)
@@ -162,9 +161,9 @@ async fn archived_files_replay_to_the_same_values() {
     assert_eq!(lines, sent, "the committed files hold every record");
     let stopped = support::terminate(running);
     assert!(stopped.status.success());
-    assert_eq!(summary_value(&stopped, "records archived"), sent);
+    assert_eq!(archive_summary(&stopped).records_archived, sent);
     assert_eq!(
-        summary_value(&stopped, "files finished"),
+        archive_summary(&stopped).files_finished,
         aged.len() as u64,
         "nothing left to finish at shutdown"
     );

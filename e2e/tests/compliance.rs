@@ -11,7 +11,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -19,8 +19,8 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use support::{
-    bootstrap, delete_topics, producer_command, read_back, run, shared_data, stored_ids,
-    summary_value, topic_flags, unique, PARTITIONS,
+    analysis_summary, bootstrap, delete_topics, producer_command, read_back, run, shared_data,
+    stored_ids, topic_flags, unique, PARTITIONS,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::{route_line, Destination, LineClass};
@@ -73,7 +73,7 @@ fn replay(lines: &[String], names: &TopicNames, dir: &Path, name: &str) {
 }
 
 fn consume(group: &str, db: &Path, names: &TopicNames) -> std::process::Output {
-    run(Command::new(support::binary("tweet-consumer"))
+    run(support::consumer_command()
         .args(["--group", group, "--role", "analysis", "--exit-at-end"])
         .arg("--db")
         .arg(db)
@@ -173,15 +173,15 @@ async fn deletes_erase_posts_from_the_store_and_from_kafka() {
     );
     assert_eq!(stored.len(), posts.len() - deleted.len() - 1);
     assert_eq!(
-        summary_value(&first, "tombstones written"),
+        analysis_summary(&first).tombstones_written,
         deleted.len() as u64,
         "one tombstone per deleted post, to its own topic; none for a post not seen yet"
     );
     // ... then the post itself: kept out of the store, and tombstoned again after it.
     replay(&[late_line], &names, dir.path(), "late.jsonl");
     let second = consume(&group, &db, &names);
-    assert_eq!(summary_value(&second, "posts kept out (deleted)"), 1);
-    assert_eq!(summary_value(&second, "tombstones written"), 1);
+    assert_eq!(analysis_summary(&second).posts_kept_out, 1);
+    assert_eq!(analysis_summary(&second).tombstones_written, 1);
     assert!(!stored_ids(&db).contains(&late_id));
 
     // 3. Compaction: once the segments roll (segment.ms 1 s; one more record rolls them) and
@@ -251,7 +251,7 @@ async fn poison_records_are_dead_lettered_and_transient_failures_are_retried() {
     // consumer's 10 s busy timeout while records arrive: batches fail and are retried, and
     // the group's offsets do not move.
     let log = dir.path().join("consumer.log");
-    let consumer = Command::new(support::binary("tweet-consumer"))
+    let consumer = support::consumer_command()
         .args(["--group", &group, "--role", "analysis"])
         .arg("--db")
         .arg(&db)
@@ -331,7 +331,7 @@ async fn poison_records_are_dead_lettered_and_transient_failures_are_retried() {
         "{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert_eq!(summary_value(&output, "records dead-lettered"), 3);
+    assert_eq!(analysis_summary(&output).records_dead_lettered, 3);
     assert_eq!(stored_ids(&db).len(), 200);
     support::assert_group_at_end(&group, &topics);
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    create_topics, delete_topics, free_ports, producer_command, producer_summary, read_back,
-    sample, scrape, summary_value, terminate, topic_flags, unique, Emulator,
+    analysis_summary, create_topics, delete_topics, free_ports, producer_command, producer_summary,
+    read_back, sample, scrape, terminate, topic_flags, unique, Emulator,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::Destination;
@@ -450,7 +450,7 @@ async fn x_v1_oauth_and_mastodon_sse() {
     // The analysis consumer stores both: Mastodon text without its HTML, deletes applied.
     let db = dir.path().join("tweets.db");
     let consumed = support::run(
-        Command::new(support::binary("tweet-consumer"))
+        support::consumer_command()
             .args([
                 "--group",
                 &unique("analysis"),
@@ -463,7 +463,7 @@ async fn x_v1_oauth_and_mastodon_sse() {
             .arg(&db)
             .args(topic_flags(&names)),
     );
-    assert!(summary_value(&consumed, "deletes applied") >= 2);
+    assert!(analysis_summary(&consumed).deletes_applied >= 2);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert!(count("SELECT COUNT(*) FROM posts WHERE source_topic LIKE '%tweets'") > 20);

@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    assert_group_at_end, create_topics, delete_topics, free_ports, producer_command,
-    producer_summary, read_back, run, sample, scrape, summary_value, terminate, topic_flags,
+    analysis_summary, assert_group_at_end, create_topics, delete_topics, free_ports,
+    producer_command, producer_summary, read_back, run, sample, scrape, terminate, topic_flags,
     unique,
 };
 use tweet_pipeline_common::Destination;
@@ -77,7 +77,7 @@ async fn sigterm_loses_nothing_and_metrics_are_served() {
         &producer_log,
     );
     let consumer_args = |metrics: String| {
-        let mut command = Command::new(support::binary("tweet-consumer"));
+        let mut command = support::consumer_command();
         command
             .args(["--group", &group, "--role", "analysis", "--db"])
             .arg(&db)
@@ -166,16 +166,16 @@ async fn sigterm_loses_nothing_and_metrics_are_served() {
         consumed.status,
         String::from_utf8_lossy(&consumed.stderr)
     );
-    let first = summary_value(&consumed, "records consumed");
+    let first = analysis_summary(&consumed).records_consumed;
     assert!(first > 0);
 
     // Finishing the rest from the committed offsets: one row per distinct, undeleted post.
     let rest = run(consumer_args("--metrics-addr=off".to_owned()).arg("--exit-at-end"));
     let posts = [&names.tweets, &names.retweets];
     let tombstones =
-        summary_value(&consumed, "tombstones written") + summary_value(&rest, "tombstones written");
+        analysis_summary(&consumed).tombstones_written + analysis_summary(&rest).tombstones_written;
     assert_eq!(
-        first + summary_value(&rest, "records consumed"),
+        first + analysis_summary(&rest).records_consumed,
         records
             .iter()
             .filter(|(t, ..)| t != &names.deadletter)

@@ -9,11 +9,10 @@ mod support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use support::{
-    assert_group_at_end, create_topics, delete_topics, producer_command, producer_summary,
-    read_back, run, shared_data, summary_value, topic_flags, unique,
+    analysis_summary, assert_group_at_end, create_topics, delete_topics, producer_command,
+    producer_summary, read_back, run, shared_data, topic_flags, unique,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::{route_line, Destination, Kind, LineClass};
@@ -154,7 +153,7 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
     let db = dir.path().join("tweets.db");
     let group = unique("analysis");
     let consume = || {
-        run(Command::new(support::binary("tweet-consumer"))
+        run(support::consumer_command()
             .args(["--group", &group, "--role", "analysis", "--exit-at-end"])
             .arg("--db")
             .arg(&db)
@@ -166,7 +165,7 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
         per_topic(&names.tweets) + per_topic(&names.retweets) + per_topic(&names.control);
     // The run also reads back the tombstones it writes: one for each copy of a deleted post it
     // stored or kept out, none for deletes of posts the recording never carried.
-    let tombstones = summary_value(&first, "tombstones written");
+    let tombstones = analysis_summary(&first).tombstones_written;
     let deleted_copies = want
         .iter()
         .filter(|(t, k, _)| {
@@ -180,10 +179,10 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
         "{tombstones} tombstones for {deleted_posts} deleted posts ({deleted_copies} copies)"
     );
     assert_eq!(
-        summary_value(&first, "records consumed"),
+        analysis_summary(&first).records_consumed,
         consumed as u64 + tombstones
     );
-    assert_eq!(summary_value(&first, "records dead-lettered"), 0);
+    assert_eq!(analysis_summary(&first).records_dead_lettered, 0);
     let conn = rusqlite::Connection::open(&db).expect("store");
     let rows = support::stored_ids(&db);
     assert_eq!(rows.len(), expected_rows.len());
@@ -209,8 +208,8 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
 
     // 3. A second run from the committed offsets adds nothing.
     let second = consume();
-    assert_eq!(summary_value(&second, "records consumed"), 0);
-    assert_eq!(summary_value(&second, "rows written"), 0);
+    assert_eq!(analysis_summary(&second).records_consumed, 0);
+    assert_eq!(analysis_summary(&second).rows_written, 0);
     assert!(support::stored_ids(&db) == rows);
 
     // The group's committed offsets are the end of every partition.

@@ -18,10 +18,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rustix::process::{kill_process, Pid, Signal};
 use support::{
-    binary, bootstrap, create_topics, delete_topics, free_ports, group_at_end, run, shared_data,
-    summary_value, terminate, topic_flags, unique,
+    analysis_summary, bootstrap, consumer_command, create_topics, delete_topics, free_ports,
+    group_at_end, json_summary, run, shared_data, terminate, topic_flags, unique,
 };
 use tweet_pipeline_common::{route_line, Destination, LineClass};
+use tweet_pipeline_consumer::summary::StatsSummary;
 
 const PASSWORD: &str = "pw-Xq7-not-in-logs";
 
@@ -256,7 +257,7 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
     let group = unique("pg-analysis");
     let (port_a, port_b) = free_ports();
     let start = |port: u16| {
-        Command::new(binary("tweet-consumer"))
+        consumer_command()
             .args(["--group", &group, "--role", "analysis"])
             .arg(format!("--db={url}"))
             .args(topic_flags(&names))
@@ -325,7 +326,7 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
             stderr.contains("postgres://tweet@127.0.0.1"),
             "the store is logged, redacted:\n{stderr}"
         );
-        let consumed = summary_value(output, "records consumed");
+        let consumed = analysis_summary(output).records_consumed;
         assert!(
             consumed > 0,
             "both instances consumed (each held partitions):\n{stdout}"
@@ -374,17 +375,14 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
     assert_eq!(remembered as usize, deleted.len());
 
     // `stats` reads the same store through the URL.
-    let stats = run(Command::new(binary("tweet-consumer")).args(["stats", "--db", &url]));
-    let stats = String::from_utf8_lossy(&stats.stdout);
-    assert!(
-        stats.starts_with(&format!(
-            "{} posts in postgres://tweet@127.0.0.1:{}/tweets",
-            expected.len(),
-            server.port
-        )),
-        "{stats}"
+    let stats = run(consumer_command().args(["stats", "--db", &url]));
+    assert!(!String::from_utf8_lossy(&stats.stdout).contains(PASSWORD));
+    let stats: StatsSummary = json_summary(&stats);
+    assert_eq!(stats.total as usize, expected.len());
+    assert_eq!(
+        stats.db,
+        format!("postgres://tweet@127.0.0.1:{}/tweets", server.port)
     );
-    assert!(!stats.contains(PASSWORD));
 
     runtime.block_on(delete_topics(&names));
 }

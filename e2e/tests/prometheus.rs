@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
-    create_topics, delete_topics, producer_command, summary_value, terminate, topic_flags, unique,
+    analysis_summary, create_topics, delete_topics, producer_command, terminate, topic_flags,
+    unique,
 };
 
 fn repo() -> PathBuf {
@@ -289,7 +290,7 @@ async fn prometheus_scrapes_the_pipeline_with_the_deployed_config() {
     // that the lag gauge follows within a scrape or two.
     let group = unique("analysis");
     let consumer = spawn(
-        Command::new(support::binary("tweet-consumer"))
+        support::consumer_command()
             .args(["--group", &group, "--role", "analysis", "--db"])
             .arg(dir.path().join("tweets.db"))
             .args(topic_flags(&names))
@@ -430,7 +431,7 @@ async fn prometheus_scrapes_the_pipeline_with_the_deployed_config() {
         "consumer exit {}",
         consumer_out.status
     );
-    assert_eq!(rows, summary_value(&consumer_out, "rows written") as f64);
+    assert_eq!(rows, analysis_summary(&consumer_out).rows_written as f64);
     assert!(rows >= 270.0, "rows written {rows}");
 
     drop(stdin);

@@ -9,8 +9,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use rustix::process::{kill_process, Pid, Signal};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tweet_pipeline_common::Destination;
+use tweet_pipeline_consumer::summary::{AnalysisSummary, ArchiveSummary};
 
 use super::{shared_data, unique};
 
@@ -119,17 +121,34 @@ pub fn run(command: &mut Command) -> Output {
     output
 }
 
-/// The number after `label` in a (consumer's) summary printed as text on stdout.
-pub fn summary_value(output: &Output, label: &str) -> u64 {
+/// `tweet-consumer`, printing its run's summary as JSON (`TWEET_PIPELINE_SUMMARY=json`; read it
+/// with [`analysis_summary`], [`archive_summary`] or [`json_summary`]).
+pub fn consumer_command() -> Command {
+    let mut command = Command::new(binary("tweet-consumer"));
+    command.env("TWEET_PIPELINE_SUMMARY", "json");
+    command
+}
+
+/// The JSON summary a binary printed as the last line of its stdout, as a `T`.
+pub fn json_summary<T: DeserializeOwned>(output: &Output) -> T {
     let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout
-        .lines()
-        .find_map(|line| {
-            line.trim()
-                .strip_prefix(label)
-                .map(|rest| rest.trim().parse().expect("a count"))
-        })
-        .unwrap_or_else(|| panic!("no '{label}' in summary:\n{stdout}"))
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "no JSON {} on stdout ({e}):\n{stdout}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+/// The summary of an analysis run of a [`consumer_command`].
+pub fn analysis_summary(output: &Output) -> AnalysisSummary {
+    json_summary(output)
+}
+
+/// The summary of an archive run of a [`consumer_command`].
+pub fn archive_summary(output: &Output) -> ArchiveSummary {
+    json_summary(output)
 }
 
 /// `tweet-producer --summary json`: the fields the tests read (producer/src/summary.rs has
@@ -175,10 +194,7 @@ impl ProducerSummary {
 
 /// The JSON summary a [`producer_command`] printed on stdout (its last line).
 pub fn producer_summary(output: &Output) -> ProducerSummary {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("no JSON producer summary on stdout ({e}):\n{stdout}"))
+    json_summary(output)
 }
 
 /// Sends `signal` to `child` (which must not have been waited for yet).
