@@ -61,7 +61,10 @@ fetch() {
 
 java_tool() {
   local class="$1"; shift
+  # The JVM's own warnings (unified logging, e.g. a thread that failed to start on a loaded
+  # machine) go to stdout by default; stderr keeps stdout for the tool's output alone.
   java -Xms64m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    -Xlog:disable -Xlog:all=warning:stderr \
     -Dlog4j2.configurationFile="$KAFKA_DIR/tools-log4j2.yaml" \
     -cp "$LIB/*" "$class" "$@"
 }
