@@ -1,4 +1,5 @@
-//! Routing over every line of every recording in `../shared/data/twitter_v1/`.
+//! Routing over every line of every recording in `../shared/data/twitter_v1/`, and over every
+//! event of the Jetstream v1 recordings in `../shared/data/bluesky/jetstream-v1/`.
 //!
 //! Each line must be accounted for exactly once, and the counts per kind must equal (a) an
 //! independent classification that builds the whole JSON document (`serde_json::Value`) and
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 use tweet_pipeline_common::framing::{Frame, LineFramer, DEFAULT_MAX_LINE_BYTES};
-use tweet_pipeline_common::{route_line, Kind, LineClass};
+use tweet_pipeline_common::{route_line, Destination, Kind, LineClass};
 
 fn shared_data() -> Option<PathBuf> {
     let dir = std::env::var_os("TWEET_PIPELINE_DATA")
@@ -334,4 +335,88 @@ fn control_message_recordings_cover_every_v1_type() {
         .expect("raw capture");
     let counts = route_file(&bytes);
     assert_eq!(counts.kinds, [("malformed", 1)].into_iter().collect());
+}
+
+/// What the Jetstream README says an event is, read from the whole document.
+fn by_hand(event: &Value) -> (Kind, String) {
+    let did = event["did"]
+        .as_str()
+        .expect("every recorded event has a did");
+    match event["kind"].as_str() {
+        Some("identity") => (Kind::Identity, did.to_owned()),
+        Some("account") => (Kind::Account, did.to_owned()),
+        Some("commit") => {
+            let commit = &event["commit"];
+            let field = |name: &str| commit[name].as_str().expect("commit field");
+            let (operation, collection) = (field("operation"), field("collection"));
+            let post = collection == "app.bsky.feed.post";
+            let repost = collection == "app.bsky.feed.repost";
+            let kind = match operation {
+                "delete" if post || repost => Kind::Delete,
+                "create" if post => Kind::Post,
+                "update" if post => Kind::Edit,
+                _ if repost => Kind::Repost,
+                _ => Kind::Event,
+            };
+            let uri = format!("at://{did}/{collection}/{}", field("rkey"));
+            (kind, uri)
+        }
+        other => panic!("recorded event of kind {other:?}"),
+    }
+}
+
+fn route_jetstream_file(path: &Path) -> BTreeMap<Destination, usize> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("the Jetstream recording {}: {e}", path.display()));
+    let mut totals = BTreeMap::new();
+    for (number, line) in text.lines().enumerate() {
+        let LineClass::Record(routed) = route_line(line.as_bytes()) else {
+            panic!("{}:{}: routed as a keep-alive", path.display(), number + 1);
+        };
+        let event: Value = serde_json::from_str(line).expect("the recording is JSON");
+        let (kind, key) = by_hand(&event);
+        assert_eq!(
+            (routed.kind, routed.key.as_deref()),
+            (kind, Some(key.as_str())),
+            "{}:{}",
+            path.display(),
+            number + 1
+        );
+        *totals.entry(routed.destination()).or_default() += 1;
+    }
+    totals
+}
+
+#[test]
+fn every_recorded_jetstream_event_is_routed_as_the_readme_says() {
+    let Some(data) = shared_data() else { return };
+    let dir = data.join("bluesky/jetstream-v1");
+    // From the MANIFEST: corpus_expected_v1 has 152 events, of which 17 post creates, 15
+    // repost creates, 1 post delete, 117 other commits, 1 identity, 1 account; subscribe_golden_v1
+    // has 10: 1 post create, 1 repost create, 6 other commits, 1 identity, 1 account.
+    let expected = [
+        (
+            "bluesky-social_jetstream__corpus_expected_v1.jsonl",
+            [
+                (Destination::Tweets, 17),
+                (Destination::Retweets, 15),
+                (Destination::Control, 120),
+            ],
+        ),
+        (
+            "bluesky-social_jetstream__subscribe_golden_v1.jsonl",
+            [
+                (Destination::Tweets, 1),
+                (Destination::Retweets, 1),
+                (Destination::Control, 8),
+            ],
+        ),
+    ];
+    for (file, totals) in expected {
+        assert_eq!(
+            route_jetstream_file(&dir.join(file)),
+            BTreeMap::from(totals),
+            "{file}"
+        );
+    }
 }

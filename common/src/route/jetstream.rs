@@ -93,14 +93,8 @@ impl<'a> Event<'a> {
 
 #[cfg(test)]
 mod tests {
-    use crate::route::{route_line, Destination, Kind, LineClass, Routed};
-
-    fn record(line: &str) -> Routed<'_> {
-        match route_line(line.as_bytes()) {
-            LineClass::Record(routed) => routed,
-            LineClass::KeepAlive => panic!("{line:?} routed as keep-alive"),
-        }
-    }
+    use crate::route::tests::record;
+    use crate::route::{Destination, Kind};
 
     fn commit(operation: &str, collection: &str) -> String {
         let record = if operation == "delete" {

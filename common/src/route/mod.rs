@@ -676,10 +676,11 @@ impl<'a> Probe<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record(line: &str) -> Routed<'_> {
+    /// The routing of `line`, which must not be a keep-alive.
+    pub(crate) fn record(line: &str) -> Routed<'_> {
         match route_line(line.as_bytes()) {
             LineClass::Record(routed) => routed,
             LineClass::KeepAlive => panic!("{line:?} routed as keep-alive"),
