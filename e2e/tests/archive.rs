@@ -75,7 +75,7 @@ async fn archived_files_replay_to_the_same_values() {
         .arg(&recording)
         .args(topic_flags(&original))
         .arg("--metrics-addr=off")));
-    let sent_to = |d: Destination| produced.acked(d);
+    let sent_to = |d: Destination| produced.acked[d];
     let sent: u64 = Destination::ALL.iter().map(|d| sent_to(*d)).sum();
     assert!(sent > 1000);
     assert_eq!(sent_to(Destination::DeadLetter), 1);

@@ -37,7 +37,7 @@ async fn replayed_jetstream_events_land_once_each_keyed_by_at_uri() {
     // 1 account on control; nothing unroutable.
     let acked: Vec<u64> = Destination::ALL
         .iter()
-        .map(|d| produced.acked(*d))
+        .map(|d| produced.acked[*d])
         .collect();
     assert_eq!(
         acked,

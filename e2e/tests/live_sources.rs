@@ -127,7 +127,7 @@ fn wait_metrics(port: u16, secs: u64, what: &str, check: impl Fn(&str) -> bool) 
 
 /// The records the producer's summary says it wrote, over the four topics.
 fn records_written(output: &Output) -> u64 {
-    producer_summary(output).records_written()
+    producer_summary(output).acked.total()
 }
 
 fn stderr(output: &Output) -> String {
@@ -380,7 +380,7 @@ async fn x_v1_oauth_and_mastodon_sse() {
         v1_written, 40,
         "every line received before the drop is in Kafka"
     );
-    assert!(producer_summary(&v1_out).acked(Destination::Tweets) > 0);
+    assert!(producer_summary(&v1_out).acked[Destination::Tweets] > 0);
 
     // Mastodon over SSE: updates, synthetic deletes and edits, routed by event; the real broken
     // line of the shared Mastodon recording comes after the third event.

@@ -1,9 +1,9 @@
 //! A run's summary: what was read and what Kafka acknowledged, printed at the end as a table
-//! for people ([`fmt::Display`]) or as one JSON object (`--summary json`, [`serde::Serialize`]).
+//! for people ([`fmt::Display`]) or as one JSON object (`--summary json`, [`serde::Serialize`]; the end-to-end tests read it back into this type).
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::PerDestination;
 
@@ -21,7 +21,7 @@ use crate::ingest::IngestStats;
 ///  "acked":{"tweets":7,"retweets":2,"control":1,"deadletter":1},
 ///  "failed":0,"unacknowledged":0,"retried_via_spool":0,"spooled_left":0,"spooled_at_start":0}
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerSummary {
     /// Whether SIGINT or SIGTERM stopped the run (text: "(stopped by signal)").
     pub interrupted: bool,

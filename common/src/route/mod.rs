@@ -84,7 +84,8 @@ impl fmt::Display for Destination {
 /// so no list's order has to match another's.
 ///
 /// Serialises as a map from [`Destination::as_str`] to the value, in [`Destination::ALL`]
-/// order: `{"tweets":1,"retweets":0,"control":2,"deadletter":0}`.
+/// order: `{"tweets":1,"retweets":0,"control":2,"deadletter":0}`; deserialises from the same
+/// map, which must name every destination and nothing else.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct PerDestination<T>([T; Destination::COUNT]);
 
@@ -675,6 +676,27 @@ impl<'a> Probe<'a> {
     }
 }
 
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for PerDestination<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut map = std::collections::BTreeMap::<String, T>::deserialize(deserializer)?;
+        if let Some(missing) = Destination::ALL
+            .iter()
+            .find(|d| !map.contains_key(d.as_str()))
+        {
+            return Err(D::Error::missing_field(missing.as_str()));
+        }
+        let values = Self::from_fn(|d| map.remove(d.as_str()).expect("checked above"));
+        match map.keys().next() {
+            Some(unknown) => Err(D::Error::unknown_field(
+                unknown,
+                &["tweets", "retweets", "control", "deadletter"],
+            )),
+            None => Ok(values),
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -895,6 +917,15 @@ pub(crate) mod tests {
             serde_json::to_string(&counts).unwrap(),
             r#"{"tweets":1,"retweets":0,"control":2,"deadletter":0}"#
         );
+        let back: PerDestination<u64> =
+            serde_json::from_str(r#"{"deadletter":0,"control":2,"retweets":0,"tweets":1}"#)
+                .unwrap();
+        assert_eq!(back, counts);
+        assert!(serde_json::from_str::<PerDestination<u64>>(r#"{"tweets":1}"#).is_err());
+        assert!(serde_json::from_str::<PerDestination<u64>>(
+            r#"{"tweets":1,"retweets":0,"control":2,"deadletter":0,"other":1}"#
+        )
+        .is_err());
         let names = PerDestination::from_fn(Destination::as_str);
         assert!(names
             .iter()

@@ -21,7 +21,7 @@ pub use kafka::{
 };
 pub use process::{
     analysis_summary, archive_summary, binary, consumer_command, json_summary, producer_command,
-    producer_summary, run, signal, spawn_emulator, terminate, Emulator, ProducerSummary,
+    producer_summary, run, signal, spawn_emulator, terminate, Emulator,
 };
 pub use store::stored_ids;
 

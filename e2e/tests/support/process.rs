@@ -10,9 +10,8 @@ use std::sync::OnceLock;
 
 use rustix::process::{kill_process, Pid, Signal};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
-use tweet_pipeline_common::Destination;
 use tweet_pipeline_consumer::summary::{AnalysisSummary, ArchiveSummary};
+use tweet_pipeline_producer::summary::ProducerSummary;
 
 use super::{shared_data, unique};
 
@@ -149,47 +148,6 @@ pub fn analysis_summary(output: &Output) -> AnalysisSummary {
 /// The summary of an archive run of a [`consumer_command`].
 pub fn archive_summary(output: &Output) -> ArchiveSummary {
     json_summary(output)
-}
-
-/// `tweet-producer --summary json`: the fields the tests read (producer/src/summary.rs has
-/// them all). Counts are records, except `lines_read` and `keepalives` (lines).
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProducerSummary {
-    /// Whether SIGINT or SIGTERM stopped the run.
-    pub interrupted: bool,
-    /// Lines (or server-sent events) read, keep-alives included.
-    pub lines_read: u64,
-    /// Keep-alives, counted and not written ("keep-alives (skipped)" in the text).
-    pub keepalives: u64,
-    /// Records the broker acknowledged, by destination name ([`Destination::as_str`]).
-    pub acked: BTreeMap<String, u64>,
-    /// Records refused for good.
-    pub failed: u64,
-    /// Records still in librdkafka's memory when the producer stopped.
-    pub unacknowledged: u64,
-    /// Records sent again through the spool.
-    pub retried_via_spool: u64,
-    /// Records left in the spool at the end ("left in spool" in the text).
-    pub spooled_left: u64,
-    /// Records an earlier run had left in the spool.
-    pub spooled_at_start: u64,
-}
-
-impl ProducerSummary {
-    /// Records acknowledged on `destination`'s topic ("records -> <topic>" in the text).
-    pub fn acked(&self, destination: Destination) -> u64 {
-        *self.acked.get(destination.as_str()).unwrap_or_else(|| {
-            panic!(
-                "no {} in the summary's acked: {self:?}",
-                destination.as_str()
-            )
-        })
-    }
-
-    /// Records acknowledged over the four topics.
-    pub fn records_written(&self) -> u64 {
-        Destination::ALL.iter().map(|d| self.acked(*d)).sum()
-    }
 }
 
 /// The JSON summary a [`producer_command`] printed on stdout (its last line).
