@@ -11,6 +11,10 @@
 //! - Mastodon statuses (Mastodon docs, "Status" entity) carry HTML in `content`; it is turned
 //!   into plain text (tags dropped, `<br>` and paragraph breaks as newlines, entities decoded).
 //!   A reblog is analysed as the reblogged status; `language` is the platform tag.
+//! - Bluesky Jetstream commits (bluesky-social/jetstream README; lexicon `app.bsky.feed.post`:
+//!   `text`, `langs`, `createdAt`): the post's id is its AT URI, the author its DID, the
+//!   platform language the first of `langs`. A repost (`app.bsky.feed.repost`) carries only
+//!   its subject's AT URI, not its text: it is a retweet of that URI with an empty text.
 
 use std::borrow::Cow;
 
@@ -71,7 +75,8 @@ pub enum PostError {
     NoText(String),
 }
 
-/// Reads a post from a raw v1.1 status or v2 stream message.
+/// Reads a post from a raw v1.1 status, v2 stream message, Mastodon status or Bluesky Jetstream
+/// commit of a post or repost.
 ///
 /// # Errors
 /// [`PostError`] when the payload is not JSON, has no id, or has no text.
@@ -80,7 +85,10 @@ pub fn parse_post(payload: &[u8]) -> Result<Post<'_>, PostError> {
     match message.data.take() {
         Some(data) => v2_post(data, message.includes.take()),
         None if message.content.is_some() => mastodon_post(message),
-        None => v1_post(message),
+        None => match message.commit.take() {
+            Some(commit) => bluesky_post(message.did.take().ok_or(PostError::NoId)?, commit),
+            None => v1_post(message),
+        },
     }
 }
 
@@ -121,6 +129,67 @@ struct V1Status<'a> {
     account: Option<MastodonAccount<'a>>,
     #[serde(borrow, default)]
     reblog: Option<Box<V1Status<'a>>>,
+    // Bluesky Jetstream
+    #[serde(borrow, default)]
+    did: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    commit: Option<JetstreamCommit<'a>>,
+}
+
+#[derive(Deserialize)]
+struct JetstreamCommit<'a> {
+    #[serde(borrow)]
+    collection: Cow<'a, str>,
+    #[serde(borrow)]
+    rkey: Cow<'a, str>,
+    #[serde(borrow, default)]
+    record: Option<BlueskyRecord<'a>>,
+}
+
+/// The fields of an `app.bsky.feed.post` or `app.bsky.feed.repost` record that are read.
+#[derive(Deserialize)]
+struct BlueskyRecord<'a> {
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    langs: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, rename = "createdAt")]
+    created_at: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    subject: Option<BlueskySubject<'a>>,
+}
+
+#[derive(Deserialize)]
+struct BlueskySubject<'a> {
+    #[serde(borrow)]
+    uri: Cow<'a, str>,
+}
+
+fn bluesky_post<'a>(did: Cow<'a, str>, commit: JetstreamCommit<'a>) -> Result<Post<'a>, PostError> {
+    let id = crate::route::jetstream::at_uri(&did, &commit.collection, &commit.rkey);
+    let record = commit.record.ok_or_else(|| PostError::NoText(id.clone()))?;
+    let created_at = record
+        .created_at
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let (kind, retweet_of, text) =
+        if commit.collection == crate::route::jetstream::REPOST_COLLECTION {
+            let subject = record.subject.map(|s| s.uri);
+            (PostKind::Retweet, subject, Cow::Borrowed(""))
+        } else {
+            let text = record.text.ok_or_else(|| PostError::NoText(id.clone()))?;
+            (PostKind::Tweet, None, text)
+        };
+    Ok(Post {
+        id: Cow::Owned(id),
+        kind,
+        retweet_of,
+        text,
+        lang: record.langs.into_iter().next(),
+        created_at,
+        author: Some(did),
+    })
 }
 
 #[derive(Deserialize)]
@@ -461,5 +530,36 @@ mod tests {
             Err(PostError::NoText(_))
         ));
         assert!(matches!(parse_post(b"{not json"), Err(PostError::Json(_))));
+    }
+
+    #[test]
+    fn bluesky_posts_and_reposts_from_jetstream() {
+        let post = parse_post(
+            br#"{"did":"did:plc:abc","time_us":1,"kind":"commit","commit":{"rev":"r","operation":"create","collection":"app.bsky.feed.post","rkey":"3kx","record":{"$type":"app.bsky.feed.post","text":"hola \u00e1","langs":["es","en"],"createdAt":"2026-07-04T14:38:06.240Z"},"cid":"bafy"}}"#,
+        )
+        .unwrap();
+        assert_eq!(post.id, "at://did:plc:abc/app.bsky.feed.post/3kx");
+        assert_eq!((post.kind, post.text.as_ref()), (PostKind::Tweet, "hola á"));
+        assert_eq!(post.lang.as_deref(), Some("es"));
+        assert_eq!(post.author.as_deref(), Some("did:plc:abc"));
+        assert_eq!(
+            post.created_at.map(|t| t.to_rfc3339()),
+            Some("2026-07-04T14:38:06.240+00:00".to_owned())
+        );
+        let repost = parse_post(
+            br#"{"did":"did:plc:abc","time_us":1,"kind":"commit","commit":{"operation":"create","collection":"app.bsky.feed.repost","rkey":"3ky","record":{"$type":"app.bsky.feed.repost","createdAt":"2026-07-04T14:38:06Z","subject":{"cid":"c","uri":"at://did:plc:xyz/app.bsky.feed.post/3kz"}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(repost.kind, PostKind::Retweet);
+        assert_eq!(
+            repost.retweet_of.as_deref(),
+            Some("at://did:plc:xyz/app.bsky.feed.post/3kz")
+        );
+        assert_eq!((repost.text.as_ref(), repost.lang), ("", None));
+        // A delete has no record: not a post.
+        assert!(parse_post(
+            br#"{"did":"did:plc:abc","time_us":1,"kind":"commit","commit":{"operation":"delete","collection":"app.bsky.feed.post","rkey":"3kx"}}"#
+        )
+        .is_err());
     }
 }

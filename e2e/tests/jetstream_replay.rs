@@ -2,17 +2,19 @@
 //! bluesky-social/jetstream corpus: 152 consecutive events) replayed by `tweet-producer` into
 //! topics made for this test and read back: every event is one record, its value the event's
 //! bytes unchanged, its key the AT URI (or the DID for identity and account events), on the
-//! topic its `kind` header names, in the numbers the MANIFEST's counts give.
+//! topic its `kind` header names, in the numbers the MANIFEST's counts give. Then the analysis
+//! group stores one row per post and repost (keyed by AT URI), applies the recording's delete,
+//! and dead-letters nothing.
 //!
 //! Needs the binaries built (`cargo build --release --bins`) and the shared recordings.
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use support::{
-    create_topics, delete_topics, producer_command, producer_summary, read_back, run, shared_data,
-    topic_flags, unique,
+    analysis_summary, consumer_command, create_topics, delete_topics, producer_command,
+    producer_summary, read_back, run, shared_data, stored_ids, topic_flags, unique,
 };
 use tweet_pipeline_common::{Destination, Kind};
 
@@ -89,5 +91,61 @@ async fn replayed_jetstream_events_land_once_each_keyed_by_at_uri() {
         values == want,
         "record values differ from the recorded events"
     );
+
+    // The analysis group: a row per post and repost AT URI that no delete in the recording names.
+    let uri = |event: &serde_json::Value| {
+        let commit = &event["commit"];
+        let collection = commit["collection"].as_str()?;
+        let did = event["did"].as_str()?;
+        let uri = format!("at://{did}/{collection}/{}", commit["rkey"].as_str()?);
+        let post = matches!(collection, "app.bsky.feed.post" | "app.bsky.feed.repost");
+        post.then(|| (commit["operation"].as_str() == Some("delete"), uri))
+    };
+    let (mut rows, mut deleted) = (BTreeSet::new(), BTreeSet::new());
+    for event in &events {
+        let event: serde_json::Value = serde_json::from_str(event).expect("JSON");
+        match uri(&event) {
+            Some((true, uri)) => deleted.insert(uri),
+            Some((false, uri)) => rows.insert(uri),
+            None => false,
+        };
+    }
+    let rows: BTreeSet<String> = rows.difference(&deleted).cloned().collect();
+    assert_eq!(
+        (rows.len(), deleted.len()),
+        (32, 1),
+        "17 posts and 15 reposts; 1 delete"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("tweets.db");
+    let consumed = analysis_summary(&run(consumer_command()
+        .args([
+            "--group",
+            &unique("analysis"),
+            "--role",
+            "analysis",
+            "--exit-at-end",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .args(topic_flags(&names))
+        .arg("--metrics-addr=off")));
+    assert_eq!(consumed.records_dead_lettered, 0);
+    assert_eq!(consumed.deletes_applied, 1);
+    assert!(
+        stored_ids(&db) == rows,
+        "stored ids differ from the undeleted posts and reposts"
+    );
+    let conn = rusqlite::Connection::open(&db).expect("store");
+    let (reposts, with_lang): (i64, i64) = conn
+        .query_row(
+            "SELECT SUM(kind = 'retweet' AND retweet_of LIKE 'at://%'), SUM(lang IS NOT NULL) \
+             FROM posts",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("counts");
+    // MANIFEST: of the 17 post creates, 16 carry `langs`.
+    assert_eq!((reposts, with_lang), (15, 16));
     delete_topics(&names).await;
 }
