@@ -364,16 +364,7 @@ async fn broker_outage_and_full_spool() {
 
     // ... and every distinct post once in the store.
     let db = dir.path().join("outage.db");
-    run(Command::new(support::binary("tweet-consumer"))
-        .args([
-            "--group",
-            &unique("analysis"),
-            "--role",
-            "analysis",
-            "--exit-at-end",
-        ])
-        .arg("--db")
-        .arg(&db)
+    run(support::analysis_to_end(&db)
         .args(broker.flags(&names))
         .arg("--metrics-addr=off"));
     let stored = stored_ids(&db);

@@ -13,7 +13,7 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use support::{
-    analysis_summary, consumer_command, create_topics, delete_topics, producer_command,
+    analysis_summary, analysis_to_end, create_topics, delete_topics, producer_command,
     producer_summary, read_back, run, shared_data, stored_ids, topic_flags, unique,
 };
 use tweet_pipeline_common::{Destination, Kind};
@@ -118,16 +118,7 @@ async fn replayed_jetstream_events_land_once_each_keyed_by_at_uri() {
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("tweets.db");
-    let consumed = analysis_summary(&run(consumer_command()
-        .args([
-            "--group",
-            &unique("analysis"),
-            "--role",
-            "analysis",
-            "--exit-at-end",
-        ])
-        .arg("--db")
-        .arg(&db)
+    let consumed = analysis_summary(&run(analysis_to_end(&db)
         .args(topic_flags(&names))
         .arg("--metrics-addr=off")));
     assert_eq!(consumed.records_dead_lettered, 0);

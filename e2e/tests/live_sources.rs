@@ -450,17 +450,8 @@ async fn x_v1_oauth_and_mastodon_sse() {
     // The analysis consumer stores both: Mastodon text without its HTML, deletes applied.
     let db = dir.path().join("tweets.db");
     let consumed = support::run(
-        support::consumer_command()
-            .args([
-                "--group",
-                &unique("analysis"),
-                "--role",
-                "analysis",
-                "--exit-at-end",
-                "--metrics-addr=off",
-                "--db",
-            ])
-            .arg(&db)
+        support::analysis_to_end(&db)
+            .arg("--metrics-addr=off")
             .args(topic_flags(&names)),
     );
     assert!(analysis_summary(&consumed).deletes_applied >= 2);

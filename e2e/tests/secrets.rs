@@ -224,17 +224,8 @@ async fn no_secret_appears_in_any_output() {
     std::fs::set_permissions(&kafka_config, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     // 5. The analysis consumer with the same Kafka settings, and its metrics.
-    let mut command = Command::new(support::binary("tweet-consumer"));
+    let mut command = support::analysis_to_end(&dir.path().join("tweets.db"));
     command
-        .args([
-            "--group",
-            &unique("analysis"),
-            "--role",
-            "analysis",
-            "--exit-at-end",
-        ])
-        .arg("--db")
-        .arg(dir.path().join("tweets.db"))
         .args(topic_flags(&names))
         .arg(format!("--metrics-addr=127.0.0.1:{consumer_port}"))
         .stdout(Stdio::piped())

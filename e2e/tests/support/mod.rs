@@ -20,8 +20,8 @@ pub use kafka::{
     group_at_end, group_positions, read_back, topic_flags, GroupPosition, Record, PARTITIONS,
 };
 pub use process::{
-    analysis_summary, archive_summary, binary, consumer_command, json_summary, producer_command,
-    producer_summary, run, signal, spawn_emulator, terminate, Emulator,
+    analysis_summary, analysis_to_end, archive_summary, binary, consumer_command, json_summary,
+    producer_command, producer_summary, run, signal, spawn_emulator, terminate, Emulator,
 };
 pub use store::stored_ids;
 

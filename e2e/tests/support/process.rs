@@ -128,6 +128,19 @@ pub fn consumer_command() -> Command {
     command
 }
 
+/// A [`consumer_command`] of the analysis role for a fresh consumer group, storing into `db` and
+/// exiting once every assigned partition is read to its end; the caller adds the topic and
+/// metrics flags.
+pub fn analysis_to_end(db: &Path) -> Command {
+    let mut command = consumer_command();
+    command
+        .args(["--group", &unique("analysis"), "--role", "analysis"])
+        .arg("--exit-at-end")
+        .arg("--db")
+        .arg(db);
+    command
+}
+
 /// The JSON summary a binary printed as the last line of its stdout, as a `T`.
 pub fn json_summary<T: DeserializeOwned>(output: &Output) -> T {
     let stdout = String::from_utf8_lossy(&output.stdout);
