@@ -31,13 +31,18 @@ pub const LEGACY_BOOTSTRAP_ENV: &str = "KAFKA_BOOTSTRAP";
 /// empty, else [`DEFAULT_BOOTSTRAP`]. clap reads `TWEET_PIPELINE_KAFKA_BOOTSTRAP` before any
 /// default, so the new name wins over the old one, and the flag over both.
 fn default_bootstrap() -> String {
-    bootstrap_or_default(std::env::var(LEGACY_BOOTSTRAP_ENV).ok().as_deref())
+    legacy_or(
+        std::env::var(LEGACY_BOOTSTRAP_ENV).ok().as_deref(),
+        DEFAULT_BOOTSTRAP,
+    )
 }
 
-fn bootstrap_or_default(legacy: Option<&str>) -> String {
+/// The default of a flag whose environment variable had an older name: the older variable's
+/// value `legacy` when it is set and not empty (trimmed), else `default`.
+pub fn legacy_or(legacy: Option<&str>, default: &str) -> String {
     match legacy.map(str::trim) {
         Some(value) if !value.is_empty() => value.to_owned(),
-        _ => DEFAULT_BOOTSTRAP.to_owned(),
+        _ => default.to_owned(),
     }
 }
 
@@ -468,10 +473,11 @@ mod tests {
 
     #[test]
     fn the_legacy_bootstrap_variable_is_the_default_when_set() {
-        assert_eq!(bootstrap_or_default(None), DEFAULT_BOOTSTRAP);
-        assert_eq!(bootstrap_or_default(Some("")), DEFAULT_BOOTSTRAP);
+        let legacy_or_bootstrap = |legacy| legacy_or(legacy, DEFAULT_BOOTSTRAP);
+        assert_eq!(legacy_or_bootstrap(None), DEFAULT_BOOTSTRAP);
+        assert_eq!(legacy_or_bootstrap(Some("")), DEFAULT_BOOTSTRAP);
         assert_eq!(
-            bootstrap_or_default(Some(" 10.0.0.1:9092 ")),
+            legacy_or_bootstrap(Some(" 10.0.0.1:9092 ")),
             "10.0.0.1:9092"
         );
     }

@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use tweet_pipeline_common::config::{KafkaArgs, MetricsArgs, SummaryArgs, TopicNames};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tweet_pipeline_common::config::{legacy_or, KafkaArgs, MetricsArgs, SummaryArgs, TopicNames};
 
 use crate::store::StoreLocation;
 use crate::text::{self, DetectorKind, LanguageList};
@@ -35,15 +35,6 @@ pub const LEGACY_ENV: [(&str, &str); 3] = [
     ("CONSUMER_GROUP", "TWEET_PIPELINE_GROUP"),
     ("ARCHIVE_DIR", "TWEET_PIPELINE_ARCHIVE_DIR"),
 ];
-
-/// `legacy` when it is set and not empty, else `default` (the default of a flag whose
-/// environment variable had an older name).
-fn legacy_or(legacy: Option<&str>, default: &'static str) -> String {
-    match legacy.map(str::trim) {
-        Some(value) if !value.is_empty() => value.to_owned(),
-        _ => default.to_owned(),
-    }
-}
 
 /// The default of a flag: the value of the older variable `legacy`, read once, else `default`.
 fn legacy_default(
@@ -266,21 +257,29 @@ pub struct ArchiveArgs {
     pub archive_max_age_secs: u64,
 }
 
+/// `--db` of the offline subcommands, which read an existing store.
+#[derive(Debug, Args)]
+pub struct StoreArg {
+    /// The store: a SQLite file or a PostgreSQL URL. Default: $TWEETS_DB (the older name)
+    /// if set, else tweets.db.
+    #[arg(
+        long,
+        env = "TWEET_PIPELINE_DB",
+        default_value = default_db(),
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    pub db: StoreLocation,
+}
+
 /// The offline subcommands: they read the store or the labelled sets, not Kafka.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Print posts per detected language and sentiment label from the store.
     Stats {
-        /// The store: a SQLite file or a PostgreSQL URL. Default: $TWEETS_DB (the older name)
-        /// if set, else tweets.db.
-        #[arg(
-            long,
-            env = "TWEET_PIPELINE_DB",
-            default_value = default_db(),
-            hide_default_value = true,
-            hide_env_values = true
-        )]
-        db: StoreLocation,
+        /// `--db`.
+        #[command(flatten)]
+        store: StoreArg,
         /// Show at most this many languages (the most frequent).
         #[arg(long, default_value_t = 15)]
         top: usize,
@@ -291,16 +290,9 @@ pub enum Command {
     /// Draw the store as SVG pictures: posts per minute, sentiment over time per language,
     /// top hashtags.
     Report {
-        /// The store: a SQLite file or a PostgreSQL URL. Default: $TWEETS_DB (the older name)
-        /// if set, else tweets.db.
-        #[arg(
-            long,
-            env = "TWEET_PIPELINE_DB",
-            default_value = default_db(),
-            hide_default_value = true,
-            hide_env_values = true
-        )]
-        db: StoreLocation,
+        /// `--db`.
+        #[command(flatten)]
+        store: StoreArg,
         /// Output folder for the SVG files (created if missing).
         #[arg(long, default_value = "report")]
         out: PathBuf,

@@ -21,11 +21,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::warn_legacy_env();
     let result = match &cli.command {
-        Some(Command::Stats { db, top, summary }) => {
-            offline::stats::run(db, *top).and_then(|stats| print(summary, &stats))
-        }
+        Some(Command::Stats {
+            store,
+            top,
+            summary,
+        }) => offline::stats::run(&store.db, *top).and_then(|stats| print(summary, &stats)),
         Some(Command::Report {
-            db,
+            store,
             out,
             top_hashtags,
             top_languages,
@@ -36,7 +38,7 @@ fn main() -> ExitCode {
                 top_hashtags: *top_hashtags,
                 top_languages: *top_languages,
             };
-            offline::report::run(db, &config).and_then(|report| print(summary, &report))
+            offline::report::run(&store.db, &config).and_then(|report| print(summary, &report))
         }
         Some(Command::Eval {
             data,
