@@ -15,6 +15,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod post;
 pub mod route;
+pub mod rule;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;

@@ -262,11 +262,17 @@ fn v2_fields(data: &Value, includes: Option<&Value>) -> PostFields {
     });
     PostFields {
         text: data["text"].as_str().unwrap_or_default().to_lowercase(),
-        lang: data["lang"].as_str().map(str::to_owned),
+        langs: data["lang"].as_str().map(str::to_lowercase).into_iter().collect(),
         author,
         is_retweet: has_reference("retweeted"),
         is_reply: has_reference("replied_to"),
         is_quote: has_reference("quoted"),
+        has_links: data["entities"]["urls"]
+            .as_array()
+            .is_some_and(|urls| !urls.is_empty()),
+        has_media: data["attachments"]["media_keys"]
+            .as_array()
+            .is_some_and(|keys| !keys.is_empty()),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::{PoisonError, RwLock};
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::grammar::{parse_rule, Expr, PostFields};
+use tweet_pipeline_common::rule::{parse_rule, Expr, PostFields};
 
 /// A rule as the API shows it: `{"id","value","tag"}` (`tag` omitted when none was given).
 #[derive(Debug, Clone, Serialize)]
@@ -205,7 +205,7 @@ mod tests {
     fn post(text: &str) -> PostFields {
         PostFields {
             text: text.to_lowercase(),
-            lang: Some("en".into()),
+            langs: vec!["en".into()],
             author: Some("nba".into()),
             ..PostFields::default()
         }

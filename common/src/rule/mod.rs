@@ -1,17 +1,21 @@
-//! The rule language of the X API v2 filtered stream: tokenizing, parsing, validation and
-//! matching against a post's fields.
+//! The one rule language of tweet-pipeline: a subset of the X API v2 filtered-stream rule
+//! syntax, shared by the stream emulator (which matches X v2 rules server-side, as X does) and
+//! the producer's Bluesky source (which matches the same rules client-side, on each post
+//! record of the Jetstream firehose). Tokenizing, parsing, validation and matching against a
+//! post's [`PostFields`].
 //!
-//! The supported rule language is a subset of X's ("Build a rule", X API v2 filtered stream
-//! integration guide):
+//! The subset ("Build a rule", X API v2 filtered stream integration guide; docs/rules.md has
+//! examples for both networks):
 //!
 //! | syntax | matches |
 //! |---|---|
 //! | `word` | the keyword in the post text, case-insensitively, not inside a longer ASCII word (`ball` does not match `basketball`; non-ASCII keywords such as Japanese match as substrings) |
 //! | `"quoted phrase"` | the phrase, same boundary rule |
 //! | `#hashtag`, `@mention`, `$cashtag` | the token in the text, same boundary rule |
-//! | `lang:xx` | `data.lang` equals `xx` |
-//! | `is:retweet`, `is:reply`, `is:quote` | `referenced_tweets` has that type |
-//! | `from:username` | the author's username (from `includes.users`) |
+//! | `lang:xx` | one of the post's languages is `xx`, or `xx-…` (`lang:en` matches Bluesky's `en-US`); X: `data.lang`, Bluesky: `langs` |
+//! | `is:retweet`, `is:reply`, `is:quote` | X: `referenced_tweets` has that type; Bluesky: a repost, a record with `reply`, an embedded record |
+//! | `has:links`, `has:media` | X: `entities.urls`, `attachments.media_keys`; Bluesky: a link facet or external embed, an images or video embed |
+//! | `from:user` | the author: X's username (from `includes.users`); on Bluesky a DID (a handle is resolved to its DID when the producer starts) |
 //! | `a b` | both (AND binds tighter than `OR`, as on X) |
 //! | `a OR b` | either (`OR` in capitals; a lower-case `or` is a keyword) |
 //! | `-term`, `-(group)` | negation |
@@ -26,22 +30,27 @@
 /// access levels (X API v2 "POST /2/tweets/search/stream/rules" reference).
 pub const MAX_RULE_CHARS: usize = 512;
 
-/// What a rule is matched against: the searchable fields of one v2 post, prepared once when
-/// the corpus is loaded.
+/// What a rule is matched against: the searchable fields of one post (an X v2 post, prepared
+/// once when the emulator loads its corpus; a Bluesky post record, prepared per event by the
+/// producer).
 #[derive(Debug, Clone, Default)]
 pub struct PostFields {
-    /// `data.text`, lower-cased.
+    /// The post's text, lower-cased.
     pub text: String,
-    /// `data.lang` (`None` when the post has none).
-    pub lang: Option<String>,
-    /// The author's username from `includes.users`, lower-cased.
+    /// The post's languages, lower-cased (X: `data.lang`, at most one; Bluesky: `langs`).
+    pub langs: Vec<String>,
+    /// The author, lower-cased: X's username from `includes.users`, or a Bluesky DID.
     pub author: Option<String>,
     /// `referenced_tweets` has a `retweeted` entry.
     pub is_retweet: bool,
     /// `referenced_tweets` has a `replied_to` entry.
     pub is_reply: bool,
-    /// `referenced_tweets` has a `quoted` entry.
+    /// `referenced_tweets` has a `quoted` entry (Bluesky: the record embeds a record).
     pub is_quote: bool,
+    /// The post links out (X: `entities.urls`; Bluesky: a link facet or an external embed).
+    pub has_links: bool,
+    /// The post carries media (X: `attachments.media_keys`; Bluesky: images or video).
+    pub has_media: bool,
 }
 
 /// One leaf of a rule.
@@ -57,6 +66,10 @@ pub enum Term {
     IsReply,
     /// `is:quote`.
     IsQuote,
+    /// `has:links`.
+    HasLinks,
+    /// `has:media`.
+    HasMedia,
     /// `from:username`, lower-cased, without `@`.
     From(String),
 }
@@ -80,10 +93,12 @@ impl Expr {
         match self {
             Expr::Term(term) => match term {
                 Term::Text(needle) => contains_token(&post.text, needle),
-                Term::Lang(lang) => post.lang.as_deref() == Some(lang.as_str()),
+                Term::Lang(lang) => post.langs.iter().any(|have| lang_matches(have, lang)),
                 Term::IsRetweet => post.is_retweet,
                 Term::IsReply => post.is_reply,
                 Term::IsQuote => post.is_quote,
+                Term::HasLinks => post.has_links,
+                Term::HasMedia => post.has_media,
                 Term::From(user) => post.author.as_deref() == Some(user.as_str()),
             },
             Expr::Not(inner) => !inner.matches(post),
@@ -101,6 +116,15 @@ impl Expr {
             Expr::Or(alternatives) => alternatives.iter().all(Expr::has_positive_term),
         }
     }
+}
+
+/// Whether a post language (lower-case BCP 47 tag) satisfies `lang:wanted`: the same tag, or
+/// a tag whose primary subtag is `wanted` (`en-us` for `lang:en`).
+fn lang_matches(have: &str, wanted: &str) -> bool {
+    have == wanted
+        || have
+            .strip_prefix(wanted)
+            .is_some_and(|rest| rest.starts_with('-'))
 }
 
 /// Whether `needle` (lower-case) occurs in `haystack` (lower-case) with no ASCII letter, digit
@@ -291,11 +315,13 @@ fn term(word: &str) -> Result<Term, String> {
                 ("is", "retweet") => Ok(Term::IsRetweet),
                 ("is", "reply") => Ok(Term::IsReply),
                 ("is", "quote") => Ok(Term::IsQuote),
+                ("has", "links") => Ok(Term::HasLinks),
+                ("has", "media") => Ok(Term::HasMedia),
                 ("from", user) => Ok(Term::From(user.trim_start_matches('@').to_lowercase())),
                 _ => Err(format!(
-                    "Reference to invalid operator '{operator}:{argument}'; the emulator supports \
+                    "Reference to invalid operator '{operator}:{argument}'; the supported subset is \
                      keywords, \"phrases\", #hashtags, @mentions, lang:, is:retweet, is:reply, \
-                     is:quote, from:, OR, - and parentheses"
+                     is:quote, has:links, has:media, from:, OR, - and parentheses"
                 )),
             };
         }
@@ -343,7 +369,7 @@ mod tests {
     fn post(text: &str) -> PostFields {
         PostFields {
             text: text.to_lowercase(),
-            lang: Some("en".into()),
+            langs: vec!["en".into()],
             author: Some("nba".into()),
             ..PostFields::default()
         }
@@ -397,6 +423,16 @@ mod tests {
         assert!(!parse_rule("hello lang:ja").unwrap().matches(&fields));
         assert!(parse_rule("from:NBA").unwrap().matches(&fields));
         assert!(parse_rule("from:@nba hello").unwrap().matches(&fields));
+        assert!(!parse_rule("has:links").unwrap().matches(&fields));
+        fields.has_links = true;
+        assert!(parse_rule("has:links -has:media").unwrap().matches(&fields));
+        fields.has_media = true;
+        assert!(!parse_rule("has:links -has:media").unwrap().matches(&fields));
+        fields.langs = vec!["en-us".into(), "ja".into()];
+        assert!(parse_rule("lang:en").unwrap().matches(&fields));
+        assert!(parse_rule("lang:ja").unwrap().matches(&fields));
+        assert!(!parse_rule("lang:e").unwrap().matches(&fields));
+        assert!(!parse_rule("lang:us").unwrap().matches(&fields));
         // a colon inside a keyword is not an operator
         assert!(matches("12:30", "at 12:30 sharp"));
     }
@@ -413,7 +449,8 @@ mod tests {
         assert!(parse_rule("()").is_err());
         assert!(parse_rule("-a").is_err());
         assert!(parse_rule("-a -b").is_err());
-        assert!(parse_rule("has:media cats").is_err());
+        assert!(parse_rule("has:geo cats").is_err());
+        assert!(parse_rule("has:media").is_ok());
         assert!(parse_rule(&"a".repeat(MAX_RULE_CHARS)).is_ok());
         assert!(parse_rule(&"a".repeat(MAX_RULE_CHARS + 1)).is_err());
         assert!(parse_rule("cats -dogs").is_ok());
