@@ -85,6 +85,12 @@ impl<'a> Ingest<'a> {
 
     /// Writes one already-routed payload (SSE events are routed by their event name).
     pub fn record(&mut self, payload: &[u8], routed: Routed<'_>) {
+        self.record_in_sequence(payload, routed, None);
+    }
+
+    /// [`Ingest::record`] for a resumable source: `sequence` is the event's number in the
+    /// sink's watermark, completed once the record is safe.
+    pub fn record_in_sequence(&mut self, payload: &[u8], routed: Routed<'_>, sequence: Option<u64>) {
         // The post topics are compacted: Kafka refuses a record without a key there.
         let routed = match routed.destination() {
             Destination::Tweets | Destination::Retweets
@@ -128,6 +134,7 @@ impl<'a> Ingest<'a> {
             rule_tags: rule_tags.as_deref(),
             source: &self.source,
             received_at_ms,
+            sequence,
         };
         if let Err(error) = self.sink.send_blocking(&record) {
             self.stats.send_errors += 1;

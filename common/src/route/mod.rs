@@ -323,8 +323,12 @@ pub struct Routed<'a> {
     /// Why a dead-lettered line could not be routed (`None` for every other kind). Written to
     /// the `error` header; it describes the position and problem, never the content.
     pub reason: Option<String>,
-    /// The tags of the v2 `matching_rules` that selected the post (empty otherwise).
+    /// The tags of the rules that selected the post (X v2 `matching_rules`, or the rules the
+    /// producer matched client-side on a Bluesky post); empty otherwise.
     pub rule_tags: Vec<Cow<'a, str>>,
+    /// The line's position in its stream, for resuming after a restart: a Jetstream event's
+    /// `time_us` (microseconds since the Unix epoch); `None` for every other source.
+    pub cursor: Option<i64>,
 }
 
 impl<'a> Routed<'a> {
@@ -335,6 +339,7 @@ impl<'a> Routed<'a> {
             key,
             reason: None,
             rule_tags: Vec::new(),
+            cursor: None,
         }
     }
 
@@ -345,6 +350,7 @@ impl<'a> Routed<'a> {
             key: None,
             reason: Some(reason),
             rule_tags: Vec::new(),
+            cursor: None,
         }
     }
 }
@@ -565,7 +571,7 @@ struct Probe<'a> {
     matching_rules: Option<Vec<MatchingRule<'a>>>,
     // Bluesky Jetstream v1
     #[serde(default)]
-    time_us: Option<IgnoredAny>,
+    time_us: Option<i64>,
     #[serde(borrow, default)]
     kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -593,13 +599,15 @@ impl<'de> Deserialize<'de> for NonNull {
 impl<'a> Probe<'a> {
     fn route(self) -> Routed<'a> {
         let routed = Routed::new;
-        if let (Some(_), Some(kind)) = (&self.time_us, self.kind) {
-            return jetstream::Event {
+        if let (Some(time_us), Some(kind)) = (self.time_us, self.kind) {
+            let mut routed = jetstream::Event {
                 did: self.did,
                 kind,
                 commit: self.commit,
             }
             .route();
+            routed.cursor = Some(time_us);
+            return routed;
         }
         if let Some(delete) = self.delete {
             return routed(Kind::Delete, delete.status.and_then(IdRef::into_key));

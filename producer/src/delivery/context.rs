@@ -14,6 +14,7 @@ use tweet_pipeline_common::metrics::ProducerMetrics;
 use tweet_pipeline_common::{headers, Kind, PerDestination};
 
 use super::spill::SpoolShared;
+use super::watermark::Watermark;
 use crate::spool::{RecordRef, SpoolError, SpooledRecord};
 
 /// Per-destination delivery counts, updated from the sending side, the delivery callback and
@@ -35,17 +36,20 @@ pub(super) fn load(counts: &PerDestination<AtomicU64>) -> PerDestination<u64> {
     counts.map(|count| count.load(Ordering::Relaxed))
 }
 
-/// The delivery opaque of a record of `kind`: its [`Kind::code`].
-pub(super) fn opaque(kind: Kind) -> usize {
-    usize::from(kind.code())
+/// The delivery opaque of a record of `kind`: its [`Kind::code`] in the low 8 bits and its
+/// [`Watermark`] sequence number (0: none) above them. (64-bit targets: 56 bits of sequence.)
+pub(super) fn opaque(kind: Kind, sequence: u64) -> usize {
+    (sequence << 8 | u64::from(kind.code())) as usize
 }
 
 /// The kind a delivery opaque stands for; [`Kind::Unknown`] for a code no kind has.
 pub(super) fn kind_of(opaque: usize) -> Kind {
-    u8::try_from(opaque)
-        .ok()
-        .and_then(Kind::from_code)
-        .unwrap_or(Kind::Unknown)
+    Kind::from_code((opaque & 0xff) as u8).unwrap_or(Kind::Unknown)
+}
+
+/// The watermark sequence number a delivery opaque carries (0: none).
+pub(super) fn sequence_of(opaque: usize) -> u64 {
+    opaque as u64 >> 8
 }
 
 /// Delivery errors that sending again cannot fix: the record itself is refused.
@@ -75,6 +79,8 @@ pub(super) struct DeliveryContext {
     pub(super) spool: Arc<SpoolShared>,
     /// librdkafka's log and error callbacks.
     pub(super) log: ClientLog,
+    /// Where records that carry a sequence number are completed.
+    pub(super) watermark: Arc<Watermark>,
 }
 
 impl ClientContext for DeliveryContext {
@@ -88,11 +94,16 @@ impl ClientContext for DeliveryContext {
 }
 
 impl ProducerContext for DeliveryContext {
-    /// The record's [`Kind::code`] ([`opaque`]).
+    /// The record's [`Kind::code`] and watermark sequence ([`opaque`]).
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
         let kind = kind_of(opaque);
+        // Acknowledged, spooled or lost for good: either way nothing more is waited for.
+        let sequence = sequence_of(opaque);
+        if sequence != 0 {
+            self.watermark.complete(sequence);
+        }
         let destination = kind.destination();
         self.metrics.in_flight_records.dec();
         let (error, message) = match result {
@@ -165,10 +176,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn opaques_round_trip_every_kind() {
+    fn opaques_round_trip_every_kind_and_sequence() {
         for kind in Kind::ALL {
-            assert_eq!(kind_of(opaque(kind)), kind);
+            for sequence in [0, 1, 255, 256, 1 << 40] {
+                let packed = opaque(kind, sequence);
+                assert_eq!(kind_of(packed), kind);
+                assert_eq!(sequence_of(packed), sequence);
+            }
         }
-        assert_eq!(kind_of(usize::MAX), Kind::Unknown);
+        assert_eq!(kind_of(0xff), Kind::Unknown);
     }
 }

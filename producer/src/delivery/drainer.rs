@@ -82,7 +82,7 @@ pub(super) fn drain(
             continue;
         };
         let destination = record.kind.destination();
-        let mut base = BaseRecord::with_opaque_to(&record.topic, opaque(record.kind))
+        let mut base = BaseRecord::with_opaque_to(&record.topic, opaque(record.kind, 0))
             .payload(&record.payload)
             .headers(record.owned_headers())
             .timestamp(record.timestamp_ms);

@@ -11,13 +11,17 @@
 //!
 //! One file per concern: `sink` ([`KafkaSink`]: sending and finishing), `context` (the
 //! delivery callback and the per-destination tally), `spill` (the spool behind its lock),
-//! `drainer` (the thread that empties the spool into Kafka) and `report` ([`DeliveryReport`]).
+//! `drainer` (the thread that empties the spool into Kafka), `report` ([`DeliveryReport`]) and
+//! `watermark` ([`Watermark`]: the newest stream position up to which every record is safe, for
+//! a source that resumes from a cursor).
 
 mod context;
 mod drainer;
 mod report;
 mod sink;
 mod spill;
+mod watermark;
 
 pub use report::DeliveryReport;
 pub use sink::{KafkaSink, OutRecord, SpoolSettings};
+pub use watermark::{Watermark, WatermarkState};

@@ -19,6 +19,7 @@ use tweet_pipeline_common::{headers, kafka, Destination, Kind};
 use super::context::{load, opaque, DeliveryContext, Tally};
 use super::drainer::drain;
 use super::report::DeliveryReport;
+use super::watermark::Watermark;
 use super::spill::{SpoolShared, SpoolSlot};
 use crate::spool::{RecordRef, Spool, SpoolConfig, SpoolError};
 
@@ -44,6 +45,9 @@ pub struct OutRecord<'a> {
     pub source: &'a str,
     /// When the line was received, milliseconds since the Unix epoch.
     pub received_at_ms: i64,
+    /// The record's number in the sink's [`Watermark`] (from [`Watermark::register`]), for a
+    /// resumable source; it is completed once the record is safe. `None` for other sources.
+    pub sequence: Option<u64>,
 }
 
 /// When records go to the on-disk spool.
@@ -65,6 +69,7 @@ pub struct KafkaSink {
     spill_after: Duration,
     drainer: Option<JoinHandle<()>>,
     spooled_at_start: u64,
+    watermark: Arc<Watermark>,
 }
 
 impl KafkaSink {
@@ -112,11 +117,13 @@ impl KafkaSink {
             shared.update_gauges(&slot.spool);
         }
         let tally = Arc::new(Tally::default());
+        let watermark = Arc::new(Watermark::default());
         let context = DeliveryContext {
             tally: Arc::clone(&tally),
             metrics: metrics.clone(),
             spool: Arc::clone(&shared),
             log: ClientLog::default(),
+            watermark: Arc::clone(&watermark),
         };
         let producer: ThreadedProducer<DeliveryContext> =
             kafka::producer_config(kafka, "tweet-producer")
@@ -161,7 +168,13 @@ impl KafkaSink {
             spill_after: spool.spill_after,
             drainer,
             spooled_at_start,
+            watermark,
         })
+    }
+
+    /// The watermark a resumable source registers its events in (see [`OutRecord::sequence`]).
+    pub fn watermark(&self) -> &Watermark {
+        &self.watermark
     }
 
     /// Hands one record to Kafka, or to the spool while Kafka does not take records. Waits
@@ -199,8 +212,9 @@ impl KafkaSink {
                 value: Some(tags),
             });
         }
+        let sequence = record.sequence.unwrap_or(0);
         let mut base =
-            BaseRecord::with_opaque_to(self.topics.name(destination), opaque(record.kind))
+            BaseRecord::with_opaque_to(self.topics.name(destination), opaque(record.kind, sequence))
                 .payload(record.payload)
                 .headers(headers)
                 .timestamp(record.received_at_ms);
@@ -230,6 +244,8 @@ impl KafkaSink {
                         }
                     }
                     Err((error, _)) => {
+                        // Refused for good (counted and logged as lost): not waited for.
+                        self.watermark.complete(sequence);
                         self.tally.enqueued[destination].fetch_add(1, Ordering::Relaxed);
                         self.tally.failed[destination].fetch_add(1, Ordering::Relaxed);
                         self.metrics
@@ -250,7 +266,11 @@ impl KafkaSink {
                 payload: record.payload,
             };
             match self.spool.append(spool_slot, &spooled, "queue_full") {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // On disk: the next start sends it first, so the position may pass it.
+                    self.watermark.complete(sequence);
+                    return Ok(());
+                }
                 Err(SpoolError::Full { .. }) => {}
                 Err(error) => {
                     tracing::error!(%error, "cannot write to the spool; reading is paused until it works or Kafka takes records again");
