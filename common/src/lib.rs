@@ -6,6 +6,7 @@
 //! pieces together and run.
 
 pub mod backoff;
+pub mod bluesky;
 pub mod config;
 pub mod emoji;
 pub mod framing;

@@ -420,3 +420,135 @@ fn every_recorded_jetstream_event_is_routed_as_the_readme_says() {
         );
     }
 }
+
+/// Per-post counts of the typed Bluesky records over a recording, each read twice: by
+/// [`tweet_pipeline_common::bluesky`] and by hand from the whole document.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct BlueskyCounts {
+    posts: usize,
+    reposts: usize,
+    replies: usize,
+    hashtags: usize,
+    links: usize,
+    mentions: usize,
+    media: usize,
+    quotes: usize,
+    embeds: BTreeMap<String, usize>,
+}
+
+fn bluesky_counts(path: &Path) -> (BlueskyCounts, BlueskyCounts) {
+    use tweet_pipeline_common::bluesky::{Commit, PostRecord, RepostRecord};
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("the Jetstream recording {}: {e}", path.display()));
+    let (mut typed, mut by_hand) = (BlueskyCounts::default(), BlueskyCounts::default());
+    for (number, line) in text.lines().enumerate() {
+        let at = format!("{}:{}", path.display(), number + 1);
+        let event: Value = serde_json::from_str(line).expect("the recording is JSON");
+        let record = &event["commit"]["record"];
+        let Some(collection) = record
+            .is_object()
+            .then(|| event["commit"]["collection"].as_str())
+            .flatten()
+        else {
+            continue;
+        };
+        #[derive(serde::Deserialize)]
+        struct Envelope<'a> {
+            #[serde(borrow)]
+            commit: Commit<'a>,
+        }
+        let envelope: Envelope<'_> = serde_json::from_str(line).expect("a commit envelope");
+        let raw = envelope.commit.record.expect("a record");
+        match collection {
+            "app.bsky.feed.post" => {
+                let post = PostRecord::from_raw(raw).unwrap_or_else(|e| panic!("{at}: {e}"));
+                assert_eq!(post.text, record["text"].as_str().expect("text"), "{at}");
+                typed.posts += 1;
+                typed.replies += usize::from(post.is_reply());
+                typed.hashtags += post.hashtags().count();
+                typed.links += post.links().count();
+                typed.mentions += post.mentions().count();
+                typed.media += usize::from(post.has_media());
+                typed.quotes += usize::from(post.quoted_uri().is_some());
+                if let Some(embed) = &post.embed {
+                    *typed.embeds.entry(embed.kind().to_owned()).or_default() += 1;
+                }
+                by_hand.posts += 1;
+                by_hand.replies += usize::from(record["reply"]["parent"]["uri"].is_string());
+                let features: Vec<&str> = record["facets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|f| f["features"].as_array().into_iter().flatten())
+                    .filter_map(|f| f["$type"].as_str())
+                    .collect();
+                let count = |suffix: &str| features.iter().filter(|t| t.ends_with(suffix)).count();
+                let embed = record["embed"]["$type"].as_str();
+                by_hand.hashtags += count("#tag") + record["tags"].as_array().map_or(0, Vec::len);
+                by_hand.links += count("#link")
+                    + usize::from(embed == Some("app.bsky.embed.external"))
+                    + usize::from(record["embed"]["media"]["$type"] == "app.bsky.embed.external");
+                by_hand.mentions += count("#mention");
+                by_hand.media += usize::from(matches!(
+                    embed,
+                    Some(
+                        "app.bsky.embed.images"
+                            | "app.bsky.embed.video"
+                            | "app.bsky.embed.recordWithMedia"
+                    )
+                ));
+                by_hand.quotes += usize::from(matches!(
+                    embed,
+                    Some("app.bsky.embed.record" | "app.bsky.embed.recordWithMedia")
+                ));
+                if let Some(embed) = embed {
+                    let kind = embed.trim_start_matches("app.bsky.embed.").to_owned();
+                    *by_hand.embeds.entry(kind).or_default() += 1;
+                }
+            }
+            "app.bsky.feed.repost" => {
+                let repost = RepostRecord::from_raw(raw).unwrap_or_else(|e| panic!("{at}: {e}"));
+                assert_eq!(
+                    repost.subject.uri,
+                    record["subject"]["uri"].as_str().expect("subject"),
+                    "{at}"
+                );
+                typed.reposts += 1;
+                by_hand.reposts += 1;
+            }
+            _ => {}
+        }
+    }
+    (typed, by_hand)
+}
+
+#[test]
+fn every_recorded_bluesky_post_and_repost_reads_as_its_lexicon_says() {
+    let Some(data) = shared_data() else { return };
+    let dir = data.join("bluesky/jetstream-v1");
+    let (typed, by_hand) =
+        bluesky_counts(&dir.join("bluesky-social_jetstream__corpus_expected_v1.jsonl"));
+    assert_eq!(typed, by_hand);
+    // MANIFEST: 17 post creates, 15 reposts; 8 replies; 4 link and 4 tag facets; embeds: images
+    // 2, external 3 (each external card's URL is a link too).
+    assert_eq!(
+        (
+            typed.posts,
+            typed.reposts,
+            typed.replies,
+            typed.hashtags,
+            typed.links
+        ),
+        (17, 15, 8, 4, 7)
+    );
+    assert_eq!(
+        typed.embeds,
+        BTreeMap::from([("external".to_owned(), 3), ("images".to_owned(), 2)])
+    );
+    assert_eq!((typed.media, typed.quotes, typed.mentions), (2, 0, 0));
+    let (typed, by_hand) =
+        bluesky_counts(&dir.join("bluesky-social_jetstream__subscribe_golden_v1.jsonl"));
+    assert_eq!(typed, by_hand);
+    // MANIFEST: 1 post (a reply) and 1 repost.
+    assert_eq!((typed.posts, typed.reposts, typed.replies), (1, 1, 1));
+}

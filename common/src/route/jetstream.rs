@@ -24,11 +24,7 @@ use serde::Deserialize;
 
 use super::{Kind, Routed};
 
-/// The NSID of a Bluesky post record (lexicon `app.bsky.feed.post`).
-pub const POST_COLLECTION: &str = "app.bsky.feed.post";
-
-/// The NSID of a Bluesky repost record (lexicon `app.bsky.feed.repost`).
-pub const REPOST_COLLECTION: &str = "app.bsky.feed.repost";
+pub use crate::bluesky::{POST_COLLECTION, REPOST_COLLECTION};
 
 /// The commit fields routing reads; `record` and `cid` are skipped without being built.
 #[derive(Debug, Deserialize)]
@@ -51,11 +47,7 @@ pub(super) struct Event<'a> {
     pub commit: Option<Commit<'a>>,
 }
 
-/// The AT URI of a record: `at://{did}/{collection}/{rkey}` (AT Protocol specification, "AT URI
-/// Scheme").
-pub fn at_uri(did: &str, collection: &str, rkey: &str) -> String {
-    format!("at://{did}/{collection}/{rkey}")
-}
+pub use crate::bluesky::at_uri;
 
 impl<'a> Event<'a> {
     /// The routing decision for this event (see the module table).
