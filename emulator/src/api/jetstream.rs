@@ -520,7 +520,7 @@ impl Session {
                     close(&mut socket, close_code::AWAY, "the stream emulator is shutting down").await;
                     return;
                 }
-                message = socket.recv() => match self.from_client(message) {
+                message = socket.recv() => match self.on_client_message(message) {
                     Next::Continue => {}
                     Next::Gone => return,
                     Next::Close(frame) => {
@@ -556,7 +556,7 @@ impl Session {
 
     /// Handles what the client sent: `options_update` messages (README "Subscriber Sourced
     /// messages"), close, or the end of the socket.
-    fn from_client(&mut self, message: Option<Result<Message, axum::Error>>) -> Next {
+    fn on_client_message(&mut self, message: Option<Result<Message, axum::Error>>) -> Next {
         match message {
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Next::Gone,
             Some(Ok(Message::Text(text))) => match options_update(text.as_str()) {
