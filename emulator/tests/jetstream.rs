@@ -318,3 +318,36 @@ async fn without_the_bluesky_recording_the_emulator_starts_and_subscribe_is_503(
     emulator.stop().await.expect("emulator stops cleanly");
     std::fs::remove_dir_all(&dir).expect("temp folder removed");
 }
+
+#[tokio::test]
+async fn require_hello_waits_for_an_options_update_whose_filters_then_apply() {
+    use futures::SinkExt as _;
+    let reposts_identity_account = recording()
+        .iter()
+        .filter(|(_, event)| {
+            event["kind"] != "commit" || event["commit"]["collection"] == "app.bsky.feed.repost"
+        })
+        .count();
+    assert_eq!(reposts_identity_account, 17);
+    let emulator = emulator().await;
+    // The query asks for posts; the hello replaces that with reposts before anything is sent.
+    let mut socket = connect(
+        &emulator,
+        "wantedCollections=app.bsky.feed.post&requireHello=true",
+    )
+    .await;
+    let hello = r#"{"type":"options_update","payload":{"wantedCollections":["app.bsky.feed.repost"],"wantedDids":[],"maxMessageSizeBytes":0}}"#;
+    socket.send(Message::text(hello)).await.expect("hello sent");
+    let frames = texts(&mut socket, reposts_identity_account).await;
+    for frame in &frames {
+        let event: Value = serde_json::from_str(frame).expect("JSON");
+        assert!(
+            event["kind"] != "commit" || event["commit"]["collection"] == "app.bsky.feed.repost",
+            "{frame}"
+        );
+    }
+    socket.close(None).await.expect("client close");
+    let log = jetstream_log(&emulator).await;
+    assert!(log.connections[0].query.require_hello);
+    emulator.stop().await.expect("emulator stops cleanly");
+}
