@@ -1,6 +1,14 @@
-//! A local stand-in for the X API v2 filtered stream, X API v1.1 `statuses/filter` and Mastodon
-//! streaming, serving real recordings from the shared data folder, with fault injection for
-//! tests and the demo (`POST /_emulator/faults`, see [`Fault`]). Loopback only.
+//! A local stand-in for the X API v2 filtered stream, X API v1.1 `statuses/filter`, Mastodon
+//! streaming and Bluesky Jetstream v1 (`GET /subscribe`, WebSocket), serving real recordings
+//! from the shared data folder, with fault injection for tests and the demo
+//! (`POST /_emulator/faults`, see [`Fault`]). Loopback only.
+//!
+//! Jetstream: each recorded event is one text frame holding its line unchanged, in `time_us`
+//! order, paced at [`EmulatorConfig::jetstream_rate_per_sec`]; `wantedCollections`,
+//! `wantedDids`, `cursor`, `maxMessageSizeBytes` and `requireHello` work as on the real
+//! server, `compress=true` is refused; what each connection sent is in
+//! `GET /_emulator/jetstream/log` ([`JetstreamLog`]). Without a Jetstream recording the other
+//! APIs still serve and `/subscribe` answers 503.
 //!
 //! The `stream-emulator` binary parses its flags into an [`EmulatorConfig`] and calls
 //! [`Emulator::load`] then [`Emulator::serve`]. Tests run the same server in process, in the
@@ -19,7 +27,8 @@
 //!
 //! Layout: `state` is what every handler shares (and imports no handler); `api/` holds the
 //! handlers, one module per API plus the control endpoints; `router` maps paths to handlers;
-//! `stream` is the streaming engine with the fault effects; `corpus/` loads the recordings;
+//! `stream` is the streaming engine with the fault effects of the HTTP streams (Jetstream's
+//! WebSocket session is in `api/jetstream.rs`); `corpus/` loads the recordings;
 //! `rules/` is the v2 rule language and store; `oauth` verifies OAuth 1.0a signatures.
 
 mod api;
@@ -40,12 +49,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::corpus::jetstream::DEFAULT_JETSTREAM_FILE;
 pub use crate::corpus::CorpusError;
 pub use crate::oauth::{OAuthKeys, Secret};
 pub use crate::state::faults::{ApiSelector, Fault, FaultError};
+pub use crate::state::jetstream::{
+    FaultEffect, JetstreamConnection, JetstreamLog, JetstreamQuery, SentEvent,
+};
 
 use crate::rules::{NewRule, RuleRejection, RuleStore};
-use crate::state::{AppState, Settings};
+use crate::state::{AppState, JetstreamState, Settings};
 
 /// Default data folder, relative to the working directory: the shared data folder sits beside
 /// the checkout (see the README).
@@ -53,6 +66,10 @@ pub const DEFAULT_DATA_DIR: &str = "../shared/data";
 
 /// Default posts per second per stream connection.
 pub const DEFAULT_RATE_PER_SEC: f64 = 20.0;
+
+/// Default Jetstream events per second per `/subscribe` connection: fast enough to replay the
+/// 152-event recording in under 2 s, slow enough for a test to act mid-stream.
+pub const DEFAULT_JETSTREAM_RATE_PER_SEC: f64 = 100.0;
 
 /// Default keep-alive of the v2 filtered stream: "a keep-alive signal ... every 20 seconds"
 /// (X API v2 "Filtered stream" integration guide, handling disconnections).
@@ -102,6 +119,11 @@ pub struct EmulatorConfig {
     pub mastodon_token: Secret,
     /// v2 rules that exist before any client arrives, as `VALUE|TAG` or `VALUE`.
     pub seed_rules: Vec<String>,
+    /// Jetstream v1 JSON-lines recordings to serve instead of the data folder's
+    /// [`DEFAULT_JETSTREAM_FILE`]; empty for that default (if it exists).
+    pub jetstream_files: Vec<PathBuf>,
+    /// Jetstream events per second per connection (0: as fast as possible, at most 100000).
+    pub jetstream_rate_per_sec: f64,
 }
 
 impl EmulatorConfig {
@@ -122,6 +144,8 @@ impl EmulatorConfig {
             },
             mastodon_token: Secret::new(c::MASTODON_TOKEN),
             seed_rules: Vec::new(),
+            jetstream_files: Vec::new(),
+            jetstream_rate_per_sec: DEFAULT_JETSTREAM_RATE_PER_SEC,
         }
     }
 }
@@ -137,6 +161,11 @@ pub enum EmulatorError {
     /// The rate is not a positive number of posts per second up to 100000.
     #[error("--rate must be a number of posts per second above 0 (at most 100000), got {0}")]
     BadRate(f64),
+    /// The Jetstream rate is not 0 or a positive number up to 100000.
+    #[error(
+        "--jetstream-rate must be a number of events per second from 0 (as fast as possible) to 100000, got {0}"
+    )]
+    BadJetstreamRate(f64),
     /// The keep-alive interval is 0.
     #[error("--keepalive-ms must be at least 1")]
     ZeroKeepalive,
@@ -223,6 +252,10 @@ impl Emulator {
         if !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0) {
             return Err(EmulatorError::BadRate(rate));
         }
+        let jetstream_rate = config.jetstream_rate_per_sec;
+        if !(jetstream_rate.is_finite() && (0.0..=100_000.0).contains(&jetstream_rate)) {
+            return Err(EmulatorError::BadJetstreamRate(jetstream_rate));
+        }
         if config.keepalive_ms == Some(0) {
             return Err(EmulatorError::ZeroKeepalive);
         }
@@ -232,13 +265,26 @@ impl Emulator {
         let started = std::time::Instant::now();
         let v1_files = config.v1_files;
         let data_dir = data.clone();
-        let corpus = tokio::task::spawn_blocking(move || corpus::load(&data_dir, &v1_files))
-            .await
-            .map_err(EmulatorError::LoadTask)?
-            .map_err(|source| EmulatorError::Corpus {
-                dir: data.clone(),
-                source,
-            })?;
+        let jetstream_files = corpus::jetstream::files(&data, &config.jetstream_files);
+        let (corpus, jetstream) = tokio::task::spawn_blocking(move || {
+            Ok::<_, CorpusError>((
+                corpus::load(&data_dir, &v1_files)?,
+                corpus::jetstream::load(&jetstream_files)?,
+            ))
+        })
+        .await
+        .map_err(EmulatorError::LoadTask)?
+        .map_err(|source| EmulatorError::Corpus {
+            dir: data.clone(),
+            source,
+        })?;
+        if jetstream.is_none() {
+            tracing::warn!(
+                data = %data.display(),
+                file = DEFAULT_JETSTREAM_FILE,
+                "no Jetstream recording: /subscribe answers 503 (pass --jetstream-file FILE)"
+            );
+        }
         let (from_stream, split, derived) = corpus.v2_counts;
         tracing::info!(
             data = %data.display(),
@@ -247,6 +293,7 @@ impl Emulator {
             v2_split = split,
             v2_derived = derived,
             mastodon = corpus.mastodon.len(),
+            jetstream = jetstream.as_ref().map_or(0, Vec::len),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "corpus loaded"
         );
@@ -262,8 +309,13 @@ impl Emulator {
             oauth: config.oauth,
             mastodon_token: config.mastodon_token,
         };
+        let jetstream_interval =
+            (jetstream_rate > 0.0).then(|| Duration::from_secs_f64(1.0 / jetstream_rate));
+        let jetstream = JetstreamState::new(jetstream, jetstream_interval);
         Ok(Self {
-            state: Arc::new(AppState::new(settings, corpus, rules, shutdown)),
+            state: Arc::new(
+                AppState::new(settings, corpus, rules, shutdown).with_jetstream(jetstream),
+            ),
             rate_per_sec: rate,
         })
     }

@@ -1,6 +1,7 @@
 //! `stream-emulator`: a local stand-in for the X API v2 filtered stream, X API v1.1
-//! `statuses/filter` and Mastodon streaming, serving real recordings from the shared data
-//! folder, with fault injection for tests and the demo. Loopback only.
+//! `statuses/filter`, Mastodon streaming and Bluesky Jetstream v1 (`/subscribe`), serving real
+//! recordings from the shared data folder, with fault injection for tests and the demo.
+//! Loopback only.
 //!
 //! This file parses the command line, loads the emulator, binds and serves (the library,
 //! `tweet_pipeline_emulator`, does the rest); the first line on stdout is
@@ -15,7 +16,8 @@ use clap::Parser;
 use tweet_pipeline_common::{shutdown, telemetry};
 use tweet_pipeline_emulator::default_credentials as creds;
 use tweet_pipeline_emulator::{
-    check_listen_addr, Emulator, EmulatorConfig, OAuthKeys, Secret, DEFAULT_RATE_PER_SEC,
+    check_listen_addr, Emulator, EmulatorConfig, OAuthKeys, Secret, DEFAULT_JETSTREAM_RATE_PER_SEC,
+    DEFAULT_RATE_PER_SEC,
 };
 
 /// Serves recorded social-stream traffic on loopback, shaped like the real APIs, with fault
@@ -85,6 +87,26 @@ struct Cli {
         value_name = "VALUE|TAG"
     )]
     seed_rules: Vec<String>,
+
+    /// A Jetstream v1 JSON-lines recording to serve on /subscribe instead of the data folder's
+    /// bluesky/jetstream-v1/bluesky-social_jetstream__corpus_expected_v1.jsonl (repeatable;
+    /// comma-separated in the environment).
+    #[arg(
+        long = "jetstream-file",
+        env = "TWEET_PIPELINE_EMULATOR_JETSTREAM_FILES",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    jetstream_files: Vec<PathBuf>,
+
+    /// Jetstream events per second per /subscribe connection (0: as fast as possible).
+    #[arg(
+        long = "jetstream-rate",
+        env = "TWEET_PIPELINE_EMULATOR_JETSTREAM_RATE",
+        value_name = "EVENTS_PER_SEC",
+        default_value_t = DEFAULT_JETSTREAM_RATE_PER_SEC
+    )]
+    jetstream_rate: f64,
 }
 
 fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
@@ -112,6 +134,8 @@ async fn main() -> anyhow::Result<()> {
         },
         mastodon_token: cli.mastodon_token,
         seed_rules: cli.seed_rules,
+        jetstream_files: cli.jetstream_files,
+        jetstream_rate_per_sec: cli.jetstream_rate,
     };
     let emulator = Emulator::load(config, shutdown).await?;
 

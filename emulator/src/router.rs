@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::api::{control, mastodon, posts, v1, v2};
+use crate::api::{control, jetstream, mastodon, posts, v1, v2};
 use crate::state::AppState;
 
 /// The router of every endpoint.
@@ -23,6 +23,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/streaming", get(mastodon::stream_by_query))
         .route("/api/v1/streaming/{*path}", get(mastodon::stream_by_path))
+        .route("/subscribe", get(jetstream::subscribe))
         .route("/2/tweets", post(posts::create))
         .route("/2/users/me", get(posts::me))
         .route("/2/users/{id}/tweets", get(posts::timeline))
@@ -32,6 +33,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(control::post_fault).get(control::list_faults),
         )
         .route("/_emulator/stats", get(control::stats))
+        .route("/_emulator/jetstream/log", get(jetstream::log))
         .route("/_emulator/reset", post(control::reset))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)

@@ -3,11 +3,14 @@
 //! - `POST /_emulator/faults`: queue a fault (see `state/faults.rs`); `200 {"queued":<fault>,
 //!   "pending":<faults now queued>}`, `400 {"error":"..."}` for a bad body.
 //! - `GET /_emulator/faults`: `{"faults":[<pending fault>...]}`.
-//! - `GET /_emulator/stats`: `{"v2":{...},"v1":{...},"mastodon":{...},"faults":[...]}` where
+//! - `GET /_emulator/stats`: `{"v2":{...},"v1":{...},"mastodon":{...},"jetstream":{...},
+//!   "faults":[...]}` where
 //!   each API has `connections_accepted`, `connections_refused` (`{"<status>":count}`),
 //!   `lines_sent`, `keepalives_sent`, `open_connections`, and `v2` also `rules`.
-//! - `POST /_emulator/reset`: clears pending faults and counters (not rules, not
-//!   `open_connections`); `200 {"reset":true}`.
+//! - `POST /_emulator/reset`: clears pending faults, counters and the Jetstream connection log
+//!   (not rules, not `open_connections`); `200 {"reset":true}`.
+//! - `GET /_emulator/jetstream/log`: the Jetstream connections and the events each sent (see
+//!   `state/jetstream.rs`).
 //! - `GET /_emulator/posts`: the posts created through `POST /2/tweets` (see `posts.rs`).
 //! - `GET /healthz`: `200 ok`.
 
@@ -59,6 +62,7 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Response {
         "v2": v2,
         "v1": state.stats(Api::V1).snapshot(),
         "mastodon": state.stats(Api::Mastodon).snapshot(),
+        "jetstream": state.stats(Api::Jetstream).snapshot(),
         "tweets": state.stats(Api::Tweets).snapshot(),
         "faults": state.faults.list(),
     }))
@@ -68,9 +72,10 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Response {
 /// `POST /_emulator/reset`.
 pub async fn reset(State(state): State<Arc<AppState>>) -> Response {
     state.faults.clear();
-    for api in [Api::V2, Api::V1, Api::Mastodon, Api::Tweets] {
+    for api in [Api::V2, Api::V1, Api::Mastodon, Api::Tweets, Api::Jetstream] {
         state.stats(api).reset();
     }
+    state.jetstream.clear();
     tracing::info!("faults and counters reset");
     Json(json!({"reset": true})).into_response()
 }

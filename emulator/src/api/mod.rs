@@ -13,13 +13,15 @@ use serde_json::json;
 use crate::state::{Api, AppState, ConnectionGuard, Fault};
 
 pub mod control;
+pub mod jetstream;
 pub mod mastodon;
 pub mod posts;
 pub mod v1;
 pub mod v2;
 
 /// The response an API gives when it refuses a connect with `status` (auth failures, the
-/// connection limit, `connect_status` faults). Bodies are those of the real APIs where known:
+/// connection limit, `connect_status` faults). Bodies are those of the real APIs where known
+/// (Jetstream: plain text, see [`jetstream::plain_error`]):
 /// X API v2 problem objects (401 `Unauthorized`; 429 `ConnectionException` /
 /// `TooManyConnections` as quoted in tweepy#1962), X API v1.1 error `32` and "Exceeded
 /// connection limit for user", Mastodon `{"error": ...}`.
@@ -50,6 +52,8 @@ pub fn refusal(api: Api, status: StatusCode) -> Response {
         (Api::Mastodon, 401) => json!({"error": "Error while validating token"}),
         (Api::Mastodon, 429) => json!({"error": "Too many requests"}),
         (Api::Mastodon, _) => json!({"error": reason}),
+        // Jetstream v1 answers pre-upgrade errors with Go's `http.Error`: plain text.
+        (Api::Jetstream, _) => return jetstream::plain_error(status, reason),
         _ => problem(),
     };
     (status, Json(body)).into_response()

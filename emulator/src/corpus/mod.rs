@@ -29,6 +29,10 @@
 //!   by `uri`. The malformed line is the real broken line 50 of
 //!   `mastodon/rtoot_stream_public_malformed_2022-11-24.jsonl`. (The SSE framing and the
 //!   `delete` / `status.update` events are synthetic; see `mastodon.rs`.)
+//! - **Jetstream v1** (`/subscribe`): REAL events of
+//!   `bluesky/jetstream-v1/bluesky-social_jetstream__corpus_expected_v1.jsonl` (or the
+//!   `--jetstream-file` recordings), served as their original bytes, sorted by `time_us`; loaded
+//!   on their own by `jetstream.rs` (optional: without them only `/subscribe` is unavailable).
 
 use std::collections::HashSet;
 use std::fs;
@@ -39,6 +43,7 @@ use serde_json::Value;
 
 use crate::rules::PostFields;
 
+pub mod jetstream;
 mod mastodon;
 mod v1;
 mod v2;

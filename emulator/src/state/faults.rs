@@ -4,13 +4,14 @@
 //! Body (every field optional except that at least one effect must be set):
 //!
 //! ```json
-//! {"api": "v2" | "v1" | "mastodon" | "any",      // default "any"
+//! {"api": "v2" | "v1" | "mastodon" | "jetstream" | "any",      // default "any"
 //!  "connect_status": 429,        // answer the connect with this status (400..=599) and its body
 //!  "drop_after_lines": 3,        // close the connection abruptly after N lines
 //!  "stall_after_lines": 3,       // after N lines send nothing, not even keep-alives
 //!  "keepalive_only": true,       // only keep-alives, never a line
 //!  "split_chunks": true,         // write every line in chunks of 1-7 bytes
 //!  "malformed_after_lines": 3,   // after N lines send one truncated line, then go on
+//!  "slow_consumer_after_lines": 3, // jetstream only: after N events close as "too slow"
 //!  "gzip": true,                 // gzip the body, flushed per line (if Accept-Encoding allows)
 //!  "gzip_cut_after_bytes": 3000, // gzip the body, cut it after N compressed bytes (see below)
 //!  "times": 1}                   // how many connections the fault applies to (default 1)
@@ -36,6 +37,17 @@
 //! went out. It combines with the other stream faults (whichever ends the stream first wins;
 //! with `split_chunks` the cut falls inside the split pieces).
 //!
+//! `"api": "jetstream"` faults apply to the next `/subscribe` WebSocket connections (`any`
+//! selects them too). There "lines" are complete events (text frames) only, never the
+//! truncated frame: `connect_status` answers the upgrade request with that status (plain-text
+//! body, as Jetstream's `http.Error`); `drop_after_lines` closes the TCP connection without a
+//! close frame; `stall_after_lines` (and `keepalive_only`) sends nothing more but keeps reading
+//! (pings are answered); `malformed_after_lines` sends the first half of the next event as one
+//! text frame, then that event whole and the rest; `slow_consumer_after_lines` closes with the
+//! close frame 1008 "consumer too slow" (see `api/jetstream.rs` for why that is a guess: the
+//! real v1 server sends no close frame). `split_chunks`, `gzip` and `gzip_cut_after_bytes` do
+//! not apply to Jetstream (a `gzip_cut_after_bytes` fault is never taken by it).
+//!
 //! "Lines" are messages: posts, v1.1 notices, Mastodon events (and the malformed line); never
 //! keep-alives. Faults are taken in the order they were queued: the first pending fault whose
 //! `api` is the connecting API or `any` applies to a connection.
@@ -57,6 +69,8 @@ pub enum ApiSelector {
     V1,
     /// Mastodon streaming.
     Mastodon,
+    /// Bluesky Jetstream v1 `/subscribe`.
+    Jetstream,
     /// The next connection of any streaming API (never `POST /2/tweets`).
     #[default]
     Any,
@@ -68,11 +82,14 @@ impl ApiSelector {
     fn selects(self, api: Api) -> bool {
         matches!(
             (self, api),
-            (ApiSelector::Any, Api::V2 | Api::V1 | Api::Mastodon)
-                | (ApiSelector::Tweets, Api::Tweets)
+            (
+                ApiSelector::Any,
+                Api::V2 | Api::V1 | Api::Mastodon | Api::Jetstream
+            ) | (ApiSelector::Tweets, Api::Tweets)
                 | (ApiSelector::V2, Api::V2)
                 | (ApiSelector::V1, Api::V1)
                 | (ApiSelector::Mastodon, Api::Mastodon)
+                | (ApiSelector::Jetstream, Api::Jetstream)
         )
     }
 }
@@ -102,6 +119,9 @@ pub struct Fault {
     /// After this many lines, send one truncated line, then continue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub malformed_after_lines: Option<u64>,
+    /// Jetstream: after this many events, close with the "consumer too slow" close frame.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_consumer_after_lines: Option<u64>,
     /// `Content-Encoding: gzip`, flushed after every line, when the request accepts gzip.
     #[serde(default, skip_serializing_if = "is_false")]
     pub gzip: bool,
@@ -147,8 +167,8 @@ pub enum FaultError {
     /// No effect is set.
     #[error(
         "the fault has no effect; set connect_status, drop_after_lines, stall_after_lines, \
-         keepalive_only, split_chunks, malformed_after_lines, gzip, gzip_cut_after_bytes or \
-         post_timeout"
+         keepalive_only, split_chunks, malformed_after_lines, slow_consumer_after_lines, gzip, \
+         gzip_cut_after_bytes or post_timeout"
     )]
     NoEffect,
 }
@@ -287,6 +307,32 @@ mod tests {
         assert_eq!(queue.take(Api::Tweets, false), None);
         queue.push(parse(r#"{"api":"tweets","post_timeout":true}"#));
         assert!(queue.take(Api::Tweets, false).unwrap().post_timeout);
+    }
+
+    #[test]
+    fn jetstream_faults_are_selected_by_name_and_by_any() {
+        let slow = parse(r#"{"api":"jetstream","slow_consumer_after_lines":4}"#);
+        assert_eq!(slow.validate(), Ok(()));
+        let queue = FaultQueue::default();
+        queue.push(slow);
+        queue.push(parse(r#"{"api":"any","drop_after_lines":2}"#));
+        assert_eq!(
+            queue.take(Api::V2, false).unwrap().drop_after_lines,
+            Some(2)
+        );
+        queue.push(parse(r#"{"drop_after_lines":5}"#));
+        assert_eq!(
+            queue
+                .take(Api::Jetstream, false)
+                .unwrap()
+                .slow_consumer_after_lines,
+            Some(4)
+        );
+        assert_eq!(
+            queue.take(Api::Jetstream, false).unwrap().drop_after_lines,
+            Some(5)
+        );
+        assert_eq!(queue.take(Api::Jetstream, false), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The state every handler shares: the settings, the recordings, the v2 rules, the queued
 //! faults, the posts created through `POST /2/tweets`, and per-API counters and connection
-//! slots. This module depends on no handler: handlers (`crate::api`) depend on it.
+//! slots, and the Jetstream recording and connection log. This module depends on no handler:
+//! handlers (`crate::api`) depend on it.
 
 use std::time::Duration;
 
@@ -12,14 +13,16 @@ use crate::oauth::{OAuthKeys, Secret};
 use crate::rules::RuleStore;
 
 pub mod faults;
+pub mod jetstream;
 pub mod posts;
 mod stats;
 
 pub use faults::{Fault, FaultQueue};
+pub use jetstream::JetstreamState;
 pub use posts::PostLog;
 pub use stats::{ApiStats, ConnectionGuard};
 
-/// The emulated APIs: the three streams and posting.
+/// The emulated APIs: the four streams and posting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Api {
@@ -31,6 +34,8 @@ pub enum Api {
     Mastodon,
     /// X API v2 `POST /2/tweets` (posting; see `api/posts.rs`).
     Tweets,
+    /// Bluesky Jetstream v1 `/subscribe` (WebSocket; see `api/jetstream.rs`).
+    Jetstream,
 }
 
 impl Api {
@@ -41,6 +46,7 @@ impl Api {
             Api::V1 => "v1",
             Api::Mastodon => "mastodon",
             Api::Tweets => "tweets",
+            Api::Jetstream => "jetstream",
         }
     }
 }
@@ -79,10 +85,13 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Posts created through `POST /2/tweets`.
     pub posts: PostLog,
+    /// The Jetstream recording, pacing and connection log.
+    pub jetstream: JetstreamState,
     v2: ApiStats,
     v1: ApiStats,
     mastodon: ApiStats,
     tweets: ApiStats,
+    jetstream_stats: ApiStats,
 }
 
 impl AppState {
@@ -100,11 +109,19 @@ impl AppState {
             faults: FaultQueue::default(),
             shutdown,
             posts: PostLog::default(),
+            jetstream: JetstreamState::default(),
             v2: ApiStats::default(),
             v1: ApiStats::default(),
             mastodon: ApiStats::default(),
             tweets: ApiStats::default(),
+            jetstream_stats: ApiStats::default(),
         }
+    }
+
+    /// The state with this Jetstream recording and pacing (none by default).
+    pub fn with_jetstream(mut self, jetstream: JetstreamState) -> Self {
+        self.jetstream = jetstream;
+        self
     }
 
     /// The counters of one API.
@@ -114,6 +131,7 @@ impl AppState {
             Api::V1 => &self.v1,
             Api::Mastodon => &self.mastodon,
             Api::Tweets => &self.tweets,
+            Api::Jetstream => &self.jetstream_stats,
         }
     }
 }
