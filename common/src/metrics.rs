@@ -119,6 +119,15 @@ pub struct ProducerMetrics {
     pub spooled_records: IntCounterVec,
     /// Times the spool was full and reading paused (backpressure).
     pub spool_full_waits: IntCounter,
+    /// Bluesky Jetstream events read, by `collection` (the `app.bsky.*` NSID of a commit;
+    /// `other` for any other lexicon, empty for identity and account events) and `kind` (the
+    /// routed kind: `post`, `edit`, `repost`, `delete`, `event`, `identity`, `account`, ...).
+    pub jetstream_events: IntCounterVec,
+    /// Posts and reposts that matched none of the client-side rules (counted, not written).
+    pub rule_unmatched: IntCounter,
+    /// How far the saved Jetstream cursor is behind the wall clock, in seconds (the cursor is
+    /// the newest `time_us` up to which Kafka has every record).
+    pub cursor_lag_seconds: IntGauge,
 }
 
 impl ProducerMetrics {
@@ -232,6 +241,25 @@ impl ProducerMetrics {
                 S,
                 "spool_full_waits_total",
                 "Times the spool was full and reading paused (backpressure).",
+            ),
+            jetstream_events: counter_vec(
+                registry,
+                S,
+                "jetstream_events_total",
+                "Bluesky Jetstream events read, by collection (app.bsky.* NSID, other, or empty) and routed kind.",
+                &["collection", "kind"],
+            ),
+            rule_unmatched: counter(
+                registry,
+                S,
+                "rule_unmatched_total",
+                "Posts and reposts that matched none of the client-side rules (not written).",
+            ),
+            cursor_lag_seconds: gauge(
+                registry,
+                S,
+                "cursor_lag_seconds",
+                "Seconds the saved Jetstream cursor is behind the wall clock.",
             ),
         }
     }

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use tweet_pipeline_common::config::{KafkaArgs, MetricsArgs, SummaryArgs, TopicNames, XApiArgs};
 use tweet_pipeline_common::framing::DEFAULT_MAX_LINE_BYTES;
 
-use crate::source::x_v2;
+use crate::source::{bluesky, x_v2};
 use crate::spool::FsyncPolicy;
 
 /// Default `/metrics` address of the producer.
@@ -35,7 +35,8 @@ pub struct StreamArgs {
     #[arg(long = "loop", requires = "replay")]
     pub looped: bool,
 
-    /// Live source: the X API or a Mastodon instance.
+    /// Live source: the X API, a Mastodon instance, or Bluesky's Jetstream firehose (no
+    /// account needed).
     #[arg(long, value_enum, default_value_t = Source::X)]
     pub source: Source,
 
@@ -92,12 +93,41 @@ pub struct StreamArgs {
     #[arg(long, value_enum)]
     pub timeline: Option<TimelineArg>,
 
+    /// Bluesky: the Jetstream `/subscribe` URL (a public instance by default; ws:// for a local
+    /// one or the emulator).
+    #[arg(long = "jetstream", env = "TWEET_PIPELINE_JETSTREAM_URL", value_name = "URL", default_value = bluesky::DEFAULT_JETSTREAM_URL)]
+    pub jetstream_url: String,
+
+    /// Bluesky: the collections to ask for (`wantedCollections`; NSIDs or prefixes such as
+    /// app.bsky.graph.*; repeatable or comma-separated). Default: posts and reposts.
+    #[arg(long = "collections", value_name = "NSID", value_delimiter = ',')]
+    pub collections: Vec<String>,
+
+    /// Bluesky: only these repositories (`wantedDids`; repeatable or comma-separated).
+    #[arg(long = "did", value_name = "DID", value_delimiter = ',')]
+    pub dids: Vec<String>,
+
+    /// Bluesky: the file keeping the Jetstream cursor across restarts; default
+    /// <spool-dir>/jetstream.cursor.
+    #[arg(long, env = "TWEET_PIPELINE_CURSOR_FILE", value_name = "FILE")]
+    pub cursor_file: Option<PathBuf>,
+
+    /// Bluesky: a restart resumes this many seconds before the saved cursor (the repeats are
+    /// absorbed by compaction and upserts).
+    #[arg(long, value_name = "SECONDS", default_value_t = bluesky::cursor::DEFAULT_REWIND.as_secs())]
+    pub cursor_rewind_secs: u64,
+
+    /// Bluesky: where `from:handle` in a rule is resolved to a DID
+    /// (com.atproto.identity.resolveHandle; the public AppView needs no account).
+    #[arg(long, env = "TWEET_PIPELINE_APPVIEW_URL", value_name = "URL", default_value = bluesky::DEFAULT_APPVIEW_URL)]
+    pub appview_url: String,
+
     /// File of NAME=value credential lines (mode 0600), read when the environment lacks one.
     #[arg(long, env = "TWEET_PIPELINE_CREDENTIALS_FILE", value_name = "FILE")]
     pub credentials_file: Option<PathBuf>,
 
     /// Reconnect when nothing, not even a keep-alive, arrived for this long; default per API
-    /// (v2 30 s, v1.1 90 s, Mastodon 45 s).
+    /// (v2 30 s, v1.1 90 s, Mastodon 45 s, Bluesky 60 s).
     #[arg(long, value_name = "SECONDS")]
     pub stall_timeout_secs: Option<u64>,
 
@@ -168,6 +198,8 @@ pub enum Source {
     X,
     /// A Mastodon instance (see --instance).
     Mastodon,
+    /// Bluesky's Jetstream firehose (see --jetstream); rules are matched by the producer.
+    Bluesky,
 }
 
 /// `--api`.

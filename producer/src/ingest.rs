@@ -21,6 +21,8 @@ pub struct IngestStats {
     pub last_post_id: String,
     /// When the last post was received, Unix ms.
     pub last_post_at_ms: Option<i64>,
+    /// Posts and reposts that matched no client-side rule (Bluesky): read, not written.
+    pub unmatched: u64,
 }
 
 /// Routes lines of one source into Kafka.

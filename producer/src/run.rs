@@ -19,6 +19,7 @@ use crate::cli::{
 use crate::delivery::{KafkaSink, SpoolSettings};
 use crate::ingest::IngestStats;
 use crate::source::replay::{self, ReplayConfig};
+use crate::source::bluesky::{self, cursor::CursorFile, rules::ClientRule, rules::RuleFilter};
 use crate::source::{live, mastodon, x_v1, x_v2};
 use crate::spool::SpoolConfig;
 use crate::summary::ProducerSummary;
@@ -31,6 +32,8 @@ pub enum LiveSource {
     XV1(x_v1::XV1),
     /// Mastodon streaming.
     Mastodon(mastodon::Mastodon),
+    /// Bluesky's Jetstream firehose.
+    Bluesky(bluesky::Bluesky),
 }
 
 /// Checks the flags of a live source and loads its credentials (before anything connects).
@@ -82,6 +85,37 @@ pub fn live_source(cli: &StreamArgs) -> anyhow::Result<LiveSource> {
                 },
                 track: cli.track.clone(),
                 stall_timeout: stall.unwrap_or(x_v1::DEFAULT_STALL_TIMEOUT),
+            }))
+        }
+        (Source::Bluesky, _) => {
+            if cli.tags.len() > cli.rules.len() {
+                bail!("{} --tag given for {} --rule: each --tag names the --rule at the same position", cli.tags.len(), cli.rules.len());
+            }
+            let url = reqwest::Url::parse(&cli.jetstream_url)
+                .ok()
+                .filter(|url| matches!(url.scheme(), "ws" | "wss"))
+                .with_context(|| format!("--jetstream {:?} is not a ws:// or wss:// URL (e.g. {})", cli.jetstream_url, bluesky::DEFAULT_JETSTREAM_URL))?;
+            let rules = x_v2::desired_rules(&cli.track, &cli.rules, &cli.tags, &cli.rule_tag_prefix)
+                .into_iter()
+                .map(|rule| ClientRule::parse(&rule.value, rule.tag.unwrap_or_default()))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let collections = if cli.collections.is_empty() {
+                bluesky::DEFAULT_COLLECTIONS.map(str::to_owned).to_vec()
+            } else {
+                cli.collections.clone()
+            };
+            Ok(LiveSource::Bluesky(bluesky::Bluesky {
+                url,
+                collections,
+                dids: cli.dids.clone(),
+                rules: RuleFilter::new(rules),
+                cursor_file: CursorFile::new(
+                    cli.cursor_file
+                        .clone()
+                        .unwrap_or_else(|| bluesky::default_cursor_file(&cli.spool_dir)),
+                ),
+                rewind: Duration::from_secs(cli.cursor_rewind_secs),
+                stall_timeout: stall.unwrap_or(bluesky::DEFAULT_STALL_TIMEOUT),
             }))
         }
         (Source::Mastodon, _) => {
@@ -153,6 +187,10 @@ pub async fn run(cli: &StreamArgs) -> anyhow::Result<ProducerSummary> {
     let task_sink = Arc::clone(&sink);
     let task_metrics = metrics.clone();
     let max_line_bytes = cli.max_line_bytes;
+    let cursor_file = match &live {
+        Some(LiveSource::Bluesky(api)) => Some(api.cursor_file.clone()),
+        _ => None,
+    };
     let read: anyhow::Result<IngestStats> = match (live, cli.replay.clone()) {
         (None, Some(path)) => {
             let config = ReplayConfig {
@@ -170,6 +208,7 @@ pub async fn run(cli: &StreamArgs) -> anyhow::Result<ProducerSummary> {
         }
         (Some(live), _) => {
             let client = live::http_client().context("cannot build the HTTP client")?;
+            let appview_url = cli.appview_url.clone();
             let context = live::LiveContext {
                 client,
                 sink: task_sink,
@@ -185,6 +224,10 @@ pub async fn run(cli: &StreamArgs) -> anyhow::Result<ProducerSummary> {
                     }
                     LiveSource::XV1(api) => live::run(&api, &context).await,
                     LiveSource::Mastodon(api) => live::run(&api, &context).await,
+                    LiveSource::Bluesky(mut api) => {
+                        bluesky::resolve_handles(&context.client, &appview_url, &mut api).await?;
+                        bluesky::run(api, &context).await
+                    }
                 }
             })
             .await
@@ -198,17 +241,19 @@ pub async fn run(cli: &StreamArgs) -> anyhow::Result<ProducerSummary> {
     let sink = Arc::try_unwrap(sink)
         .map_err(|_| anyhow::anyhow!("the Kafka sink is still in use after the source ended"))?;
     let flush_timeout = Duration::from_secs(cli.flush_timeout_secs);
+    let watermark = sink.watermark_handle();
     let report = tokio::task::spawn_blocking(move || sink.finish(flush_timeout))
         .await
         .context("the flush thread panicked")?;
+    // After the flush: every record up to the watermark is in Kafka or in the spool.
+    let cursor = cursor_file
+        .as_ref()
+        .and_then(|file| bluesky::save_final_cursor(&watermark, file));
     shutdown.cancel();
     let stats = read?;
-    Ok(ProducerSummary::new(
-        &stats,
-        interrupted,
-        &report,
-        &cli.topics,
-    ))
+    let mut summary = ProducerSummary::new(&stats, interrupted, &report, &cli.topics);
+    summary.cursor = cursor;
+    Ok(summary)
 }
 
 /// The exit status of a run that ended with `summary`, with its explanation on standard

@@ -43,6 +43,12 @@ pub struct ProducerSummary {
     pub spooled_left: u64,
     /// Records a previous run had left in the spool at the start.
     pub spooled_at_start: u64,
+    /// Bluesky: posts and reposts that matched no client-side rule (read, not written).
+    #[serde(default)]
+    pub unmatched: u64,
+    /// Bluesky: the Jetstream cursor saved at the end (`time_us`); absent for other sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<i64>,
 }
 
 impl ProducerSummary {
@@ -64,6 +70,8 @@ impl ProducerSummary {
             retried_via_spool: report.returned.total(),
             spooled_left: report.spooled_left,
             spooled_at_start: report.spooled_at_start,
+            unmatched: stats.unmatched,
+            cursor: None,
         }
     }
 

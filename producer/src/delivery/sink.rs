@@ -177,6 +177,11 @@ impl KafkaSink {
         &self.watermark
     }
 
+    /// The watermark, to read after [`KafkaSink::finish`] consumed the sink.
+    pub fn watermark_handle(&self) -> Arc<Watermark> {
+        Arc::clone(&self.watermark)
+    }
+
     /// Hands one record to Kafka, or to the spool while Kafka does not take records. Waits
     /// while the local queue is full (up to `spill_after`) and while the spool is full.
     /// Blocking: call it from a blocking thread, not from the async reactor.

@@ -1,6 +1,8 @@
-//! The sources of lines: a recording ([`replay`]) or a live stream ([`live`], one loop shared
-//! by [`x_v2`], [`x_v1`] and [`mastodon`], reconnecting as [`reconnect`] documents).
+//! The sources of lines: a recording ([`replay`]), a live HTTP stream ([`live`], one loop
+//! shared by [`x_v2`], [`x_v1`] and [`mastodon`], reconnecting as [`reconnect`] documents), or
+//! Bluesky's Jetstream firehose over WebSocket ([`bluesky`], same reconnect policy).
 
+pub mod bluesky;
 pub mod gzip;
 pub mod live;
 pub mod mastodon;
