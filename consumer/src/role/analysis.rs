@@ -3,6 +3,12 @@
 //! the row goes, later inserts of the id are refused, and tombstones for the id go to the raw
 //! topics so that compaction erases the post from Kafka too. A record that cannot be parsed
 //! goes to the dead-letter topic with its original position and the reason.
+//!
+//! A Bluesky repost carries only its subject's AT URI. It is analysed as its subject, as an X
+//! retweet is analysed as its original: the store copies the subject's text, language and
+//! sentiment into the repost's row when it holds the subject (from this batch or an earlier
+//! one, or later when the subject arrives), and otherwise keeps the row without text or
+//! analysis ([`text_plan`]).
 
 use anyhow::Context as _;
 use rdkafka::consumer::BaseConsumer;
@@ -10,14 +16,14 @@ use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::metrics::ConsumerMetrics;
-use tweet_pipeline_common::post::parse_post;
+use tweet_pipeline_common::post::{parse_post, Post, PostKind};
 use tweet_pipeline_common::{headers, route_line, Destination, Kind, LineClass, Routed};
 
 use crate::cli::{Cli, Role};
 use crate::role;
 use crate::runner::outputs::Outputs;
 use crate::runner::{self, Handler, RebalanceContext};
-use crate::store::{BatchOutcome, PostRow, SourcePosition, Store, Write};
+use crate::store::{BatchOutcome, PostRow, SourcePosition, Store, TextFrom, Write};
 use crate::summary::AnalysisSummary;
 use crate::text::{Analysis, Analyzer};
 
@@ -160,20 +166,28 @@ impl AnalysisHandler {
         match (destination, kind) {
             (Destination::Tweets | Destination::Retweets, _) => match parse_post(payload) {
                 Ok(post) => {
-                    let analysis = match &self.analyzer {
-                        Some(analyzer) => analyzer.analyze(&post.text, post.lang.as_deref()),
-                        None => Analysis::default(),
+                    let (text_from, reposts_follow) = text_plan(&post);
+                    let analysis = match (&self.analyzer, text_from) {
+                        (Some(analyzer), TextFrom::Record) => {
+                            analyzer.analyze(&post.text, post.lang.as_deref())
+                        }
+                        // Nothing to analyse: the store copies the subject's analysis.
+                        (_, TextFrom::Missing | TextFrom::Subject) | (None, _) => {
+                            Analysis::default()
+                        }
                     };
-                    self.metrics
-                        .posts_analysed
-                        .with_label_values(&[
-                            analysis.language.unwrap_or("unknown"),
-                            analysis
-                                .sentiment
-                                .map(|s| s.label.as_str())
-                                .unwrap_or("none"),
-                        ])
-                        .inc();
+                    if text_from == TextFrom::Record {
+                        self.metrics
+                            .posts_analysed
+                            .with_label_values(&[
+                                analysis.language.unwrap_or("unknown"),
+                                analysis
+                                    .sentiment
+                                    .map(|s| s.label.as_str())
+                                    .unwrap_or("none"),
+                            ])
+                            .inc();
+                    }
                     self.writes.push(Write::Upsert(Box::new(PostRow {
                         id: post.id.into_owned(),
                         kind: post.kind.as_str(),
@@ -189,6 +203,13 @@ impl AnalysisHandler {
                             .map(|s| (s.compound, s.pos, s.neu, s.neg, s.label.as_str())),
                         received_at_ms,
                         source,
+                        hashtags: json_list(&post.hashtags),
+                        mentions: json_list(&post.mentions),
+                        reply_to: post.reply_to.map(|id| id.into_owned()),
+                        quote_of: post.quote_of.map(|id| id.into_owned()),
+                        embed: post.embed,
+                        text_from,
+                        reposts_follow,
                     })));
                 }
                 Err(error) => self.poison(
@@ -205,7 +226,14 @@ impl AnalysisHandler {
                     .map(str::to_owned)
                     .or_else(|| route(payload).and_then(|r| r.key).map(|k| k.into_owned()));
                 match key {
-                    Some(id) => self.writes.push(Write::Delete { id, source }),
+                    Some(id) => {
+                        let reposts_follow = is_bluesky(&id);
+                        self.writes.push(Write::Delete {
+                            id,
+                            source,
+                            reposts_follow,
+                        })
+                    }
                     None => self.poison(
                         index,
                         message,
@@ -219,6 +247,33 @@ impl AnalysisHandler {
             (Destination::DeadLetter, _) => {}
         }
     }
+}
+
+/// Whether `id` is a Bluesky post's (an AT URI, `at://…`; AT Protocol "AT URI Scheme").
+fn is_bluesky(id: &str) -> bool {
+    id.starts_with("at://")
+}
+
+/// Where a post's text comes from, and whether its reposts' rows follow it.
+///
+/// A Bluesky repost has no text of its own ([`TextFrom::Missing`]: not analysed; the store
+/// fills it from the subject's row when it holds one) and a Bluesky post's reposts follow it.
+/// Everything else carries the text it is analysed by ([`TextFrom::Record`]), an X retweet or a
+/// Mastodon reblog its original's.
+fn text_plan(post: &Post<'_>) -> (TextFrom, bool) {
+    match (is_bluesky(&post.id), post.kind) {
+        (true, PostKind::Retweet) => (TextFrom::Missing, false),
+        (true, PostKind::Tweet) => (TextFrom::Record, true),
+        (false, _) => (TextFrom::Record, false),
+    }
+}
+
+/// A JSON array of `items` (`["a","b"]`), `None` when empty.
+fn json_list(items: &[std::borrow::Cow<'_, str>]) -> Option<String> {
+    if items.is_empty() {
+        return None;
+    }
+    serde_json::to_string(items).ok()
 }
 
 fn route(payload: &[u8]) -> Option<Routed<'_>> {
@@ -339,4 +394,32 @@ pub async fn run(
     let (stats, totals) =
         runner::run_handler(consumer, &topics, make, |h| h.totals(), config, shutdown).await?;
     Ok(AnalysisSummary::new(&cli.group, &stats, &totals))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bluesky_reposts_are_filled_by_the_store_and_posts_are_followed() {
+        let repost = parse_post(br#"{"did":"did:plc:a","time_us":1,"kind":"commit","commit":{"operation":"create","collection":"app.bsky.feed.repost","rkey":"r","record":{"subject":{"uri":"at://did:plc:b/app.bsky.feed.post/p","cid":"c"},"createdAt":"2026-07-04T14:38:06Z"}}}"#).unwrap();
+        assert_eq!(text_plan(&repost), (TextFrom::Missing, false));
+        let post = parse_post(br#"{"did":"did:plc:b","time_us":1,"kind":"commit","commit":{"operation":"create","collection":"app.bsky.feed.post","rkey":"p","record":{"text":"hi","createdAt":"2026-07-04T14:38:06Z"}}}"#).unwrap();
+        assert_eq!(text_plan(&post), (TextFrom::Record, true));
+        let retweet = parse_post(
+            br#"{"id_str":"9","text":"RT @a: x","retweeted_status":{"id_str":"5","text":"x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(text_plan(&retweet), (TextFrom::Record, false));
+        assert!(is_bluesky("at://did:plc:b/app.bsky.feed.post/p") && !is_bluesky("123"));
+    }
+
+    #[test]
+    fn lists_are_json_arrays_or_null() {
+        assert_eq!(json_list(&[]), None);
+        assert_eq!(
+            json_list(&["a".into(), "b \"c\"".into()]).as_deref(),
+            Some(r#"["a","b \"c\""]"#)
+        );
+    }
 }

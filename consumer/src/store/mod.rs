@@ -6,7 +6,10 @@
 //! Writes are idempotent, so replaying records (at-least-once delivery) never doubles a row:
 //! a post is an upsert by id, a delete removes the row and remembers the id in
 //! `deleted_posts`, and an upsert of a remembered id is a no-op, whichever of the two arrives
-//! first. The database runs in WAL mode with `synchronous=FULL`, so a committed batch survives
+//! first. A Bluesky repost carries no text: its row takes its subject's text and analysis
+//! whenever the subject's row is stored, before or after it ([`TextFrom`]), and loses them
+//! when the subject is deleted, so the rows do not depend on the order records arrive in.
+//! The database runs in WAL mode with `synchronous=FULL`, so a committed batch survives
 //! a crash or power loss before its Kafka offsets are stored (SQLite docs, "PRAGMA synchronous").
 
 mod postgres;
@@ -59,6 +62,47 @@ pub struct PostRow {
     pub received_at_ms: Option<i64>,
     /// Where the record was read.
     pub source: SourcePosition,
+    /// Hashtags without `#`, as a JSON array (`["nba","tag"]`); `None` when there are none.
+    pub hashtags: Option<String>,
+    /// Mentioned accounts (Bluesky DIDs), as a JSON array; `None` when there are none.
+    pub mentions: Option<String>,
+    /// The id of the post replied to.
+    pub reply_to: Option<String>,
+    /// The id of the post quoted.
+    pub quote_of: Option<String>,
+    /// A Bluesky embed kind (`images`, `video`, `external`, `record`, `recordWithMedia`,
+    /// `other`).
+    pub embed: Option<&'static str>,
+    /// Where `text` comes from; [`TextFrom::Missing`] asks the store to fill the row from its
+    /// subject's.
+    pub text_from: TextFrom,
+    /// Whether rows of reposts of this post follow it (a Bluesky post): when it is stored they
+    /// take its text and analysis, when it is deleted they lose them.
+    pub reposts_follow: bool,
+}
+
+/// Where a row's `text` (and so its language and sentiment) comes from; stored in `text_from`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFrom {
+    /// The record carried it (posts; an X retweet or Mastodon reblog carries its original).
+    Record,
+    /// A Bluesky repost whose subject is stored: the subject's text, `lang`, detected
+    /// language and sentiment, copied by the store.
+    Subject,
+    /// A Bluesky repost whose subject is not stored: `text` is empty and `lang`, the detected
+    /// language and the sentiment are `NULL`, until the subject's row is stored.
+    Missing,
+}
+
+impl TextFrom {
+    /// `record`, `subject` or `missing`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TextFrom::Record => "record",
+            TextFrom::Subject => "subject",
+            TextFrom::Missing => "missing",
+        }
+    }
 }
 
 /// A post a batch took out of the store or kept out of it: the raw record that carried it (in
@@ -82,8 +126,43 @@ pub enum Write {
         id: String,
         /// Where the delete notice was read.
         source: SourcePosition,
+        /// Whether rows of reposts of the post follow it ([`PostRow::reposts_follow`]): they
+        /// lose the text and analysis they took from it.
+        reposts_follow: bool,
     },
 }
+
+/// The columns a repost's row takes from its subject's row `s` ([`TextFrom::Subject`]).
+/// (`$1` is the first parameter in both SQLite and PostgreSQL.)
+const SUBJECT_COLUMNS: &str = "text = s.text, lang = s.lang, detected_lang = s.detected_lang,
+    detected_confidence = s.detected_confidence, sentiment_compound = s.sentiment_compound,
+    sentiment_pos = s.sentiment_pos, sentiment_neu = s.sentiment_neu,
+    sentiment_neg = s.sentiment_neg, sentiment_label = s.sentiment_label,
+    text_from = 'subject'";
+
+/// A repost `$1` stored as [`TextFrom::Missing`] takes its subject's columns if the subject
+/// (an original post) is stored: one indexed lookup.
+fn fill_from_subject_sql() -> String {
+    format!(
+        "UPDATE posts SET {SUBJECT_COLUMNS} FROM posts AS s
+         WHERE posts.id = $1 AND s.id = posts.retweet_of AND s.kind = 'tweet'"
+    )
+}
+
+/// The reposts of a just-stored post `$1` that follow it take its columns (through the
+/// `retweet_of` index).
+fn fill_reposts_sql() -> String {
+    format!(
+        "UPDATE posts SET {SUBJECT_COLUMNS} FROM posts AS s
+         WHERE s.id = $1 AND posts.retweet_of = $1 AND posts.text_from IN ('missing', 'subject')"
+    )
+}
+
+/// The reposts of a deleted post `$1` lose what they took from it.
+const UNFILL_REPOSTS: &str = "UPDATE posts SET text = '', lang = NULL, detected_lang = NULL,
+    detected_confidence = NULL, sentiment_compound = NULL, sentiment_pos = NULL,
+    sentiment_neu = NULL, sentiment_neg = NULL, sentiment_label = NULL, text_from = 'missing'
+    WHERE retweet_of = $1 AND text_from = 'subject'";
 
 /// Posts of one detected language by sentiment label.
 #[derive(Debug, Clone, PartialEq, Eq)]

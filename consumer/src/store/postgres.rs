@@ -17,7 +17,7 @@ use tweet_pipeline_common::secret::Secret;
 
 use super::{
     BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow, StoreError,
-    Write, REPORT_QUERY,
+    TextFrom, Write, REPORT_QUERY, UNFILL_REPOSTS,
 };
 
 /// One migration: its version (recorded in `schema_migrations`), name and SQL.
@@ -28,11 +28,18 @@ struct Migration {
 }
 
 /// Every migration, oldest first.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init",
-    sql: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init",
+        sql: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_post_structure",
+        sql: include_str!("../../migrations/postgres/0002_post_structure.sql"),
+    },
+];
 
 /// Advisory lock key (the single-`bigint` key space) held while migrating: ASCII "tweetmig".
 const MIGRATION_LOCK_KEY: i64 = 0x7477_6565_746d_6967;
@@ -43,10 +50,12 @@ const POST_LOCK_CLASS: i32 = 0x7477_7074; // ASCII "twpt"
 const UPSERT: &str = "
 INSERT INTO posts (id, kind, retweet_of, created_at, author, text, lang, detected_lang,
     detected_confidence, sentiment_compound, sentiment_pos, sentiment_neu, sentiment_neg,
-    sentiment_label, source_topic, source_partition, source_offset, received_at_ms, stored_at_ms)
+    sentiment_label, source_topic, source_partition, source_offset, received_at_ms, stored_at_ms,
+    hashtags, mentions, reply_to, quote_of, embed, text_from)
 SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text,
     $9::float8, $10::float8, $11::float8, $12::float8, $13::float8, $14::text, $15::text,
-    $16::int4, $17::int8, $18::int8, $19::int8
+    $16::int4, $17::int8, $18::int8, $19::int8, $20::text, $21::text, $22::text, $23::text,
+    $24::text, $25::text
 WHERE NOT EXISTS (SELECT 1 FROM deleted_posts WHERE id = $1::text)
 ON CONFLICT (id) DO UPDATE SET
     kind = EXCLUDED.kind, retweet_of = EXCLUDED.retweet_of,
@@ -62,7 +71,10 @@ ON CONFLICT (id) DO UPDATE SET
     source_partition = EXCLUDED.source_partition,
     source_offset = EXCLUDED.source_offset,
     received_at_ms = EXCLUDED.received_at_ms,
-    stored_at_ms = EXCLUDED.stored_at_ms";
+    stored_at_ms = EXCLUDED.stored_at_ms,
+    hashtags = EXCLUDED.hashtags, mentions = EXCLUDED.mentions,
+    reply_to = EXCLUDED.reply_to, quote_of = EXCLUDED.quote_of,
+    embed = EXCLUDED.embed, text_from = EXCLUDED.text_from";
 
 const REMEMBER_DELETE: &str = "
 INSERT INTO deleted_posts (id, deleted_at_ms, source_topic, source_partition, source_offset)
@@ -91,6 +103,9 @@ pub struct PgStore {
     remember_delete: Statement,
     delete: Statement,
     lock_ids: Statement,
+    fill_from_subject: Statement,
+    fill_reposts: Statement,
+    unfill_reposts: Statement,
 }
 
 /// `postgres://user@host:port/database` for logs: the URL without its password (and without
@@ -131,6 +146,9 @@ impl PgStore {
             remember_delete: client.prepare(REMEMBER_DELETE)?,
             delete: client.prepare(DELETE)?,
             lock_ids: client.prepare(LOCK_IDS)?,
+            fill_from_subject: client.prepare(&super::fill_from_subject_sql())?,
+            fill_reposts: client.prepare(&super::fill_reposts_sql())?,
+            unfill_reposts: client.prepare(UNFILL_REPOSTS)?,
             client,
         })
     }
@@ -154,12 +172,21 @@ impl PgStore {
         }
         let mut tx = self.client.transaction()?;
         let mut log = BatchLog::default();
+        // A repost filled from its subject also locks the subject's id, so that it and a
+        // concurrent write of the subject (which fills its reposts) see each other's rows.
         let ids: Vec<&str> = writes
             .iter()
-            .map(|write| match write {
-                Write::Upsert(row) => row.id.as_str(),
-                Write::Delete { id, .. } => id.as_str(),
+            .flat_map(|write| match write {
+                Write::Upsert(row) => {
+                    let subject = match row.text_from {
+                        TextFrom::Missing => row.retweet_of.as_deref(),
+                        _ => None,
+                    };
+                    [Some(row.id.as_str()), subject]
+                }
+                Write::Delete { id, .. } => [Some(id.as_str()), None],
             })
+            .flatten()
             .collect();
         if !ids.is_empty() {
             tx.execute(&self.lock_ids, &[&POST_LOCK_CLASS, &ids])?;
@@ -190,11 +217,28 @@ impl PgStore {
                             &row.source.offset,
                             &row.received_at_ms,
                             &now_ms,
+                            &row.hashtags,
+                            &row.mentions,
+                            &row.reply_to,
+                            &row.quote_of,
+                            &row.embed,
+                            &row.text_from.as_str(),
                         ],
                     )?;
-                    log.upserted(row, changed > 0);
+                    let written = changed > 0;
+                    if written && row.text_from == TextFrom::Missing {
+                        tx.execute(&self.fill_from_subject, &[&row.id])?;
+                    }
+                    if written && row.reposts_follow {
+                        tx.execute(&self.fill_reposts, &[&row.id])?;
+                    }
+                    log.upserted(row, written);
                 }
-                Write::Delete { id, source } => {
+                Write::Delete {
+                    id,
+                    source,
+                    reposts_follow,
+                } => {
                     tx.execute(
                         &self.remember_delete,
                         &[
@@ -206,6 +250,9 @@ impl PgStore {
                         ],
                     )?;
                     let removed_from = tx.query_opt(&self.delete, &[id])?.map(|row| row.get(0));
+                    if *reposts_follow {
+                        tx.execute(&self.unfill_reposts, &[id])?;
+                    }
                     log.deleted(id, removed_from);
                 }
             }

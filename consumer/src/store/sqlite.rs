@@ -4,17 +4,21 @@
 
 use std::path::Path;
 
-use rusqlite::{params, Connection, OptionalExtension as _};
+use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
 
 use super::{
     BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow, StoreError,
-    Write, REPORT_QUERY,
+    TextFrom, Write, REPORT_QUERY, UNFILL_REPOSTS,
 };
 
 /// Current schema version (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA_V1: &str = include_str!("../../migrations/sqlite/0001_init.sql");
+/// Each schema version's migration, oldest first: version `i + 1` is `MIGRATIONS[i]`.
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_post_structure.sql"),
+];
 
 /// The SQLite store.
 pub struct SqliteStore {
@@ -27,21 +31,27 @@ impl SqliteStore {
     /// # Errors
     /// When the file cannot be opened or created, or holds a newer schema.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        // One write transaction (taken at BEGIN, so two instances opening together migrate
+        // one after the other) for the missing migrations and the version they reach.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
                 found: version,
                 supported: SCHEMA_VERSION,
             });
         }
-        if version < 1 {
-            conn.execute_batch(SCHEMA_V1)?;
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        if version < SCHEMA_VERSION {
+            for sql in MIGRATIONS.iter().skip(version.max(0) as usize) {
+                tx.execute_batch(sql)?;
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
+        tx.commit()?;
         Ok(Self { conn })
     }
 
@@ -64,8 +74,10 @@ impl SqliteStore {
                 "INSERT INTO posts (id, kind, retweet_of, created_at, author, text, lang,
                     detected_lang, detected_confidence, sentiment_compound, sentiment_pos,
                     sentiment_neu, sentiment_neg, sentiment_label, source_topic,
-                    source_partition, source_offset, received_at_ms, stored_at_ms)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19
+                    source_partition, source_offset, received_at_ms, stored_at_ms, hashtags,
+                    mentions, reply_to, quote_of, embed, text_from)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                    ?20, ?21, ?22, ?23, ?24, ?25
                  WHERE NOT EXISTS (SELECT 1 FROM deleted_posts WHERE id = ?1)
                  ON CONFLICT(id) DO UPDATE SET
                     kind = excluded.kind, retweet_of = excluded.retweet_of,
@@ -81,8 +93,14 @@ impl SqliteStore {
                     source_partition = excluded.source_partition,
                     source_offset = excluded.source_offset,
                     received_at_ms = excluded.received_at_ms,
-                    stored_at_ms = excluded.stored_at_ms",
+                    stored_at_ms = excluded.stored_at_ms,
+                    hashtags = excluded.hashtags, mentions = excluded.mentions,
+                    reply_to = excluded.reply_to, quote_of = excluded.quote_of,
+                    embed = excluded.embed, text_from = excluded.text_from",
             )?;
+            let mut fill_from_subject = tx.prepare_cached(&super::fill_from_subject_sql())?;
+            let mut fill_reposts = tx.prepare_cached(&super::fill_reposts_sql())?;
+            let mut unfill_reposts = tx.prepare_cached(UNFILL_REPOSTS)?;
             let mut remember_delete = tx.prepare_cached(
                 "INSERT INTO deleted_posts (id, deleted_at_ms, source_topic, source_partition, source_offset)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(id) DO NOTHING",
@@ -113,10 +131,27 @@ impl SqliteStore {
                             row.source.offset,
                             row.received_at_ms,
                             now_ms,
+                            row.hashtags,
+                            row.mentions,
+                            row.reply_to,
+                            row.quote_of,
+                            row.embed,
+                            row.text_from.as_str(),
                         ])?;
-                        log.upserted(row, changed > 0);
+                        let written = changed > 0;
+                        if written && row.text_from == TextFrom::Missing {
+                            fill_from_subject.execute(params![row.id])?;
+                        }
+                        if written && row.reposts_follow {
+                            fill_reposts.execute(params![row.id])?;
+                        }
+                        log.upserted(row, written);
                     }
-                    Write::Delete { id, source } => {
+                    Write::Delete {
+                        id,
+                        source,
+                        reposts_follow,
+                    } => {
                         remember_delete.execute(params![
                             id,
                             now_ms,
@@ -126,6 +161,9 @@ impl SqliteStore {
                         ])?;
                         let removed_from =
                             delete.query_row(params![id], |row| row.get(0)).optional()?;
+                        if *reposts_follow {
+                            unfill_reposts.execute(params![id])?;
+                        }
                         log.deleted(id, removed_from);
                     }
                 }
@@ -208,7 +246,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{PostRow, SourcePosition};
+    use crate::store::{PostRow, SourcePosition, TextFrom};
 
     fn row(id: &str, offset: i64) -> PostRow {
         PostRow {
@@ -228,7 +266,181 @@ mod tests {
                 partition: 0,
                 offset,
             },
+            hashtags: None,
+            mentions: None,
+            reply_to: None,
+            quote_of: None,
+            embed: None,
+            text_from: TextFrom::Record,
+            reposts_follow: false,
         }
+    }
+
+    /// A Bluesky post `id`, followed by its reposts.
+    fn bluesky_post(id: &str) -> Write {
+        let mut row = row(id, 0);
+        row.hashtags = Some(r#"["tag"]"#.to_owned());
+        row.reposts_follow = true;
+        Write::Upsert(Box::new(row))
+    }
+
+    /// A Bluesky repost `id` of `subject`, without text.
+    fn bluesky_repost(id: &str, subject: &str) -> Write {
+        let mut row = row(id, 1);
+        row.kind = "retweet";
+        row.retweet_of = Some(subject.to_owned());
+        (row.text, row.lang, row.detected_lang) = (String::new(), None, None);
+        (row.detected_confidence, row.sentiment) = (None, None);
+        row.text_from = TextFrom::Missing;
+        Write::Upsert(Box::new(row))
+    }
+
+    /// `id`'s (text, lang, detected_lang, sentiment_label, text_from).
+    fn analysed(
+        store: &SqliteStore,
+        id: &str,
+    ) -> (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    ) {
+        store
+            .conn
+            .query_row(
+                "SELECT text, lang, detected_lang, sentiment_label, text_from FROM posts WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap()
+    }
+
+    fn as_subject() -> (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    ) {
+        let en = Some("en".to_owned());
+        (
+            "hello".to_owned(),
+            en.clone(),
+            en,
+            Some("positive".to_owned()),
+            "subject".to_owned(),
+        )
+    }
+
+    fn without_text() -> (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+    ) {
+        (String::new(), None, None, None, "missing".to_owned())
+    }
+
+    #[test]
+    fn reposts_take_their_subjects_analysis_in_either_order_and_lose_it_on_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        // Subject first, in the same batch; then a repost of a post never seen.
+        let batch = [
+            bluesky_post("at://s"),
+            bluesky_repost("at://r1", "at://s"),
+            bluesky_repost("at://r2", "at://unseen"),
+        ];
+        store.apply(&batch, 1, |_| Ok(())).unwrap();
+        assert_eq!(analysed(&store, "at://r1"), as_subject());
+        assert_eq!(analysed(&store, "at://r2"), without_text());
+        // The replay gives the same rows.
+        store.apply(&batch, 2, |_| Ok(())).unwrap();
+        assert_eq!(analysed(&store, "at://r1"), as_subject());
+        assert_eq!(analysed(&store, "at://r2"), without_text());
+        // Repost first, subject in a later batch: the repost follows.
+        store
+            .apply(&[bluesky_repost("at://r3", "at://t")], 3, |_| Ok(()))
+            .unwrap();
+        assert_eq!(analysed(&store, "at://r3"), without_text());
+        store
+            .apply(&[bluesky_post("at://t")], 4, |_| Ok(()))
+            .unwrap();
+        assert_eq!(analysed(&store, "at://r3"), as_subject());
+        // The subject's delete takes its text out of its reposts; the reposts stay.
+        let delete = Write::Delete {
+            id: "at://t".to_owned(),
+            source: SourcePosition {
+                topic: "control".to_owned(),
+                partition: 0,
+                offset: 0,
+            },
+            reposts_follow: true,
+        };
+        store.apply(&[delete], 5, |_| Ok(())).unwrap();
+        assert_eq!(analysed(&store, "at://r3"), without_text());
+        // ... and a replayed repost or post does not bring it back.
+        store
+            .apply(
+                &[bluesky_repost("at://r3", "at://t"), bluesky_post("at://t")],
+                6,
+                |_| Ok(()),
+            )
+            .unwrap();
+        assert_eq!(analysed(&store, "at://r3"), without_text());
+        assert!(!store.contains("at://t").unwrap());
+        // An X row that names the same id as retweet_of is not touched.
+        let mut x = row("9", 2);
+        (x.kind, x.retweet_of) = ("retweet", Some("at://s".to_owned()));
+        x.text = "its own copy".to_owned();
+        store
+            .apply(
+                &[Write::Upsert(Box::new(x)), bluesky_post("at://s")],
+                7,
+                |_| Ok(()),
+            )
+            .unwrap();
+        assert_eq!(analysed(&store, "9").4, "record");
+        assert_eq!(analysed(&store, "9").0, "its own copy");
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute(
+                "INSERT INTO posts (id, kind, text, source_topic, source_partition, source_offset, stored_at_ms)
+                 VALUES ('1', 'tweet', 'old', 'tweets', 0, 0, 1)",
+                [],
+            )
+            .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let mut store = SqliteStore::open(&path).unwrap();
+        let version: i64 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let text_from: Option<String> = store
+            .conn
+            .query_row("SELECT text_from FROM posts WHERE id = '1'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(text_from, None, "rows from before version 2");
+        store
+            .apply(&[bluesky_post("at://s")], 2, |_| Ok(()))
+            .unwrap();
+        assert_eq!(store.post_count().unwrap(), 2);
+        drop(store);
+        // Opening again changes nothing.
+        assert_eq!(SqliteStore::open(&path).unwrap().post_count().unwrap(), 2);
     }
 
     fn delete(id: &str) -> Write {
@@ -239,6 +451,7 @@ mod tests {
                 partition: 0,
                 offset: 0,
             },
+            reposts_follow: false,
         }
     }
 
