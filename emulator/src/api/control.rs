@@ -60,6 +60,8 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Response {
         "v1": state.stats(Api::V1).snapshot(),
         "mastodon": state.stats(Api::Mastodon).snapshot(),
         "tweets": state.stats(Api::Tweets).snapshot(),
+        "bluesky_post": state.stats(Api::BlueskyPost).snapshot(),
+        "mastodon_post": state.stats(Api::MastodonPost).snapshot(),
         "faults": state.faults.list(),
     }))
     .into_response()
@@ -68,7 +70,14 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Response {
 /// `POST /_emulator/reset`.
 pub async fn reset(State(state): State<Arc<AppState>>) -> Response {
     state.faults.clear();
-    for api in [Api::V2, Api::V1, Api::Mastodon, Api::Tweets] {
+    for api in [
+        Api::V2,
+        Api::V1,
+        Api::Mastodon,
+        Api::Tweets,
+        Api::BlueskyPost,
+        Api::MastodonPost,
+    ] {
         state.stats(api).reset();
     }
     tracing::info!("faults and counters reset");

@@ -17,7 +17,8 @@
 //! ```
 //!
 //! `"api": "tweets"` faults apply to the next `POST /2/tweets` calls instead (`any` never
-//! selects them): `connect_status` answers with that status (429 with `x-rate-limit-reset`
+//! selects them), `"api": "bluesky_post"` to the next `com.atproto.repo.createRecord` calls
+//! and `"api": "mastodon_post"` to the next `POST /api/v1/statuses` calls, the same way: `connect_status` answers with that status (429 with `x-rate-limit-reset`
 //! `rate_limit_reset_secs` from now, default 2; 403 with X's duplicate-content body; others
 //! with a problem body) without posting, and `"post_timeout": true` records the post and then
 //! never answers (until the emulator stops), like a post accepted by X whose answer is lost.
@@ -62,6 +63,10 @@ pub enum ApiSelector {
     Any,
     /// `POST /2/tweets` (manage posts).
     Tweets,
+    /// Bluesky `com.atproto.repo.createRecord`.
+    BlueskyPost,
+    /// Mastodon `POST /api/v1/statuses`.
+    MastodonPost,
 }
 
 impl ApiSelector {
@@ -70,6 +75,8 @@ impl ApiSelector {
             (self, api),
             (ApiSelector::Any, Api::V2 | Api::V1 | Api::Mastodon)
                 | (ApiSelector::Tweets, Api::Tweets)
+                | (ApiSelector::BlueskyPost, Api::BlueskyPost)
+                | (ApiSelector::MastodonPost, Api::MastodonPost)
                 | (ApiSelector::V2, Api::V2)
                 | (ApiSelector::V1, Api::V1)
                 | (ApiSelector::Mastodon, Api::Mastodon)
@@ -167,7 +174,9 @@ impl Fault {
         }
         match (self.gzip_cut_after_bytes, self.api) {
             (Some(0), _) => return Err(FaultError::ZeroGzipCut),
-            (Some(_), ApiSelector::Tweets) => return Err(FaultError::GzipCutWithoutStream),
+            (Some(_), ApiSelector::Tweets | ApiSelector::BlueskyPost | ApiSelector::MastodonPost) => {
+                return Err(FaultError::GzipCutWithoutStream)
+            }
             _ => {}
         }
         let no_effect = Fault {

@@ -12,10 +12,12 @@ use crate::oauth::{OAuthKeys, Secret};
 use crate::rules::RuleStore;
 
 pub mod faults;
+pub mod network_posts;
 pub mod posts;
 mod stats;
 
 pub use faults::{Fault, FaultQueue};
+pub use network_posts::NetworkPosts;
 pub use posts::PostLog;
 pub use stats::{ApiStats, ConnectionGuard};
 
@@ -31,6 +33,10 @@ pub enum Api {
     Mastodon,
     /// X API v2 `POST /2/tweets` (posting; see `api/posts.rs`).
     Tweets,
+    /// Bluesky `com.atproto.repo.createRecord` (posting; see `api/bluesky.rs`).
+    BlueskyPost,
+    /// Mastodon `POST /api/v1/statuses` (posting; see `api/mastodon_post.rs`).
+    MastodonPost,
 }
 
 impl Api {
@@ -41,6 +47,8 @@ impl Api {
             Api::V1 => "v1",
             Api::Mastodon => "mastodon",
             Api::Tweets => "tweets",
+            Api::BlueskyPost => "bluesky_post",
+            Api::MastodonPost => "mastodon_post",
         }
     }
 }
@@ -79,10 +87,14 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Posts created through `POST /2/tweets`.
     pub posts: PostLog,
+    /// Bluesky records and Mastodon statuses created by posting.
+    pub network_posts: NetworkPosts,
     v2: ApiStats,
     v1: ApiStats,
     mastodon: ApiStats,
     tweets: ApiStats,
+    bluesky_post: ApiStats,
+    mastodon_post: ApiStats,
 }
 
 impl AppState {
@@ -100,10 +112,13 @@ impl AppState {
             faults: FaultQueue::default(),
             shutdown,
             posts: PostLog::default(),
+            network_posts: NetworkPosts::default(),
             v2: ApiStats::default(),
             v1: ApiStats::default(),
             mastodon: ApiStats::default(),
             tweets: ApiStats::default(),
+            bluesky_post: ApiStats::default(),
+            mastodon_post: ApiStats::default(),
         }
     }
 
@@ -114,6 +129,8 @@ impl AppState {
             Api::V1 => &self.v1,
             Api::Mastodon => &self.mastodon,
             Api::Tweets => &self.tweets,
+            Api::BlueskyPost => &self.bluesky_post,
+            Api::MastodonPost => &self.mastodon_post,
         }
     }
 }
