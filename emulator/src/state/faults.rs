@@ -64,8 +64,10 @@ pub enum ApiSelector {
     /// `POST /2/tweets` (manage posts).
     Tweets,
     /// Bluesky `com.atproto.repo.createRecord`.
+    #[serde(rename = "bluesky_post")]
     BlueskyPost,
     /// Mastodon `POST /api/v1/statuses`.
+    #[serde(rename = "mastodon_post")]
     MastodonPost,
 }
 
@@ -296,6 +298,16 @@ mod tests {
         assert_eq!(queue.take(Api::Tweets, false), None);
         queue.push(parse(r#"{"api":"tweets","post_timeout":true}"#));
         assert!(queue.take(Api::Tweets, false).unwrap().post_timeout);
+        // Each posting API takes only its own faults.
+        queue.push(parse(r#"{"api":"mastodon_post","connect_status":500}"#));
+        queue.push(parse(r#"{"api":"bluesky_post","post_timeout":true}"#));
+        assert_eq!(queue.take(Api::Tweets, false), None);
+        assert!(queue.take(Api::BlueskyPost, false).unwrap().post_timeout);
+        assert_eq!(queue.take(Api::BlueskyPost, false), None);
+        assert_eq!(
+            queue.take(Api::MastodonPost, false).unwrap().connect_status,
+            Some(500)
+        );
     }
 
     #[test]

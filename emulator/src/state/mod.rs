@@ -34,8 +34,10 @@ pub enum Api {
     /// X API v2 `POST /2/tweets` (posting; see `api/posts.rs`).
     Tweets,
     /// Bluesky `com.atproto.repo.createRecord` (posting; see `api/bluesky.rs`).
+    #[serde(rename = "bluesky_post")]
     BlueskyPost,
     /// Mastodon `POST /api/v1/statuses` (posting; see `api/mastodon_post.rs`).
+    #[serde(rename = "mastodon_post")]
     MastodonPost,
 }
 
