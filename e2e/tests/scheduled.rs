@@ -720,12 +720,7 @@ async fn sigkill_between_the_call_and_its_outcome_posts_once_at_each_network() {
     emulator.fault(serde_json::json!({"api": "mastodon_post", "post_timeout": true}));
     let dir = tempfile::tempdir().unwrap();
     let text = format!("one post, three networks, {prefix}");
-    let id = schedule_one(
-        &names,
-        &text,
-        Duration::from_secs(2),
-        "x,bluesky,mastodon",
-    );
+    let id = schedule_one(&names, &text, Duration::from_secs(2), "x,bluesky,mastodon");
     let mut poster = Poster::start(
         &emulator,
         &names,
@@ -735,8 +730,16 @@ async fn sigkill_between_the_call_and_its_outcome_posts_once_at_each_network() {
         &["--http-timeout-secs", "30"],
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while emulator.post_log()["bluesky"].as_array().expect("bluesky").is_empty() {
-        assert!(Instant::now() < deadline, "nothing posted:\n{}", poster.log());
+    while emulator.post_log()["bluesky"]
+        .as_array()
+        .expect("bluesky")
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "nothing posted:\n{}",
+            poster.log()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(300));
@@ -768,7 +771,10 @@ async fn sigkill_between_the_call_and_its_outcome_posts_once_at_each_network() {
     assert_each_once(&emulator, std::slice::from_ref(&text));
     // The resends were answered by the network, not posted again.
     assert_eq!(log["bluesky_rkey_conflicts"], 1, "{log}");
-    assert!(log["mastodon_idempotent_replays"].as_u64() >= Some(1), "{log}");
+    assert!(
+        log["mastodon_idempotent_replays"].as_u64() >= Some(1),
+        "{log}"
+    );
     let after = results_of(&names, &id);
     for destination in [Destination::X, Destination::Bluesky, Destination::Mastodon] {
         let result = &after[&destination];
@@ -798,7 +804,8 @@ async fn a_failing_network_never_reposts_to_another() {
     let prefix = unique("sched-one-fails");
     let names = create_schedule_topics(&format!("{prefix}-")).await;
     let emulator = Emulator::start();
-    emulator.fault(serde_json::json!({"api": "mastodon_post", "connect_status": 500, "times": 100}));
+    emulator
+        .fault(serde_json::json!({"api": "mastodon_post", "connect_status": 500, "times": 100}));
     let dir = tempfile::tempdir().unwrap();
     let text = format!("bluesky yes, mastodon no, {prefix}");
     let id = schedule_one(&names, &text, Duration::from_secs(2), "bluesky,mastodon");
@@ -827,9 +834,17 @@ async fn a_failing_network_never_reposts_to_another() {
     poster.wait_loaded(4);
     std::thread::sleep(Duration::from_secs(2));
     let log = emulator.post_log();
-    assert_eq!(log["bluesky"].as_array().expect("bluesky").len(), 1, "{log}");
+    assert_eq!(
+        log["bluesky"].as_array().expect("bluesky").len(),
+        1,
+        "{log}"
+    );
     assert_eq!(log["bluesky_rkey_conflicts"], 0, "{log}");
-    assert_eq!(log["mastodon"].as_array().expect("mastodon").len(), 0, "{log}");
+    assert_eq!(
+        log["mastodon"].as_array().expect("mastodon").len(),
+        0,
+        "{log}"
+    );
     assert_eq!(log["count"], 0, "nothing went to X: {log}");
     assert_eq!(results_of(&names, &id), results, "no new outcome");
     let output = schedule(&names, &["list"]);

@@ -99,7 +99,12 @@ struct EnqueueOptions {
     #[arg(long, default_value_t = 60)]
     past_tolerance_secs: i64,
     /// Where to post: x, bluesky, mastodon, comma-separated; each gets the post once.
-    #[arg(long = "to", value_delimiter = ',', default_value = "x", value_name = "NETWORKS")]
+    #[arg(
+        long = "to",
+        value_delimiter = ',',
+        default_value = "x",
+        value_name = "NETWORKS"
+    )]
     to: Vec<Destination>,
     #[command(flatten)]
     kafka: KafkaArgs,

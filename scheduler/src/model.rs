@@ -50,7 +50,9 @@ impl FromStr for Destination {
         Destination::ALL
             .into_iter()
             .find(|d| d.as_str().eq_ignore_ascii_case(value.trim()))
-            .ok_or_else(|| format!("unknown destination {value:?}: expected x, bluesky or mastodon"))
+            .ok_or_else(|| {
+                format!("unknown destination {value:?}: expected x, bluesky or mastodon")
+            })
     }
 }
 
@@ -271,13 +273,18 @@ mod tests {
         .unwrap();
         assert_eq!(result.destination, Destination::X);
         // An X result keeps its earlier shape.
-        assert!(!serde_json::to_string(&result).unwrap().contains("destination"));
+        assert!(!serde_json::to_string(&result)
+            .unwrap()
+            .contains("destination"));
     }
 
     #[test]
     fn result_keys_name_the_post_and_the_destination() {
         assert_eq!(result_key("sp-1", Destination::Mastodon), "sp-1/mastodon");
-        assert_eq!(parse_result_key("sp-1/mastodon"), Some(("sp-1", Destination::Mastodon)));
+        assert_eq!(
+            parse_result_key("sp-1/mastodon"),
+            Some(("sp-1", Destination::Mastodon))
+        );
         assert_eq!(parse_result_key("sp-1/x"), Some(("sp-1", Destination::X)));
         assert_eq!(parse_result_key("sp-1"), Some(("sp-1", Destination::X)));
         assert_eq!(parse_result_key("sp-1/myspace"), None);

@@ -91,8 +91,13 @@ fn session_of(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>
     match bearer(headers) {
         Some(token) if state.network_posts.valid_session(token) => Ok(()),
         _ => {
-            state.stats(Api::BlueskyPost).refused(StatusCode::UNAUTHORIZED);
-            Err(Box::new(refusal(Api::BlueskyPost, StatusCode::UNAUTHORIZED)))
+            state
+                .stats(Api::BlueskyPost)
+                .refused(StatusCode::UNAUTHORIZED);
+            Err(Box::new(refusal(
+                Api::BlueskyPost,
+                StatusCode::UNAUTHORIZED,
+            )))
         }
     }
 }
@@ -188,7 +193,10 @@ pub async fn create_record(
             "Invalid app.bsky.feed.post record: text too long or createdAt missing",
         );
     }
-    let fault = state.faults.take(Api::BlueskyPost, false).unwrap_or_default();
+    let fault = state
+        .faults
+        .take(Api::BlueskyPost, false)
+        .unwrap_or_default();
     if let Some(status) = fault.connect_status {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         state.stats(Api::BlueskyPost).refused(status);

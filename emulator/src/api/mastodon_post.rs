@@ -85,7 +85,10 @@ pub async fn create(
         )
             .into_response();
     };
-    let fault = state.faults.take(Api::MastodonPost, false).unwrap_or_default();
+    let fault = state
+        .faults
+        .take(Api::MastodonPost, false)
+        .unwrap_or_default();
     if let Some(status) = fault.connect_status {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         state.stats(Api::MastodonPost).refused(status);

@@ -176,9 +176,10 @@ impl Fault {
         }
         match (self.gzip_cut_after_bytes, self.api) {
             (Some(0), _) => return Err(FaultError::ZeroGzipCut),
-            (Some(_), ApiSelector::Tweets | ApiSelector::BlueskyPost | ApiSelector::MastodonPost) => {
-                return Err(FaultError::GzipCutWithoutStream)
-            }
+            (
+                Some(_),
+                ApiSelector::Tweets | ApiSelector::BlueskyPost | ApiSelector::MastodonPost,
+            ) => return Err(FaultError::GzipCutWithoutStream),
             _ => {}
         }
         let no_effect = Fault {

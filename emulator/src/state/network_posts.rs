@@ -97,7 +97,11 @@ impl NetworkPosts {
 
     /// Creates a status for `text`, or answers the one created earlier with the same
     /// `idempotency_key` (`(status, true)`).
-    pub fn create_mastodon(&self, text: &str, idempotency_key: Option<&str>) -> (MastodonStatus, bool) {
+    pub fn create_mastodon(
+        &self,
+        text: &str,
+        idempotency_key: Option<&str>,
+    ) -> (MastodonStatus, bool) {
         let mut statuses = lock(&self.mastodon);
         if let Some(key) = idempotency_key {
             if let Some(earlier) = statuses

@@ -419,7 +419,9 @@ mod tests {
         // A family emoji is one grapheme of several code points.
         let family = "👨‍👩‍👧";
         assert_eq!(check_text(&family.repeat(150)), None);
-        assert!(check_text(&family.repeat(301)).unwrap().contains("graphemes"));
+        assert!(check_text(&family.repeat(301))
+            .unwrap()
+            .contains("graphemes"));
     }
 
     #[test]

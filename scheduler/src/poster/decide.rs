@@ -647,10 +647,7 @@ mod tests {
             Action::Abandon { .. }
         ));
         // A resend is a post: it waits for the network's rate limit.
-        assert_eq!(
-            decide_at(50, bluesky, Some(80)),
-            Action::Wait(Some(t(80)))
-        );
+        assert_eq!(decide_at(50, bluesky, Some(80)), Action::Wait(Some(t(80))));
     }
 
     #[test]
@@ -693,7 +690,10 @@ mod tests {
         assert_eq!(last.outcome, Outcome::Failed);
         assert_eq!(decide_at(10_000, bluesky, None), Action::Wait(None));
         // The same, on load by the next owner: each destination from its own result.
-        assert_eq!(state_on_load(t(9), &bluesky_result), State::Done(Outcome::Posted));
+        assert_eq!(
+            state_on_load(t(9), &bluesky_result),
+            State::Done(Outcome::Posted)
+        );
         assert_eq!(state_on_load(t(9), &mastodon_result), State::RetryAt(t(2)));
     }
 
