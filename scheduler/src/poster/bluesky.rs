@@ -311,12 +311,12 @@ impl BlueskyClient {
                     None => PostReply::Ambiguous(format!("HTTP {} without uri", answer.status)),
                 },
                 429 => PostReply::RateLimited(answer.reset),
-                409 => self.existing(&session, post, &rkey, answer.status).await,
-                500 => self.existing(&session, post, &rkey, answer.status).await,
+                // A taken record key: the reference PDS's 500, or a dedicated error.
+                409 | 500 => self.existing(&session, post, &rkey, answer.status).await,
                 _ if answer.error().ends_with("AlreadyExists") => {
                     self.existing(&session, post, &rkey, answer.status).await
                 }
-                500..=599 => PostReply::ServerError(answer.status),
+                501..=599 => PostReply::ServerError(answer.status),
                 status => PostReply::Refused(
                     status,
                     format!("{} {}", answer.error(), answer.message())
