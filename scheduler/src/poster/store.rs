@@ -182,6 +182,35 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_table_keeps_its_rows_as_xs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection.execute_batch(MIGRATIONS[0].1).unwrap();
+            connection
+                .execute_batch(
+                    "CREATE TABLE scheduled_posts_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
+                     INSERT INTO scheduled_posts_schema VALUES (1, datetime('now'));
+                     INSERT INTO scheduled_posts (id, text, due_at, status, attempts, updated_at)
+                     VALUES ('sp-old', 't', '2026-01-01T00:00:00Z', 'posted', 1, '2026-01-01T00:00:01Z');",
+                )
+                .unwrap();
+        }
+        let store = PosterStore::open(&path).unwrap();
+        let destination: String = store
+            .connection
+            .query_row(
+                "SELECT destination FROM scheduled_posts WHERE id = 'sp-old'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(destination, "x");
+        assert_eq!(store.count("posted").unwrap(), 1);
+    }
+
+    #[test]
     fn latest_outcome_wins() {
         let dir = tempfile::tempdir().unwrap();
         let store = PosterStore::open(&dir.path().join("p.db")).unwrap();
