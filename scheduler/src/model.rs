@@ -196,8 +196,9 @@ pub struct PostResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_at: Option<DateTime<Utc>>,
     /// True when the outcome was found after an ambiguous attempt (a crash or timeout between
-    /// the call and its answer): by reading X's account posts, by Bluesky's record at the
-    /// post's record key, or by Mastodon answering the repeated idempotency key.
+    /// the call and its answer): by reading X's account posts, or by Bluesky's record at the
+    /// post's record key. (Mastodon answers a repeated idempotency key exactly as a first
+    /// request, so a resent Mastodon post that was already there is not marked.)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reconciled: bool,
     /// The poster instance that wrote it (its Kafka client id and host process id).
