@@ -1,7 +1,8 @@
 //! Scheduled posts end to end, against the real broker and the local emulator's
-//! `POST /2/tweets`: `tweet-producer schedule` enqueues, `tweet-consumer --group poster` posts.
-//! Every test counts what the emulator received (`GET /_emulator/posts`): each post exactly
-//! once, through SIGKILLs, a lost answer, faults and a second instance.
+//! `POST /2/tweets`, Bluesky `createRecord` and Mastodon `POST /api/v1/statuses`:
+//! `tweet-producer schedule` enqueues, `tweet-consumer --group poster` posts. Every test counts
+//! what the emulator received (`GET /_emulator/posts`): each post exactly once at each of its
+//! networks, through SIGKILLs, a lost answer, faults and a second instance.
 
 mod support;
 
@@ -19,7 +20,7 @@ use rdkafka::consumer::BaseConsumer;
 use serde_json::Value;
 use support::{binary, bootstrap, free_ports, sample, scrape, terminate, unique, Emulator};
 use tweet_pipeline_common::config::ScheduleTopics;
-use tweet_pipeline_scheduler::model::{Outcome, PostResult};
+use tweet_pipeline_scheduler::model::{Destination, Outcome, PostResult};
 use tweet_pipeline_scheduler::queue::read_to_end;
 
 impl Emulator {
@@ -56,6 +57,13 @@ impl Emulator {
             .map(|p| p["text"].as_str().expect("text").to_owned())
             .collect();
         (texts, json["duplicates_refused"].as_u64().expect("count"))
+    }
+
+    /// The whole post log: X's posts and every Bluesky record and Mastodon status.
+    fn post_log(&self) -> Value {
+        let (status, body) = self.http("GET", "/_emulator/posts", "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("JSON")
     }
 }
 
@@ -132,6 +140,8 @@ impl Poster {
             .arg("--db")
             .arg(dir.join(format!("{tag}.db")))
             .arg(format!("--x-api-url={}", emulator.url()))
+            .arg(format!("--bluesky-pds-url={}", emulator.url()))
+            .arg(format!("--mastodon-url={}", emulator.url()))
             .arg(format!("--metrics-addr=127.0.0.1:{metrics_port}"))
             .args(topic_flags(names))
             .args(extra)
@@ -139,6 +149,10 @@ impl Poster {
             .env("X_CONSUMER_SECRET", "emulator-consumer-secret")
             .env("X_ACCESS_TOKEN", "emulator-access-token")
             .env("X_ACCESS_TOKEN_SECRET", "emulator-access-token-secret")
+            // The emulator opens a Bluesky session for any non-empty identifier and password.
+            .env("BLUESKY_IDENTIFIER", "pipeline-emulator.bsky.social")
+            .env("BLUESKY_APP_PASSWORD", "emulator-app-password")
+            .env("MASTODON_TOKEN", "emulator-mastodon-token")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -200,7 +214,7 @@ fn rfc3339_in(delay: Duration) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The latest result per post id on the results topic.
+/// The latest result per results key (`<id>/<destination>`) on the results topic.
 fn results(names: &ScheduleTopics) -> HashMap<String, PostResult> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
@@ -452,8 +466,12 @@ async fn lost_answer_is_reconciled_faults_are_retried_and_cancelled_posts_never_
     assert_each_once(&emulator, &texts);
     let results = results(&names);
     assert!(
-        !results.contains_key(&id),
+        !results.values().any(|r| r.id == id),
         "the cancelled post has a result"
+    );
+    assert!(
+        results.values().all(|r| r.destination == Destination::X),
+        "{results:?}"
     );
     let reconciled: Vec<_> = results.values().filter(|r| r.reconciled).collect();
     assert_eq!(reconciled.len(), 1, "{results:?}");
@@ -665,6 +683,173 @@ async fn sigkill_between_the_call_and_its_outcome_is_reconciled_on_restart() {
             .any(|r| r.reconciled && r.outcome == Outcome::Posted),
         "{results:?}"
     );
+    drop(poster);
+    delete_schedule_topics(&names).await;
+}
+
+/// The results of the post `id`, by destination.
+fn results_of(names: &ScheduleTopics, id: &str) -> HashMap<Destination, PostResult> {
+    results(names)
+        .into_values()
+        .filter(|r| r.id == id)
+        .map(|r| (r.destination, r))
+        .collect()
+}
+
+/// Schedules one post of `text` due in `delay` to `to`; its id.
+fn schedule_one(names: &ScheduleTopics, text: &str, delay: Duration, to: &str) -> String {
+    let at = rfc3339_in(delay);
+    let output = schedule(names, &["post", "--text", text, "--at", &at, "--to", to]);
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .find(|w| w.starts_with("sp-"))
+        .expect("the plan shows the id")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_between_the_call_and_its_outcome_posts_once_at_each_network() {
+    let prefix = unique("sched-networks");
+    let names = create_schedule_topics(&format!("{prefix}-")).await;
+    let emulator = Emulator::start();
+    // Both networks create the post and never answer: the poster is stuck in the Bluesky call
+    // (the first of the batch, in key order) when it is killed; the Mastodon call is lost on
+    // the restarted poster's timeout.
+    emulator.fault(serde_json::json!({"api": "bluesky_post", "post_timeout": true}));
+    emulator.fault(serde_json::json!({"api": "mastodon_post", "post_timeout": true}));
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("one post, three networks, {prefix}");
+    let id = schedule_one(&names, &text, Duration::from_secs(2), "x,bluesky,mastodon");
+    let mut poster = Poster::start(
+        &emulator,
+        &names,
+        &prefix,
+        dir.path(),
+        "n",
+        &["--http-timeout-secs", "30"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while emulator.post_log()["bluesky"]
+        .as_array()
+        .expect("bluesky")
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "nothing posted:\n{}",
+            poster.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    poster.kill();
+    let before = results_of(&names, &id);
+    assert_eq!(
+        before.get(&Destination::Bluesky).map(|r| r.outcome),
+        Some(Outcome::Attempt),
+        "the killed poster left a Bluesky attempt: {before:?}"
+    );
+
+    let poster = Poster::start(
+        &emulator,
+        &names,
+        &prefix,
+        dir.path(),
+        "n",
+        &["--http-timeout-secs", "2", "--reconcile-delay-ms", "500"],
+    );
+    wait_final(&names, 3, Duration::from_secs(60), &[&poster]);
+    std::thread::sleep(Duration::from_secs(1));
+    let log = emulator.post_log();
+    let bluesky = log["bluesky"].as_array().expect("bluesky");
+    let mastodon = log["mastodon"].as_array().expect("mastodon");
+    assert_eq!(bluesky.len(), 1, "{log}");
+    assert_eq!(mastodon.len(), 1, "{log}");
+    assert_eq!(bluesky[0]["text"], text.as_str());
+    assert_eq!(mastodon[0]["text"], text.as_str());
+    assert_each_once(&emulator, std::slice::from_ref(&text));
+    // The resends were answered by the network, not posted again.
+    assert_eq!(log["bluesky_rkey_conflicts"], 1, "{log}");
+    assert!(
+        log["mastodon_idempotent_replays"].as_u64() >= Some(1),
+        "{log}"
+    );
+    let after = results_of(&names, &id);
+    for destination in [Destination::X, Destination::Bluesky, Destination::Mastodon] {
+        let result = &after[&destination];
+        assert_eq!(result.outcome, Outcome::Posted, "{result:?}");
+    }
+    let rkey = bluesky[0]["rkey"].as_str().expect("rkey");
+    assert_eq!(
+        after[&Destination::Bluesky].post_id.as_deref(),
+        bluesky[0]["uri"].as_str()
+    );
+    assert!(after[&Destination::Bluesky].reconciled);
+    assert!(rkey.len() == 13, "{rkey}");
+    assert_eq!(
+        after[&Destination::Mastodon].post_id.as_deref(),
+        mastodon[0]["id"].as_str()
+    );
+    assert_eq!(
+        mastodon[0]["idempotency_key"].as_str(),
+        Some(format!("tweet-pipeline-{id}-mastodon").as_str())
+    );
+    drop(poster);
+    delete_schedule_topics(&names).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_network_never_reposts_to_another() {
+    let prefix = unique("sched-one-fails");
+    let names = create_schedule_topics(&format!("{prefix}-")).await;
+    let emulator = Emulator::start();
+    emulator
+        .fault(serde_json::json!({"api": "mastodon_post", "connect_status": 500, "times": 100}));
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("bluesky yes, mastodon no, {prefix}");
+    let id = schedule_one(&names, &text, Duration::from_secs(2), "bluesky,mastodon");
+    let mut poster = Poster::start(
+        &emulator,
+        &names,
+        &prefix,
+        dir.path(),
+        "m",
+        &["--max-attempts", "3"],
+    );
+    wait_final(&names, 2, Duration::from_secs(40), &[&poster]);
+    let results = results_of(&names, &id);
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert_eq!(results[&Destination::Bluesky].outcome, Outcome::Posted);
+    let mastodon = &results[&Destination::Mastodon];
+    assert_eq!(mastodon.outcome, Outcome::Failed, "{mastodon:?}");
+    assert_eq!(mastodon.attempt, 3);
+    assert_eq!(
+        mastodon.reason.as_deref(),
+        Some("HTTP 500 after 3 attempts")
+    );
+    poster.stop();
+    // A new instance reads both outcomes back and posts nothing.
+    let poster = Poster::start(&emulator, &names, &prefix, dir.path(), "m", &[]);
+    poster.wait_loaded(4);
+    std::thread::sleep(Duration::from_secs(2));
+    let log = emulator.post_log();
+    assert_eq!(
+        log["bluesky"].as_array().expect("bluesky").len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(log["bluesky_rkey_conflicts"], 0, "{log}");
+    assert_eq!(
+        log["mastodon"].as_array().expect("mastodon").len(),
+        0,
+        "{log}"
+    );
+    assert_eq!(log["count"], 0, "nothing went to X: {log}");
+    assert_eq!(results_of(&names, &id), results, "no new outcome");
+    let output = schedule(&names, &["list"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("2 post(s): 1 failed, 1 posted"), "{stdout}");
     drop(poster);
     delete_schedule_topics(&names).await;
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::api::{control, jetstream, mastodon, posts, v1, v2};
+use crate::api::{bluesky, control, jetstream, mastodon, mastodon_post, posts, v1, v2};
 use crate::state::AppState;
 
 /// The router of every endpoint.
@@ -27,6 +27,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/2/tweets", post(posts::create))
         .route("/2/users/me", get(posts::me))
         .route("/2/users/{id}/tweets", get(posts::timeline))
+        .route(
+            "/xrpc/com.atproto.server.createSession",
+            post(bluesky::create_session),
+        )
+        .route(
+            "/xrpc/com.atproto.repo.createRecord",
+            post(bluesky::create_record),
+        )
+        .route("/xrpc/com.atproto.repo.getRecord", get(bluesky::get_record))
+        .route("/api/v1/statuses", post(mastodon_post::create))
         .route("/_emulator/posts", get(posts::list))
         .route(
             "/_emulator/faults",

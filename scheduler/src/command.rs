@@ -17,7 +17,7 @@ use chrono_tz::Tz;
 use clap::{Args, Subcommand};
 use tweet_pipeline_common::config::{KafkaArgs, ScheduleTopics};
 
-use crate::model::{PostResult, ScheduledPost};
+use crate::model::{parse_result_key, Destination, PostResult, ScheduledPost};
 use crate::plan::{self, parse_duration, parse_time, parse_tz, Draft, Problem, Slots};
 use crate::queue;
 
@@ -98,6 +98,14 @@ struct EnqueueOptions {
     /// How far in the past a due time may be and still be accepted (it is then posted at once).
     #[arg(long, default_value_t = 60)]
     past_tolerance_secs: i64,
+    /// Where to post: x, bluesky, mastodon, comma-separated; each gets the post once.
+    #[arg(
+        long = "to",
+        value_delimiter = ',',
+        default_value = "x",
+        value_name = "NETWORKS"
+    )]
+    to: Vec<Destination>,
     #[command(flatten)]
     kafka: KafkaArgs,
     #[command(flatten)]
@@ -181,6 +189,12 @@ async fn enqueue(
 ) -> anyhow::Result<ExitCode> {
     let tolerance = Duration::seconds(options.past_tolerance_secs.max(0));
     let (mut posts, invalid) = plan::plan(drafts, slots, now, tolerance);
+    let mut to = options.to.clone();
+    to.sort();
+    to.dedup();
+    for post in &mut posts {
+        post.destinations.clone_from(&to);
+    }
     posts.sort_by(|a, b| (a.due_at, &a.id).cmp(&(b.due_at, &b.id)));
     problems.extend(invalid);
     {
@@ -270,7 +284,7 @@ async fn cancel(
     Ok(())
 }
 
-/// A row of `schedule list`.
+/// A row of `schedule list`: one post at one destination.
 #[derive(Default)]
 struct Row {
     post: Option<ScheduledPost>,
@@ -278,18 +292,32 @@ struct Row {
 }
 
 fn list(tz: Tz, kafka_args: &KafkaArgs, topics: &ScheduleTopics) -> anyhow::Result<()> {
-    let mut rows: HashMap<String, Row> = HashMap::new();
+    let mut posts: HashMap<String, Option<ScheduledPost>> = HashMap::new();
     for (_, key, value) in queue::read_topic(kafka_args, &topics.scheduled)? {
         let post = value.and_then(|v| serde_json::from_slice::<ScheduledPost>(&v).ok());
-        rows.entry(key).or_default().post = post;
+        posts.insert(key, post);
+    }
+    let mut rows: HashMap<(String, Destination), Row> = HashMap::new();
+    for (id, post) in posts {
+        let destinations = post
+            .as_ref()
+            .map(|p| p.destinations.clone())
+            .unwrap_or_default();
+        for destination in destinations {
+            rows.entry((id.clone(), destination)).or_default().post = post.clone();
+        }
     }
     for (_, key, value) in queue::read_topic(kafka_args, &topics.results)? {
+        let Some((id, destination)) = parse_result_key(&key) else {
+            continue;
+        };
         let result = value.and_then(|v| serde_json::from_slice::<PostResult>(&v).ok());
-        rows.entry(key).or_default().result = result;
+        rows.entry((id.to_owned(), destination)).or_default().result = result;
     }
     let mut sorted: Vec<(DateTime<Utc>, String, Row)> = rows
         .into_iter()
-        .filter_map(|(id, row)| {
+        .filter_map(|((id, destination), row)| {
+            let id = format!("{id} {destination}");
             let due = row
                 .post
                 .as_ref()
@@ -308,11 +336,11 @@ fn list(tz: Tz, kafka_args: &KafkaArgs, topics: &ScheduleTopics) -> anyhow::Resu
     };
     writeln!(
         out,
-        "{:<10}  {:<25}  {:<25}  {:<19}  {:<24}  text",
+        "{:<10}  {:<25}  {:<25}  {:<28}  {:<24}  text",
         "state",
         format!("due ({tz})"),
         "at",
-        "id",
+        "id destination",
         "detail"
     )?;
     for (due, id, row) in &sorted {
@@ -351,7 +379,7 @@ fn list(tz: Tz, kafka_args: &KafkaArgs, topics: &ScheduleTopics) -> anyhow::Resu
             .unwrap_or_default();
         writeln!(
             out,
-            "{state:<10}  {:<25}  {at:<25}  {id:<19}  {:<24}  {text}",
+            "{state:<10}  {:<25}  {at:<25}  {id:<28}  {:<24}  {text}",
             time(*due),
             excerpt(&detail, 24)
         )?;

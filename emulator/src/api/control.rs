@@ -64,6 +64,8 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Response {
         "mastodon": state.stats(Api::Mastodon).snapshot(),
         "jetstream": state.stats(Api::Jetstream).snapshot(),
         "tweets": state.stats(Api::Tweets).snapshot(),
+        "bluesky_post": state.stats(Api::BlueskyPost).snapshot(),
+        "mastodon_post": state.stats(Api::MastodonPost).snapshot(),
         "faults": state.faults.list(),
     }))
     .into_response()
@@ -72,7 +74,15 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Response {
 /// `POST /_emulator/reset`.
 pub async fn reset(State(state): State<Arc<AppState>>) -> Response {
     state.faults.clear();
-    for api in [Api::V2, Api::V1, Api::Mastodon, Api::Tweets, Api::Jetstream] {
+    for api in [
+        Api::V2,
+        Api::V1,
+        Api::Mastodon,
+        Api::Tweets,
+        Api::BlueskyPost,
+        Api::MastodonPost,
+        Api::Jetstream,
+    ] {
         state.stats(api).reset();
     }
     state.jetstream.clear();

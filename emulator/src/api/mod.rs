@@ -12,9 +12,11 @@ use serde_json::json;
 
 use crate::state::{Api, AppState, ConnectionGuard, Fault};
 
+pub mod bluesky;
 pub mod control;
 pub mod jetstream;
 pub mod mastodon;
+pub mod mastodon_post;
 pub mod posts;
 pub mod v1;
 pub mod v2;
@@ -51,7 +53,19 @@ pub fn refusal(api: Api, status: StatusCode) -> Response {
         }
         (Api::Mastodon, 401) => json!({"error": "Error while validating token"}),
         (Api::Mastodon, 429) => json!({"error": "Too many requests"}),
-        (Api::Mastodon, _) => json!({"error": reason}),
+        (Api::MastodonPost, 401) => json!({"error": "The access token is invalid"}),
+        (Api::Mastodon | Api::MastodonPost, _) => json!({"error": reason}),
+        // XRPC errors: `{"error": <name>, "message": <text>}` (atproto spec "HTTP API (XRPC)").
+        (Api::BlueskyPost, 401) => {
+            json!({"error": "AuthenticationRequired", "message": "Authentication Required"})
+        }
+        (Api::BlueskyPost, 429) => {
+            json!({"error": "RateLimitExceeded", "message": "Rate Limit Exceeded"})
+        }
+        (Api::BlueskyPost, 500..=599) => {
+            json!({"error": "InternalServerError", "message": "Internal Server Error"})
+        }
+        (Api::BlueskyPost, _) => json!({"error": "InvalidRequest", "message": reason}),
         // Jetstream v1 answers pre-upgrade errors with Go's `http.Error`: plain text.
         (Api::Jetstream, _) => return jetstream::plain_error(status, reason),
         _ => problem(),

@@ -13,7 +13,11 @@
 //! `pagination_token` from `meta.next_token`.
 //!
 //! `GET /_emulator/posts`: `{"count":N,"posts":[{"id","text","created_at"}...] (in the order
-//! they were created), "duplicates_refused":N, "requests":N}`.
+//! they were created), "duplicates_refused":N, "requests":N, "bluesky":[{"uri","rkey","cid",
+//! "value","text","created_at"}...], "bluesky_rkey_conflicts":N, "mastodon":[{"id","text",
+//! "idempotency_key","created_at"}...], "mastodon_idempotent_replays":N}`: X's posts, then
+//! every record created on the emulated PDS (`api/bluesky.rs`) and every Mastodon status
+//! (`api/mastodon_post.rs`), each network in creation order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -244,6 +248,10 @@ pub async fn list(State(state): State<Arc<AppState>>) -> Response {
         "posts": posts,
         "duplicates_refused": state.posts.duplicates_refused(),
         "requests": state.posts.requests(),
+        "bluesky": state.network_posts.bluesky().clone(),
+        "bluesky_rkey_conflicts": state.network_posts.rkey_conflicts(),
+        "mastodon": state.network_posts.mastodon().clone(),
+        "mastodon_idempotent_replays": state.network_posts.idempotent_replays(),
     }))
     .into_response()
 }

@@ -18,7 +18,8 @@
 //! ```
 //!
 //! `"api": "tweets"` faults apply to the next `POST /2/tweets` calls instead (`any` never
-//! selects them): `connect_status` answers with that status (429 with `x-rate-limit-reset`
+//! selects them), `"api": "bluesky_post"` to the next `com.atproto.repo.createRecord` calls
+//! and `"api": "mastodon_post"` to the next `POST /api/v1/statuses` calls, the same way: `connect_status` answers with that status (429 with `x-rate-limit-reset`
 //! `rate_limit_reset_secs` from now, default 2; 403 with X's duplicate-content body; others
 //! with a problem body) without posting, and `"post_timeout": true` records the post and then
 //! never answers (until the emulator stops), like a post accepted by X whose answer is lost.
@@ -76,16 +77,22 @@ pub enum ApiSelector {
     Any,
     /// `POST /2/tweets` (manage posts).
     Tweets,
+    /// Bluesky `com.atproto.repo.createRecord`.
+    #[serde(rename = "bluesky_post")]
+    BlueskyPost,
+    /// Mastodon `POST /api/v1/statuses`.
+    #[serde(rename = "mastodon_post")]
+    MastodonPost,
 }
 
 impl ApiSelector {
     fn selects(self, api: Api) -> bool {
         matches!(
             (self, api),
-            (
-                ApiSelector::Any,
-                Api::V2 | Api::V1 | Api::Mastodon | Api::Jetstream
-            ) | (ApiSelector::Tweets, Api::Tweets)
+            (ApiSelector::Any, Api::V2 | Api::V1 | Api::Mastodon | Api::Jetstream)
+                | (ApiSelector::Tweets, Api::Tweets)
+                | (ApiSelector::BlueskyPost, Api::BlueskyPost)
+                | (ApiSelector::MastodonPost, Api::MastodonPost)
                 | (ApiSelector::V2, Api::V2)
                 | (ApiSelector::V1, Api::V1)
                 | (ApiSelector::Mastodon, Api::Mastodon)
@@ -187,7 +194,10 @@ impl Fault {
         }
         match (self.gzip_cut_after_bytes, self.api) {
             (Some(0), _) => return Err(FaultError::ZeroGzipCut),
-            (Some(_), ApiSelector::Tweets) => return Err(FaultError::GzipCutWithoutStream),
+            (
+                Some(_),
+                ApiSelector::Tweets | ApiSelector::BlueskyPost | ApiSelector::MastodonPost,
+            ) => return Err(FaultError::GzipCutWithoutStream),
             _ => {}
         }
         let no_effect = Fault {
@@ -307,6 +317,16 @@ mod tests {
         assert_eq!(queue.take(Api::Tweets, false), None);
         queue.push(parse(r#"{"api":"tweets","post_timeout":true}"#));
         assert!(queue.take(Api::Tweets, false).unwrap().post_timeout);
+        // Each posting API takes only its own faults.
+        queue.push(parse(r#"{"api":"mastodon_post","connect_status":500}"#));
+        queue.push(parse(r#"{"api":"bluesky_post","post_timeout":true}"#));
+        assert_eq!(queue.take(Api::Tweets, false), None);
+        assert!(queue.take(Api::BlueskyPost, false).unwrap().post_timeout);
+        assert_eq!(queue.take(Api::BlueskyPost, false), None);
+        assert_eq!(
+            queue.take(Api::MastodonPost, false).unwrap().connect_status,
+            Some(500)
+        );
     }
 
     #[test]

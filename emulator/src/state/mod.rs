@@ -14,11 +14,13 @@ use crate::rules::RuleStore;
 
 pub mod faults;
 pub mod jetstream;
+pub mod network_posts;
 pub mod posts;
 mod stats;
 
 pub use faults::{Fault, FaultQueue};
 pub use jetstream::JetstreamState;
+pub use network_posts::NetworkPosts;
 pub use posts::PostLog;
 pub use stats::{ApiStats, ConnectionGuard};
 
@@ -36,6 +38,12 @@ pub enum Api {
     Tweets,
     /// Bluesky Jetstream v1 `/subscribe` (WebSocket; see `api/jetstream.rs`).
     Jetstream,
+    /// Bluesky `com.atproto.repo.createRecord` (posting; see `api/bluesky.rs`).
+    #[serde(rename = "bluesky_post")]
+    BlueskyPost,
+    /// Mastodon `POST /api/v1/statuses` (posting; see `api/mastodon_post.rs`).
+    #[serde(rename = "mastodon_post")]
+    MastodonPost,
 }
 
 impl Api {
@@ -47,6 +55,8 @@ impl Api {
             Api::Mastodon => "mastodon",
             Api::Tweets => "tweets",
             Api::Jetstream => "jetstream",
+            Api::BlueskyPost => "bluesky_post",
+            Api::MastodonPost => "mastodon_post",
         }
     }
 }
@@ -87,11 +97,15 @@ pub struct AppState {
     pub posts: PostLog,
     /// The Jetstream recording, pacing and connection log.
     pub jetstream: JetstreamState,
+    /// Bluesky records and Mastodon statuses created by posting.
+    pub network_posts: NetworkPosts,
     v2: ApiStats,
     v1: ApiStats,
     mastodon: ApiStats,
     tweets: ApiStats,
     jetstream_stats: ApiStats,
+    bluesky_post: ApiStats,
+    mastodon_post: ApiStats,
 }
 
 impl AppState {
@@ -110,11 +124,14 @@ impl AppState {
             shutdown,
             posts: PostLog::default(),
             jetstream: JetstreamState::default(),
+            network_posts: NetworkPosts::default(),
             v2: ApiStats::default(),
             v1: ApiStats::default(),
             mastodon: ApiStats::default(),
             tweets: ApiStats::default(),
             jetstream_stats: ApiStats::default(),
+            bluesky_post: ApiStats::default(),
+            mastodon_post: ApiStats::default(),
         }
     }
 
@@ -132,6 +149,8 @@ impl AppState {
             Api::Mastodon => &self.mastodon,
             Api::Tweets => &self.tweets,
             Api::Jetstream => &self.jetstream_stats,
+            Api::BlueskyPost => &self.bluesky_post,
+            Api::MastodonPost => &self.mastodon_post,
         }
     }
 }

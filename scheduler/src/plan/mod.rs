@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::model::{post_id, ScheduledPost};
+use crate::model::{default_destinations, post_id, ScheduledPost};
 
 pub use drafts::read_drafts;
 pub use time::{parse_duration, parse_time, parse_tz};
@@ -114,6 +114,7 @@ pub fn plan(
                 due_at,
                 created_at: now,
                 source: draft.source,
+                destinations: default_destinations(),
             });
         }
     }

@@ -1,8 +1,12 @@
 //! The poster's exactly-once decisions, as pure functions of a clock reading `now` (read once
-//! per step by the loop in [`super`]) and a post's state; no I/O, so every rule is unit tested:
+//! per step by the loop in [`super`]) and the state of one post at one destination; no I/O, so
+//! every rule is unit tested. Each destination of a post has its own state, attempts and
+//! outcome: nothing one network answers changes what is decided for another.
 //!
-//! - [`decide`]: what to do with one post between two polls: wait, reconcile an ambiguous
-//!   attempt, record it as missed (catch-up), or post it;
+//! - [`decide`]: what to do with one post at one destination between two polls: wait,
+//!   reconcile an ambiguous attempt (X: read the account), send it again (Bluesky, Mastodon:
+//!   the same record key / idempotency key cannot post twice), give it up (a Mastodon attempt
+//!   older than the idempotency window), record it as missed (catch-up), or post it;
 //! - [`gate`]: whether a post whose `attempt` is acknowledged is sent now, or deferred (batch
 //!   time budget used up, rate limited since the batch began);
 //! - [`answer`]: from X's reply to the outcome to record (retry with backoff, give up after
@@ -15,9 +19,43 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use tweet_pipeline_common::backoff::BackoffPolicy;
 
-use super::x::PostReply;
 use super::CatchUp;
-use crate::model::{Outcome, PostResult};
+use crate::model::{Destination, Outcome, PostResult};
+
+/// How long Mastodon keeps an `Idempotency-Key`: 3600 s (Mastodon API docs, "statuses", Post a
+/// new status, header `Idempotency-Key`: "Idempotency keys are stored for up to 1 hour"). A
+/// request repeated with the same key within that hour answers the status created the first
+/// time instead of creating a second one.
+pub const MASTODON_IDEMPOTENCY_SECS: i64 = 3600;
+/// An ambiguous Mastodon attempt older than this is not sent again (the key may be gone, a
+/// second status could be created): the idempotency window with a 5-minute margin for clock
+/// skew and the request's own time.
+pub const MASTODON_RESEND_WINDOW_SECS: i64 = MASTODON_IDEMPOTENCY_SECS - 300;
+
+/// The answer of a network to one post, sorted by what the poster does next (shared by the X,
+/// Bluesky and Mastodon clients).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PostReply {
+    /// Posted; the network's id of the new post (X id, AT URI, Mastodon status id).
+    Created(String),
+    /// The same post already exists because an earlier attempt of ours created it: Bluesky's
+    /// record at the post's record key, or Mastodon's status for the repeated idempotency key
+    /// (recorded as `posted`, reconciled).
+    AlreadyPosted(String),
+    /// X's 403 duplicate content: the same text is already on the account.
+    Duplicate,
+    /// 429; the reset time, when the network said.
+    RateLimited(Option<DateTime<Utc>>),
+    /// 5xx: not posted, try again later.
+    ServerError(u16),
+    /// Another 4xx (or the text refused before calling): not posted, and trying again would
+    /// not help.
+    Refused(u16, String),
+    /// The request could not be sent (connection refused, no session): certainly not posted.
+    NotSent(String),
+    /// Sent, but the answer was lost (timeout, reset): maybe posted.
+    Ambiguous(String),
+}
 
 /// The waits after a 5xx or a request that could not be sent: 1 s, doubled per attempt, at
 /// most 60 s.
@@ -54,11 +92,16 @@ pub struct Policy {
     pub reconcile_delay: Duration,
 }
 
-/// One post as [`decide`] sees it.
+/// One post at one destination as [`decide`] sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PostView {
-    /// Its state.
+    /// The network.
+    pub destination: Destination,
+    /// Its state at that network.
     pub state: State,
+    /// When its last attempt was written (an ambiguous attempt's age decides whether Mastodon
+    /// still knows its idempotency key).
+    pub attempt_at: Option<DateTime<Utc>>,
     /// When it is due.
     pub due_at: DateTime<Utc>,
     /// Whether its partition is assigned and read to its end (no decision before that: a later
@@ -67,18 +110,26 @@ pub struct PostView {
 }
 
 /// What to do with one post at `now`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Nothing now; look again at this time (`None`: not until something changes).
     Wait(Option<DateTime<Utc>>),
-    /// Read the account's posts to find out whether the ambiguous attempt posted.
+    /// X: read the account's posts to find out whether the ambiguous attempt posted.
     Reconcile,
+    /// Record it as `failed`: an ambiguous attempt that cannot be resolved or safely sent again
+    /// (a Mastodon attempt older than [`MASTODON_RESEND_WINDOW_SECS`]).
+    Abandon {
+        /// The result's reason.
+        reason: String,
+    },
     /// Record it as `missed`: never tried and due this long ago, beyond the tolerance.
     MarkMissed {
         /// `now` minus the due time.
         late_by: Duration,
     },
-    /// Write an `attempt` and call `POST /2/tweets`.
+    /// Write an `attempt` and call the network (`POST /2/tweets`, `createRecord`,
+    /// `POST /api/v1/statuses`); for Bluesky and Mastodon also what an ambiguous attempt gets:
+    /// the same call again, with the same record key / idempotency key.
     Post,
 }
 
@@ -86,8 +137,10 @@ pub enum Action {
 /// `rate_limited_until`.
 ///
 /// Nothing is decided for a post whose partition is not ready, or that is done. An ambiguous
-/// attempt is reconciled at its time even while rate limited (reconciliation reads, it does
-/// not post). A post waiting or retrying is due at its time, but not before the rate limit's
+/// X attempt is reconciled at its time even while rate limited (reconciliation reads, it does
+/// not post). An ambiguous Bluesky attempt is posted again at its time (the record key derived
+/// from the post makes a second `createRecord` fail instead of posting twice), and so is a
+/// Mastodon one while its idempotency key is kept, abandoned (`failed`) after that. A post waiting or retrying is due at its time, but not before the rate limit's
 /// reset. A post never tried that is more than the tolerance past due is recorded as missed
 /// with `--catch-up mark-missed`, and posted late otherwise; a retry is always posted (it was
 /// on time when first tried).
@@ -104,8 +157,21 @@ pub fn decide(
     let not_before_reset = |at: DateTime<Utc>| limited_until.map_or(at, |until| until.max(at));
     let wake_at = match post.state {
         State::Done(_) => return Action::Wait(None),
-        State::Ambiguous(at) if at <= now => return Action::Reconcile,
-        State::Ambiguous(at) => return Action::Wait(Some(at)),
+        State::Ambiguous(at) if at > now => return Action::Wait(Some(at)),
+        State::Ambiguous(_) if post.destination == Destination::X => return Action::Reconcile,
+        State::Ambiguous(_)
+            if post.destination == Destination::Mastodon
+                && post.attempt_at.is_some_and(|attempt| {
+                    now - attempt > Duration::seconds(MASTODON_RESEND_WINDOW_SECS)
+                }) =>
+        {
+            return Action::Abandon {
+                reason: format!(
+                    "answer lost more than {MASTODON_RESEND_WINDOW_SECS} s ago: Mastodon keeps an Idempotency-Key {MASTODON_IDEMPOTENCY_SECS} s, so sending again could post twice; check the account"
+                ),
+            };
+        }
+        State::Ambiguous(at) => not_before_reset(at),
         State::Waiting => not_before_reset(post.due_at),
         State::RetryAt(at) => not_before_reset(at),
     };
@@ -173,8 +239,10 @@ pub struct Verdict {
     pub reason: Option<String>,
     /// When to try again (`retry`).
     pub retry_at: Option<DateTime<Utc>>,
-    /// X's rate limit, to hold every post until (a 429).
+    /// The network's rate limit, to hold every post to it until (a 429).
     pub rate_limited_until: Option<DateTime<Utc>>,
+    /// True when the post was found already created by an earlier attempt.
+    pub reconciled: bool,
 }
 
 /// The wait before attempt `attempt + 1` after attempt `attempt` failed retryably:
@@ -186,7 +254,7 @@ pub fn backoff(attempt: u32) -> Duration {
 /// What to record for `reply`, answered at `now` to attempt number `attempts` of a post due at
 /// `due_at`.
 ///
-/// 2xx posted; 403 duplicate content is final; a 429 holds every post until X's reset (or
+/// 2xx posted (or already posted by an earlier attempt); X's 403 duplicate content is final; a 429 holds every post until X's reset (or
 /// [`DEFAULT_RATE_LIMIT_SECS`]); a 5xx or an unsent request is retried after [`backoff`]; any
 /// other 4xx is final; a lost answer stays an `attempt`, to be reconciled. A retry at or past
 /// `--max-attempts` is `failed` instead.
@@ -204,12 +272,19 @@ pub fn answer(
         reason: None,
         retry_at: None,
         rate_limited_until: None,
+        reconciled: false,
     };
     match reply {
         PostReply::Created(post_id) => {
             verdict.outcome = Outcome::Posted;
             verdict.post_id = Some(post_id);
             verdict.lateness_seconds = Some((now - due_at).num_milliseconds() as f64 / 1000.0);
+        }
+        PostReply::AlreadyPosted(post_id) => {
+            // Created by an earlier attempt whose answer was lost: when is not known.
+            verdict.outcome = Outcome::Posted;
+            verdict.post_id = Some(post_id);
+            verdict.reconciled = true;
         }
         PostReply::Duplicate => {
             verdict.outcome = Outcome::Duplicate;
@@ -271,7 +346,8 @@ pub fn state_after(result: &PostResult, reconcile_delay: Duration) -> State {
 }
 
 /// The state of a post whose last result, read back at assignment, is `result`: a previous
-/// owner's `attempt` is reconciled at once (`now`), whatever the reason.
+/// owner's `attempt` is resolved at once (`now`), whatever the reason: reconciled on X, sent
+/// again with the same key on Bluesky and Mastodon ([`decide`]).
 pub fn state_on_load(now: DateTime<Utc>, result: &PostResult) -> State {
     match result.outcome {
         outcome if outcome.is_final() => State::Done(outcome),
@@ -299,9 +375,18 @@ mod tests {
 
     fn view(state: State, due_at: DateTime<Utc>) -> PostView {
         PostView {
+            destination: Destination::X,
             state,
+            attempt_at: None,
             due_at,
             ready: true,
+        }
+    }
+
+    fn at(destination: Destination, state: State, due_at: DateTime<Utc>) -> PostView {
+        PostView {
+            destination,
+            ..view(state, due_at)
         }
     }
 
@@ -312,6 +397,7 @@ mod tests {
     fn result(outcome: Outcome, at: DateTime<Utc>) -> PostResult {
         PostResult {
             id: "sp-1".into(),
+            destination: Destination::X,
             outcome,
             at,
             due_at: at,
@@ -530,5 +616,103 @@ mod tests {
         let mut retry = result(Outcome::Retry, t(0));
         retry.retry_at = Some(t(9));
         assert_eq!(state_on_load(t(50), &retry), State::RetryAt(t(9)));
+    }
+
+    #[test]
+    fn an_attempt_on_load_is_reconciled_on_x_and_sent_again_on_bluesky_and_mastodon() {
+        let mut attempt = result(Outcome::Attempt, t(0));
+        attempt.reason = Some("answer lost: timeout".into());
+        let state = state_on_load(t(50), &attempt);
+        assert_eq!(state, State::Ambiguous(t(50)));
+        let x = at(Destination::X, state, t(0));
+        assert_eq!(decide_at(50, x, None), Action::Reconcile);
+        // Bluesky: the same call again; the record key is a function of the post alone
+        // (bluesky::record_key), so it cannot create a second record.
+        let mut bluesky = at(Destination::Bluesky, state, t(0));
+        bluesky.attempt_at = Some(t(0));
+        assert_eq!(decide_at(50, bluesky, None), Action::Post);
+        // Never missed, however late: it may already be posted.
+        assert_eq!(decide_at(100_000, bluesky, None), Action::Post);
+        // Mastodon: the same call again, with the same Idempotency-Key
+        // (mastodon::idempotency_key), while Mastodon keeps the key.
+        let mut mastodon = at(Destination::Mastodon, state, t(0));
+        mastodon.attempt_at = Some(t(0));
+        assert_eq!(decide_at(50, mastodon, None), Action::Post);
+        assert_eq!(
+            decide_at(MASTODON_RESEND_WINDOW_SECS, mastodon, None),
+            Action::Post
+        );
+        assert!(matches!(
+            decide_at(MASTODON_RESEND_WINDOW_SECS + 1, mastodon, None),
+            Action::Abandon { .. }
+        ));
+        // A resend is a post: it waits for the network's rate limit.
+        assert_eq!(decide_at(50, bluesky, Some(80)), Action::Wait(Some(t(80))));
+    }
+
+    #[test]
+    fn one_destination_failing_while_another_posts() {
+        let p = policy(CatchUp::MarkMissed);
+        // Both are due; each gets its own attempt and answer.
+        let bluesky = at(Destination::Bluesky, State::Waiting, t(0));
+        let mastodon = at(Destination::Mastodon, State::Waiting, t(0));
+        assert_eq!(decide_at(0, bluesky, None), Action::Post);
+        assert_eq!(decide_at(0, mastodon, None), Action::Post);
+        let posted = answer(
+            t(1),
+            PostReply::Created("at://did:plc:x/app.bsky.feed.post/3k".into()),
+            1,
+            t(0),
+            &p,
+        );
+        let failing = answer(t(1), PostReply::ServerError(500), 1, t(0), &p);
+        assert_eq!(posted.outcome, Outcome::Posted);
+        assert_eq!(failing.outcome, Outcome::Retry);
+        let mut bluesky_result = result(Outcome::Posted, t(1));
+        bluesky_result.destination = Destination::Bluesky;
+        let mut mastodon_result = result(Outcome::Retry, t(1));
+        mastodon_result.destination = Destination::Mastodon;
+        mastodon_result.retry_at = failing.retry_at;
+        let bluesky = at(
+            Destination::Bluesky,
+            state_after(&bluesky_result, p.reconcile_delay),
+            t(0),
+        );
+        let mastodon = at(
+            Destination::Mastodon,
+            state_after(&mastodon_result, p.reconcile_delay),
+            t(0),
+        );
+        // Mastodon retries; Bluesky never wakes again, whatever Mastodon does.
+        assert_eq!(decide_at(2, mastodon, None), Action::Post);
+        assert_eq!(decide_at(2, bluesky, None), Action::Wait(None));
+        let last = answer(t(3), PostReply::ServerError(500), 3, t(0), &p);
+        assert_eq!(last.outcome, Outcome::Failed);
+        assert_eq!(decide_at(10_000, bluesky, None), Action::Wait(None));
+        // The same, on load by the next owner: each destination from its own result.
+        assert_eq!(
+            state_on_load(t(9), &bluesky_result),
+            State::Done(Outcome::Posted)
+        );
+        assert_eq!(state_on_load(t(9), &mastodon_result), State::RetryAt(t(2)));
+    }
+
+    #[test]
+    fn an_earlier_attempts_post_found_again_is_posted_and_reconciled() {
+        let p = policy(CatchUp::MarkMissed);
+        let found = answer(
+            t(5),
+            PostReply::AlreadyPosted("at://did:plc:x/app.bsky.feed.post/3k".into()),
+            2,
+            t(0),
+            &p,
+        );
+        assert_eq!(found.outcome, Outcome::Posted);
+        assert!(found.reconciled);
+        assert_eq!(found.lateness_seconds, None);
+        assert_eq!(
+            found.post_id.as_deref(),
+            Some("at://did:plc:x/app.bsky.feed.post/3k")
+        );
     }
 }

@@ -1,5 +1,11 @@
-//! The poster (`tweet-consumer --group poster`, started by [`run`]): posts each scheduled post when it is due, via
-//! `POST /2/tweets`, exactly once across restarts, crashes and rebalances.
+//! The poster (`tweet-consumer --group poster`, started by [`run`]): posts each scheduled post when it is due, to
+//! each of its destinations (X `POST /2/tweets`, [`x`]; Bluesky `createRecord`, [`bluesky`];
+//! Mastodon `POST /api/v1/statuses`, [`mastodon`]), exactly once per destination across
+//! restarts, crashes and rebalances.
+//!
+//! Each destination of a post is its own entry, with its own state, attempts and results
+//! (key `<id>/<destination>` on the results topic, [`crate::model::result_key`]): a network
+//! that fails never makes the poster post again to another.
 //!
 //! **The compacted `scheduled` topic is the durable schedule**; the compacted
 //! `scheduled-results` topic (same partition count, the outcome of a post written to the
@@ -9,15 +15,19 @@
 //! on any post of that partition. No local state is needed to resume, so a second instance on
 //! another machine takes over a partition with everything it needs.
 //!
-//! Exactly once, per post:
+//! Exactly once, per post and destination:
 //! 1. an `attempt` result is written and acknowledged (acks=all, idempotent producer) before
 //!    the HTTP call;
 //! 2. the answer is written as `posted` (with X's id), `duplicate`, `failed`, or `retry` (429 /
 //!    5xx: certainly not posted; due again at `retry_at`);
 //! 3. a post whose last result is `attempt` (a crash, a SIGKILL or a timeout between the call
-//!    and its answer) is **reconciled before any retry**: the poster reads the account's posts
-//!    since the attempt (`GET /2/users/me`, `GET /2/users/:id/tweets`) and records `posted` if
-//!    the text is there; only otherwise does it post again.
+//!    and its answer) is, on X, **reconciled before any retry**: the poster reads the account's
+//!    posts since the attempt (`GET /2/users/me`, `GET /2/users/:id/tweets`) and records
+//!    `posted` if the text is there; only otherwise does it post again. On Bluesky and Mastodon
+//!    it is sent again as it was: the record key ([`bluesky::record_key`]) and the
+//!    `Idempotency-Key` ([`mastodon::idempotency_key`]) are functions of the post, so the
+//!    network answers the earlier post instead of creating a second one (Mastodon only within
+//!    the hour it keeps a key; an older ambiguous attempt is recorded as `failed`).
 //!
 //! Rebalances cannot double-post: HTTP calls run on the thread that polls the consumer, so a
 //! partition is revoked only between two polls, after every call of that poll's batch has its
@@ -36,7 +46,9 @@
 //! Every one of those rules is a pure function of a clock reading in [`decide`]; the loop here
 //! reads the clock once per step, passes it in, and does the I/O the decision calls for.
 
+pub mod bluesky;
 pub mod decide;
+pub mod mastodon;
 pub mod store;
 pub mod x;
 
@@ -64,12 +76,15 @@ use tweet_pipeline_common::kafka::{self, ClientLog};
 use tweet_pipeline_common::metrics::PosterMetrics;
 use tweet_pipeline_common::secret::{credential, read_credentials_file, OAuthKeys};
 
+use self::bluesky::{BlueskyClient, BlueskyCredentials};
 use self::decide::{
-    answer, decide, gate, state_after, state_on_load, Action, Gate, Policy, PostView, State,
+    answer, decide, gate, state_after, state_on_load, Action, Gate, Policy, PostReply, PostView,
+    State,
 };
+use self::mastodon::MastodonClient;
 use self::store::PosterStore;
-use self::x::{comparable, PostReply, XClient};
-use crate::model::{Outcome, PostResult, ScheduledPost};
+use self::x::{comparable, XClient};
+use crate::model::{parse_result_key, result_key, Destination, Outcome, PostResult, ScheduledPost};
 use crate::queue::{partitions_of, read_to_end};
 
 /// The X API root.
@@ -115,9 +130,20 @@ pub struct PosterArgs {
     pub api_url: String,
 
     /// NAME=value lines with X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN and
-    /// X_ACCESS_TOKEN_SECRET (mode 0600), for what the environment lacks.
+    /// X_ACCESS_TOKEN_SECRET, and optionally BLUESKY_IDENTIFIER, BLUESKY_APP_PASSWORD and
+    /// MASTODON_TOKEN (mode 0600), for what the environment lacks.
     #[arg(long, env = "CREDENTIALS_FILE")]
     pub credentials_file: Option<PathBuf>,
+
+    /// Bluesky PDS root for posting (posts to bluesky need BLUESKY_IDENTIFIER, a handle or
+    /// DID, and BLUESKY_APP_PASSWORD).
+    #[arg(long, env = "BLUESKY_PDS_URL", default_value = bluesky::DEFAULT_PDS_URL)]
+    pub bluesky_pds_url: String,
+
+    /// Mastodon instance root for posting, e.g. https://mastodon.social (posts to mastodon
+    /// need it and MASTODON_TOKEN).
+    #[arg(long, env = "TWEET_PIPELINE_MASTODON_INSTANCE", value_name = "URL")]
+    pub mastodon_url: Option<String>,
 
     /// Posts more than --catch-up-tolerance-secs past due when first tried (the poster was
     /// down): post them late, or record them as missed.
@@ -231,8 +257,10 @@ fn poll_owned(
     })
 }
 
+/// One post at one destination (key: [`result_key`]).
 struct Entry {
     post: ScheduledPost,
+    destination: Destination,
     partition: i32,
     state: State,
     attempts: u32,
@@ -247,17 +275,21 @@ pub struct Poster {
     loader: BaseConsumer,
     producer: FutureProducer,
     x: XClient,
+    bluesky: Option<BlueskyClient>,
+    mastodon: Option<MastodonClient>,
     handle: Handle,
     store: Option<PosterStore>,
     metrics: PosterMetrics,
     instance: String,
+    /// Per post and destination, by [`result_key`].
     entries: HashMap<String, Entry>,
-    /// Results read at assignment, waiting for their scheduled record.
+    /// Results read at assignment, waiting for their scheduled record (by [`result_key`]).
     loaded: HashMap<String, PostResult>,
     /// Assigned partitions still being read up to this end offset.
     loading: HashMap<i32, i64>,
     assigned: HashSet<i32>,
-    rate_limited_until: Option<DateTime<Utc>>,
+    /// Per network: its rate limit's reset.
+    rate_limited_until: HashMap<Destination, DateTime<Utc>>,
     totals: PosterTotals,
 }
 
@@ -288,11 +320,27 @@ impl Poster {
             access_token: key("X_ACCESS_TOKEN", "OAuth access token")?,
             access_token_secret: key("X_ACCESS_TOKEN_SECRET", "OAuth access token secret")?,
         };
-        let x = XClient::new(
-            &args.api_url,
-            keys,
-            Duration::from_secs(args.http_timeout_secs.clamp(1, MAX_HTTP_TIMEOUT_SECS)),
-        )?;
+        let timeout = Duration::from_secs(args.http_timeout_secs.clamp(1, MAX_HTTP_TIMEOUT_SECS));
+        let x = XClient::new(&args.api_url, keys, timeout)?;
+        let optional = |name| credential(name, file.as_ref(), name).ok();
+        let bluesky = match optional("BLUESKY_IDENTIFIER") {
+            Some(identifier) => Some(BlueskyClient::new(
+                &args.bluesky_pds_url,
+                BlueskyCredentials {
+                    identifier: identifier.expose().to_owned(),
+                    app_password: key("BLUESKY_APP_PASSWORD", "Bluesky app password")?,
+                },
+                timeout,
+            )?),
+            None => None,
+        };
+        let mastodon = match (optional("MASTODON_TOKEN"), &args.mastodon_url) {
+            (Some(token), Some(url)) => Some(MastodonClient::new(url, token, timeout)?),
+            (Some(_), None) => anyhow::bail!(
+                "MASTODON_TOKEN is set but no instance: pass --mastodon-url (or TWEET_PIPELINE_MASTODON_INSTANCE)"
+            ),
+            (None, _) => None,
+        };
         let instance = format!(
             "tweet-consumer-{group}-{}-{}",
             std::process::id(),
@@ -356,7 +404,15 @@ impl Poster {
         consumer
             .subscribe(&[topics.scheduled.as_str()])
             .context("subscribing to the scheduled topic")?;
-        tracing::info!(group, scheduled = %topics.scheduled, results = %topics.results, api = %args.api_url, "poster started");
+        tracing::info!(
+            group,
+            scheduled = %topics.scheduled,
+            results = %topics.results,
+            api = %args.api_url,
+            bluesky = bluesky.as_ref().map(BlueskyClient::base_url),
+            mastodon = mastodon.as_ref().map(MastodonClient::base_url),
+            "poster started"
+        );
         Ok(Self {
             policy: args.policy(),
             args,
@@ -364,6 +420,8 @@ impl Poster {
             loader,
             producer,
             x,
+            bluesky,
+            mastodon,
             handle,
             store,
             metrics,
@@ -372,7 +430,7 @@ impl Poster {
             loaded: HashMap::new(),
             loading: HashMap::new(),
             assigned: HashSet::new(),
-            rate_limited_until: None,
+            rate_limited_until: HashMap::new(),
             totals: PosterTotals::default(),
         })
     }
@@ -433,11 +491,14 @@ impl Poster {
     /// [`decide`] for `entry` at `now`.
     fn decide(&self, entry: &Entry, now: DateTime<Utc>) -> Action {
         let view = PostView {
+            destination: entry.destination,
             state: entry.state,
+            attempt_at: entry.attempt_at,
             due_at: entry.post.due_at,
             ready: self.ready(entry.partition),
         };
-        decide(now, &view, self.rate_limited_until, &self.policy)
+        let limited = self.rate_limited_until.get(&entry.destination).copied();
+        decide(now, &view, limited, &self.policy)
     }
 
     /// Applies a record of the scheduled topic read at `now`.
@@ -454,9 +515,11 @@ impl Poster {
             return;
         };
         let Some(value) = value else {
-            if let Some(entry) = self.entries.remove(&id) {
-                if !matches!(entry.state, State::Done(_)) {
-                    tracing::info!(%id, "scheduled post cancelled");
+            for destination in Destination::ALL {
+                if let Some(entry) = self.entries.remove(&result_key(&id, destination)) {
+                    if !matches!(entry.state, State::Done(_)) {
+                        tracing::info!(%id, %destination, "scheduled post cancelled");
+                    }
                 }
             }
             return;
@@ -468,25 +531,36 @@ impl Poster {
                 return;
             }
         };
-        if let Some(entry) = self.entries.get_mut(&id) {
-            // The same post written again (a re-run of the same command): keep its state.
-            entry.post = post;
-            return;
+        // Destinations no longer listed (the post written again with another --to) are
+        // dropped, like a cancellation of that destination.
+        for destination in Destination::ALL {
+            if !post.destinations.contains(&destination) {
+                self.entries.remove(&result_key(&id, destination));
+            }
         }
-        let (state, attempts, attempt_at) = match self.loaded.remove(&id) {
-            None => (State::Waiting, 0, None),
-            Some(result) => (state_on_load(now, &result), result.attempt, Some(result.at)),
-        };
-        self.entries.insert(
-            id,
-            Entry {
-                post,
-                partition,
-                state,
-                attempts,
-                attempt_at,
-            },
-        );
+        for &destination in &post.destinations {
+            let key = result_key(&id, destination);
+            if let Some(entry) = self.entries.get_mut(&key) {
+                // The same post written again (a re-run of the same command): keep its state.
+                entry.post = post.clone();
+                continue;
+            }
+            let (state, attempts, attempt_at) = match self.loaded.remove(&key) {
+                None => (State::Waiting, 0, None),
+                Some(result) => (state_on_load(now, &result), result.attempt, Some(result.at)),
+            };
+            self.entries.insert(
+                key,
+                Entry {
+                    post: post.clone(),
+                    destination,
+                    partition,
+                    state,
+                    attempts,
+                    attempt_at,
+                },
+            );
+        }
     }
 
     fn apply_rebalances(&mut self) -> anyhow::Result<()> {
@@ -512,14 +586,20 @@ impl Poster {
             let records = read_to_end(&self.loader, &topic, &partitions, ACK_TIMEOUT)
                 .with_context(|| format!("cannot load the results of partitions {partitions:?}"))?;
             let mut count = 0;
-            for (_, id, value) in records {
+            for (_, key, value) in records {
+                // A bare id is a result written before destinations existed: X's.
+                let Some((id, destination)) = parse_result_key(&key) else {
+                    continue;
+                };
+                let key = result_key(id, destination);
                 match value.and_then(|v| serde_json::from_slice::<PostResult>(&v).ok()) {
-                    Some(result) => {
-                        self.loaded.insert(id, result);
+                    Some(mut result) => {
+                        result.destination = destination;
+                        self.loaded.insert(key, result);
                         count += 1;
                     }
                     None => {
-                        self.loaded.remove(&id);
+                        self.loaded.remove(&key);
                     }
                 }
             }
@@ -646,6 +726,20 @@ impl Poster {
         // above is still ambiguous here (its outcome is not written yet) and is skipped.
         for id in &ids {
             match self.decide(&self.entries[id], now) {
+                Action::Abandon { reason } => {
+                    tracing::warn!(%id, %reason, "ambiguous attempt given up");
+                    let mut result = self.result(id, Outcome::Failed, now);
+                    result.reason = Some(reason);
+                    outcomes.push(result);
+                }
+                Action::Post => match self.unpostable(&self.entries[id]) {
+                    Some(reason) => {
+                        let mut result = self.result(id, Outcome::Failed, now);
+                        result.reason = Some(reason);
+                        outcomes.push(result);
+                    }
+                    None => to_post.push(id.clone()),
+                },
                 Action::MarkMissed { late_by } => {
                     let mut result = self.result(id, Outcome::Missed, now);
                     result.reason = Some(format!(
@@ -655,7 +749,6 @@ impl Poster {
                     ));
                     outcomes.push(result);
                 }
-                Action::Post => to_post.push(id.clone()),
                 Action::Wait(_) | Action::Reconcile => {}
             }
         }
@@ -684,11 +777,12 @@ impl Poster {
         let started = std::time::Instant::now();
         for id in &to_post {
             let now = Utc::now();
+            let destination = self.entries[id].destination;
             match gate(
                 now,
                 started.elapsed(),
                 BATCH_BUDGET,
-                self.rate_limited_until,
+                self.rate_limited_until.get(&destination).copied(),
             ) {
                 Gate::Defer { retry_at, reason } => {
                     // Not called: certainly not posted. Back to polling (rebalances, heartbeats
@@ -699,8 +793,18 @@ impl Poster {
                     answers.push(result);
                 }
                 Gate::Send => {
-                    let text = self.entries[id].post.text.clone();
-                    let reply = self.handle.block_on(self.x.create_post(&text));
+                    let post = self.entries[id].post.clone();
+                    let reply = match destination {
+                        Destination::X => self.handle.block_on(self.x.create_post(&post.text)),
+                        Destination::Bluesky => match &self.bluesky {
+                            Some(client) => self.handle.block_on(client.create_post(&post)),
+                            None => PostReply::NotSent("no Bluesky client".to_owned()),
+                        },
+                        Destination::Mastodon => match &self.mastodon {
+                            Some(client) => self.handle.block_on(client.create_post(&post)),
+                            None => PostReply::NotSent("no Mastodon client".to_owned()),
+                        },
+                    };
                     answers.push(self.classify(id, reply, Utc::now()));
                 }
             }
@@ -709,11 +813,29 @@ impl Poster {
         Ok(())
     }
 
-    /// Turns X's answer at `now` into the result to record ([`answer`]), counting the call and
-    /// holding every post while a rate limit lasts.
+    /// Why the entry cannot be posted at all (`None`: it can): its network is not configured,
+    /// or its text is too long for it (Bluesky's 300 graphemes; X's limit is checked when
+    /// scheduling, Mastodon's is the instance's and answered with a 422).
+    fn unpostable(&self, entry: &Entry) -> Option<String> {
+        match entry.destination {
+            Destination::X => None,
+            Destination::Bluesky if self.bluesky.is_none() => Some(
+                "no Bluesky account configured: set BLUESKY_IDENTIFIER and BLUESKY_APP_PASSWORD"
+                    .to_owned(),
+            ),
+            Destination::Bluesky => bluesky::check_text(&entry.post.text),
+            Destination::Mastodon if self.mastodon.is_none() => Some(
+                "no Mastodon account configured: set MASTODON_TOKEN and --mastodon-url".to_owned(),
+            ),
+            Destination::Mastodon => None,
+        }
+    }
+
+    /// Turns the network's answer at `now` into the result to record ([`answer`]), counting the
+    /// call and holding every post to that network while its rate limit lasts.
     fn classify(&mut self, id: &str, reply: PostReply, now: DateTime<Utc>) -> PostResult {
         let label = match &reply {
-            PostReply::Created(_) | PostReply::Duplicate => "ok",
+            PostReply::Created(_) | PostReply::AlreadyPosted(_) | PostReply::Duplicate => "ok",
             PostReply::RateLimited(_) => "rate_limited",
             PostReply::ServerError(_) => "server_error",
             PostReply::Refused(..) => "client_error",
@@ -725,12 +847,14 @@ impl Poster {
             tracing::warn!(%id, %error, "the answer to a post was lost; reconciling before any retry");
         }
         let entry = &self.entries[id];
+        let destination = entry.destination;
         let verdict = answer(now, reply, entry.attempts, entry.post.due_at, &self.policy);
         if let Some(until) = verdict.rate_limited_until {
-            tracing::warn!(%id, until = %until, "rate limited by X; waiting for the reset");
-            self.rate_limited_until = Some(until);
+            tracing::warn!(%id, %destination, until = %until, "rate limited; waiting for the reset");
+            self.rate_limited_until.insert(destination, until);
         }
         let mut result = self.result(id, verdict.outcome, now);
+        result.reconciled = verdict.reconciled;
         result.post_id = verdict.post_id;
         result.lateness_seconds = verdict.lateness_seconds;
         result.reason = verdict.reason;
@@ -741,7 +865,8 @@ impl Poster {
     fn result(&self, id: &str, outcome: Outcome, at: DateTime<Utc>) -> PostResult {
         let entry = &self.entries[id];
         PostResult {
-            id: id.to_owned(),
+            id: entry.post.id.clone(),
+            destination: entry.destination,
             outcome,
             at,
             due_at: entry.post.due_at,
@@ -767,14 +892,19 @@ impl Poster {
             .collect::<Result<Vec<_>, _>>()
             .context("serialising a result")?;
         let topic = self.args.topics.results.clone();
-        let deliveries: Vec<_> = results
+        let keys: Vec<String> = results
+            .iter()
+            .map(|result| result_key(&result.id, result.destination))
+            .collect();
+        let deliveries: Vec<_> = keys
             .iter()
             .zip(&values)
-            .map(|(result, value)| {
+            .map(|(key, value)| {
+                let partition = self.entries[key].partition;
                 let record = FutureRecord::to(&topic)
-                    .key(&result.id)
+                    .key(key)
                     .payload(value)
-                    .partition(self.entries[&result.id].partition);
+                    .partition(partition);
                 self.producer.send(record, ACK_TIMEOUT)
             })
             .collect();
@@ -787,7 +917,10 @@ impl Poster {
             )?;
         }
         for result in results {
-            let Some(entry) = self.entries.get_mut(&result.id) else {
+            let Some(entry) = self
+                .entries
+                .get_mut(&result_key(&result.id, result.destination))
+            else {
                 continue;
             };
             entry.state = state_after(result, self.policy.reconcile_delay);
@@ -804,11 +937,11 @@ impl Poster {
                 if let Some(lateness) = result.lateness_seconds {
                     self.metrics.lateness.observe(lateness.max(0.0));
                 }
-                tracing::info!(id = %result.id, outcome = result.outcome.as_str(), post_id = ?result.post_id, lateness_s = ?result.lateness_seconds, "scheduled post done");
+                tracing::info!(id = %result.id, destination = %result.destination, outcome = result.outcome.as_str(), post_id = ?result.post_id, lateness_s = ?result.lateness_seconds, "scheduled post done");
             }
             if let Some(store) = &self.store {
                 if let Err(error) = store.record(&entry.post, result) {
-                    tracing::warn!(%error, id = %result.id, "cannot record the outcome in the store");
+                    tracing::warn!(%error, id = %result.id, destination = %result.destination, "cannot record the outcome in the store");
                 }
             }
         }

@@ -14,13 +14,19 @@ use rusqlite::{params, Connection};
 use crate::model::{PostResult, ScheduledPost};
 
 /// The schema version this build writes (the last migration's number).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// The migrations, in order: (version, SQL).
-const MIGRATIONS: [(i64, &str); 1] = [(
-    1,
-    include_str!("../../migrations/sqlite/0001_scheduled_posts.sql"),
-)];
+const MIGRATIONS: [(i64, &str); 2] = [
+    (
+        1,
+        include_str!("../../migrations/sqlite/0001_scheduled_posts.sql"),
+    ),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_scheduled_posts_destination.sql"),
+    ),
+];
 
 /// Why the poster store failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +63,8 @@ impl PosterStore {
         Ok(Self { connection })
     }
 
-    /// Records the latest outcome of a post (an upsert by id).
+    /// Records the latest outcome of a post at one destination (an upsert by id and
+    /// destination).
     ///
     /// # Errors
     /// When SQLite refuses the write.
@@ -67,9 +74,9 @@ impl PosterStore {
         result: &PostResult,
     ) -> Result<(), PosterStoreError> {
         self.connection.execute(
-            "INSERT INTO scheduled_posts (id, text, due_at, status, attempts, post_id, reason, lateness_seconds, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-             ON CONFLICT(id) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
+            "INSERT INTO scheduled_posts (id, destination, text, due_at, status, attempts, post_id, reason, lateness_seconds, updated_at)
+             VALUES (?1, ?10, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT(id, destination) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
                 post_id = COALESCE(excluded.post_id, post_id), reason = excluded.reason,
                 lateness_seconds = COALESCE(excluded.lateness_seconds, lateness_seconds),
                 updated_at = excluded.updated_at",
@@ -83,6 +90,7 @@ impl PosterStore {
                 result.reason,
                 result.lateness_seconds,
                 result.at.to_rfc3339(),
+                result.destination.as_str(),
             ],
         )?;
         Ok(())
@@ -137,7 +145,7 @@ fn migrate(connection: &Connection) -> Result<(), PosterStoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Outcome;
+    use crate::model::{Destination, Outcome};
     use chrono::Utc;
 
     #[test]
@@ -152,7 +160,7 @@ mod tests {
                 row.get(0)
             })
             .unwrap();
-        assert_eq!(rows, 1);
+        assert_eq!(rows, 2);
         // The analysis store's version is left alone.
         let user_version: i64 = store
             .connection
@@ -174,6 +182,35 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_table_keeps_its_rows_as_xs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection.execute_batch(MIGRATIONS[0].1).unwrap();
+            connection
+                .execute_batch(
+                    "CREATE TABLE scheduled_posts_schema (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL);
+                     INSERT INTO scheduled_posts_schema VALUES (1, datetime('now'));
+                     INSERT INTO scheduled_posts (id, text, due_at, status, attempts, updated_at)
+                     VALUES ('sp-old', 't', '2026-01-01T00:00:00Z', 'posted', 1, '2026-01-01T00:00:01Z');",
+                )
+                .unwrap();
+        }
+        let store = PosterStore::open(&path).unwrap();
+        let destination: String = store
+            .connection
+            .query_row(
+                "SELECT destination FROM scheduled_posts WHERE id = 'sp-old'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(destination, "x");
+        assert_eq!(store.count("posted").unwrap(), 1);
+    }
+
+    #[test]
     fn latest_outcome_wins() {
         let dir = tempfile::tempdir().unwrap();
         let store = PosterStore::open(&dir.path().join("p.db")).unwrap();
@@ -184,9 +221,11 @@ mod tests {
             due_at: now,
             created_at: now,
             source: "cli".into(),
+            destinations: vec![Destination::X, Destination::Mastodon],
         };
         let mut result = PostResult {
             id: "sp-1".into(),
+            destination: Destination::X,
             outcome: Outcome::Attempt,
             at: now,
             due_at: now,
@@ -204,5 +243,11 @@ mod tests {
         store.record(&post, &result).unwrap();
         assert_eq!(store.count("posted").unwrap(), 1);
         assert_eq!(store.count("attempt").unwrap(), 0);
+        // Another destination of the same post is a row of its own.
+        result.destination = Destination::Mastodon;
+        result.outcome = Outcome::Failed;
+        store.record(&post, &result).unwrap();
+        assert_eq!(store.count("posted").unwrap(), 1);
+        assert_eq!(store.count("failed").unwrap(), 1);
     }
 }

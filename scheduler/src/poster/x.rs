@@ -16,27 +16,10 @@ use oauth1_request::{ParameterList, Token, HMAC_SHA1};
 use tokio::sync::OnceCell;
 use tweet_pipeline_common::secret::OAuthKeys;
 
+pub use super::decide::PostReply;
+
 /// How many timeline pages (of 100) reconciliation reads at most.
 const MAX_TIMELINE_PAGES: usize = 5;
-
-/// The answer to `POST /2/tweets`, sorted by what the poster does next.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PostReply {
-    /// Posted; X's id of the new post.
-    Created(String),
-    /// 403 duplicate content: the same text is already on the account.
-    Duplicate,
-    /// 429; the reset time from `x-rate-limit-reset`, when present.
-    RateLimited(Option<DateTime<Utc>>),
-    /// 5xx: not posted, try again later.
-    ServerError(u16),
-    /// Another 4xx: not posted, and trying again would not help.
-    Refused(u16, String),
-    /// The request could not be sent (connection refused): certainly not posted.
-    NotSent(String),
-    /// Sent, but the answer was lost (timeout, reset): maybe posted.
-    Ambiguous(String),
-}
 
 /// A client of the X API v2 as one user.
 pub struct XClient {
