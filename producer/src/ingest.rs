@@ -92,7 +92,12 @@ impl<'a> Ingest<'a> {
 
     /// [`Ingest::record`] for a resumable source: `sequence` is the event's number in the
     /// sink's watermark, completed once the record is safe.
-    pub fn record_in_sequence(&mut self, payload: &[u8], routed: Routed<'_>, sequence: Option<u64>) {
+    pub fn record_in_sequence(
+        &mut self,
+        payload: &[u8],
+        routed: Routed<'_>,
+        sequence: Option<u64>,
+    ) {
         // The post topics are compacted: Kafka refuses a record without a key there.
         let routed = match routed.destination() {
             Destination::Tweets | Destination::Retweets

@@ -18,8 +18,8 @@ use crate::cli::{
 };
 use crate::delivery::{KafkaSink, SpoolSettings};
 use crate::ingest::IngestStats;
-use crate::source::replay::{self, ReplayConfig};
 use crate::source::bluesky::{self, cursor::CursorFile, rules::ClientRule, rules::RuleFilter};
+use crate::source::replay::{self, ReplayConfig};
 use crate::source::{live, mastodon, x_v1, x_v2};
 use crate::spool::SpoolConfig;
 use crate::summary::ProducerSummary;
@@ -94,11 +94,18 @@ pub fn live_source(cli: &StreamArgs) -> anyhow::Result<LiveSource> {
             let url = reqwest::Url::parse(&cli.jetstream_url)
                 .ok()
                 .filter(|url| matches!(url.scheme(), "ws" | "wss"))
-                .with_context(|| format!("--jetstream {:?} is not a ws:// or wss:// URL (e.g. {})", cli.jetstream_url, bluesky::DEFAULT_JETSTREAM_URL))?;
-            let rules = x_v2::desired_rules(&cli.track, &cli.rules, &cli.tags, &cli.rule_tag_prefix)
-                .into_iter()
-                .map(|rule| ClientRule::parse(&rule.value, rule.tag.unwrap_or_default()))
-                .collect::<anyhow::Result<Vec<_>>>()?;
+                .with_context(|| {
+                    format!(
+                        "--jetstream {:?} is not a ws:// or wss:// URL (e.g. {})",
+                        cli.jetstream_url,
+                        bluesky::DEFAULT_JETSTREAM_URL
+                    )
+                })?;
+            let rules =
+                x_v2::desired_rules(&cli.track, &cli.rules, &cli.tags, &cli.rule_tag_prefix)
+                    .into_iter()
+                    .map(|rule| ClientRule::parse(&rule.value, rule.tag.unwrap_or_default()))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
             let collections = if cli.collections.is_empty() {
                 bluesky::DEFAULT_COLLECTIONS.map(str::to_owned).to_vec()
             } else {

@@ -19,8 +19,11 @@ use crate::ingest::IngestStats;
 /// {"interrupted":false,"lines_read":12,"keepalives":1,
 ///  "topics":{"tweets":"tweets","retweets":"retweets","control":"control","deadletter":"deadletter"},
 ///  "acked":{"tweets":7,"retweets":2,"control":1,"deadletter":1},
-///  "failed":0,"unacknowledged":0,"retried_via_spool":0,"spooled_left":0,"spooled_at_start":0}
+///  "failed":0,"unacknowledged":0,"retried_via_spool":0,"spooled_left":0,"spooled_at_start":0,
+///  "unmatched":0}
 /// ```
+///
+/// `--source bluesky` adds `"cursor"`: the Jetstream `time_us` saved at the end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProducerSummary {
     /// Whether SIGINT or SIGTERM stopped the run (text: "(stopped by signal)").
@@ -108,6 +111,12 @@ impl fmt::Display for ProducerSummary {
         if self.spooled_at_start > 0 {
             row(f, "from an earlier spool", self.spooled_at_start)?;
         }
+        if self.unmatched > 0 {
+            row(f, "matched no rule (skipped)", self.unmatched)?;
+        }
+        if let Some(cursor) = self.cursor {
+            writeln!(f, "  {:<30}{cursor:>3}", "cursor saved (time_us)")?;
+        }
         Ok(())
     }
 }
@@ -161,8 +170,21 @@ tweet-producer summary (stopped by signal)
                 r#"{"interrupted":true,"lines_read":12,"keepalives":1,"#,
                 r#""topics":{"tweets":"p-tweets","retweets":"p-retweets","control":"p-control","deadletter":"p-deadletter"},"#,
                 r#""acked":{"tweets":7,"retweets":2,"control":1,"deadletter":1},"#,
-                r#""failed":0,"unacknowledged":0,"retried_via_spool":0,"spooled_left":0,"spooled_at_start":3}"#
+                r#""failed":0,"unacknowledged":0,"retried_via_spool":0,"spooled_left":0,"spooled_at_start":3,"#,
+                r#""unmatched":0}"#
             )
+        );
+        let mut bluesky = summary();
+        bluesky.unmatched = 4;
+        bluesky.cursor = Some(1_751_639_888_085_434);
+        let json = serde_json::to_string(&bluesky).unwrap();
+        assert!(
+            json.ends_with(r#""unmatched":4,"cursor":1751639888085434}"#),
+            "{json}"
+        );
+        assert_eq!(
+            serde_json::from_str::<ProducerSummary>(&json).unwrap(),
+            bluesky
         );
     }
 }

@@ -262,7 +262,11 @@ fn v2_fields(data: &Value, includes: Option<&Value>) -> PostFields {
     });
     PostFields {
         text: data["text"].as_str().unwrap_or_default().to_lowercase(),
-        langs: data["lang"].as_str().map(str::to_lowercase).into_iter().collect(),
+        langs: data["lang"]
+            .as_str()
+            .map(str::to_lowercase)
+            .into_iter()
+            .collect(),
         author,
         is_retweet: has_reference("retweeted"),
         is_reply: has_reference("replied_to"),

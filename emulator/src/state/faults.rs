@@ -89,8 +89,10 @@ impl ApiSelector {
     fn selects(self, api: Api) -> bool {
         matches!(
             (self, api),
-            (ApiSelector::Any, Api::V2 | Api::V1 | Api::Mastodon | Api::Jetstream)
-                | (ApiSelector::Tweets, Api::Tweets)
+            (
+                ApiSelector::Any,
+                Api::V2 | Api::V1 | Api::Mastodon | Api::Jetstream
+            ) | (ApiSelector::Tweets, Api::Tweets)
                 | (ApiSelector::BlueskyPost, Api::BlueskyPost)
                 | (ApiSelector::MastodonPost, Api::MastodonPost)
                 | (ApiSelector::V2, Api::V2)

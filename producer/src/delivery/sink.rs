@@ -19,8 +19,8 @@ use tweet_pipeline_common::{headers, kafka, Destination, Kind};
 use super::context::{load, opaque, DeliveryContext, Tally};
 use super::drainer::drain;
 use super::report::DeliveryReport;
-use super::watermark::Watermark;
 use super::spill::{SpoolShared, SpoolSlot};
+use super::watermark::Watermark;
 use crate::spool::{RecordRef, Spool, SpoolConfig, SpoolError};
 
 /// How long a full local queue is waited on before the send is tried again.
@@ -218,11 +218,13 @@ impl KafkaSink {
             });
         }
         let sequence = record.sequence.unwrap_or(0);
-        let mut base =
-            BaseRecord::with_opaque_to(self.topics.name(destination), opaque(record.kind, sequence))
-                .payload(record.payload)
-                .headers(headers)
-                .timestamp(record.received_at_ms);
+        let mut base = BaseRecord::with_opaque_to(
+            self.topics.name(destination),
+            opaque(record.kind, sequence),
+        )
+        .payload(record.payload)
+        .headers(headers)
+        .timestamp(record.received_at_ms);
         if let Some(key) = record.key {
             base = base.key(key);
         }

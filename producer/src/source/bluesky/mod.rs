@@ -140,7 +140,10 @@ pub async fn resolve_handles(
     }
     let mut resolved = HashMap::new();
     for handle in handles {
-        let url = format!("{}/xrpc/com.atproto.identity.resolveHandle", appview.trim_end_matches('/'));
+        let url = format!(
+            "{}/xrpc/com.atproto.identity.resolveHandle",
+            appview.trim_end_matches('/')
+        );
         let answer = client
             .get(&url)
             .query(&[("handle", handle.as_str())])
@@ -367,8 +370,14 @@ async fn read_connection(
         }
         Ok(Ok((socket, _response))) => socket,
     };
-    metrics.stream_connections.with_label_values(&["bluesky"]).inc();
-    metrics.stream_connected.with_label_values(&["bluesky"]).set(1);
+    metrics
+        .stream_connections
+        .with_label_values(&["bluesky"])
+        .inc();
+    metrics
+        .stream_connected
+        .with_label_values(&["bluesky"])
+        .set(1);
     tracing::info!(api = "bluesky", "connected");
     let mut delivered = false;
     let mut ping = tokio::time::interval(stall_timeout / 3);
@@ -379,7 +388,11 @@ async fn read_connection(
             next = tokio::time::timeout(stall_timeout, socket.next()) => Some(next),
         };
         let Some(next) = next else {
-            if socket.send(Message::Ping(Default::default())).await.is_err() {
+            if socket
+                .send(Message::Ping(Default::default()))
+                .await
+                .is_err()
+            {
                 return (Disconnect::Network, delivered);
             }
             continue;
@@ -461,7 +474,10 @@ mod tests {
 
     #[test]
     fn the_query_names_collections_dids_and_cursor() {
-        let collections = vec!["app.bsky.feed.post".to_owned(), "app.bsky.graph.*".to_owned()];
+        let collections = vec![
+            "app.bsky.feed.post".to_owned(),
+            "app.bsky.graph.*".to_owned(),
+        ];
         let dids = vec!["did:plc:abc".to_owned()];
         assert_eq!(
             subscribe_url(&url("ws://127.0.0.1:1/subscribe"), &collections, &dids, Some(17)),
@@ -478,7 +494,10 @@ mod tests {
         let key = Some("at://did:plc:a/app.bsky.feed.like/3k");
         assert_eq!(collection_label(Kind::Event, key), "app.bsky.feed.like");
         assert_eq!(
-            collection_label(Kind::Event, Some("at://did:plc:a/fm.teal.alpha.actor.status/self")),
+            collection_label(
+                Kind::Event,
+                Some("at://did:plc:a/fm.teal.alpha.actor.status/self")
+            ),
             "other"
         );
         assert_eq!(collection_label(Kind::Identity, Some("did:plc:a")), "");
@@ -496,6 +515,9 @@ mod tests {
         };
         assert_eq!(refused(429), Disconnect::RateLimited(429));
         assert_eq!(refused(503), Disconnect::Http(503));
-        assert_eq!(classify_connect_error(&WsError::ConnectionClosed), Disconnect::Network);
+        assert_eq!(
+            classify_connect_error(&WsError::ConnectionClosed),
+            Disconnect::Network
+        );
     }
 }

@@ -41,8 +41,9 @@ impl ClientRule {
     /// # Errors
     /// The grammar's problems, joined, naming the rule.
     pub fn parse(value: &str, tag: String) -> anyhow::Result<Self> {
-        let expr = parse_rule(value)
-            .map_err(|problems| anyhow::anyhow!("invalid rule {value:?}: {}", problems.join("; ")))?;
+        let expr = parse_rule(value).map_err(|problems| {
+            anyhow::anyhow!("invalid rule {value:?}: {}", problems.join("; "))
+        })?;
         Ok(Self { expr, tag })
     }
 
@@ -81,9 +82,9 @@ fn rewrite_from(expr: &mut Expr, resolved: &HashMap<String, String>) {
         }
         Expr::Term(_) => {}
         Expr::Not(inner) => rewrite_from(inner, resolved),
-        Expr::And(items) | Expr::Or(items) => {
-            items.iter_mut().for_each(|item| rewrite_from(item, resolved))
-        }
+        Expr::And(items) | Expr::Or(items) => items
+            .iter_mut()
+            .for_each(|item| rewrite_from(item, resolved)),
     }
 }
 
@@ -278,18 +279,36 @@ mod tests {
 
     #[test]
     fn no_match_negation_and_operators() {
-        let mut rules = filter(&[("basketball -#nba", "clean"), ("has:links -lang:ja", "links")]);
+        let mut rules = filter(&[
+            ("basketball -#nba", "clean"),
+            ("has:links -lang:ja", "links"),
+        ]);
         assert_eq!(
-            decide(&mut rules, Kind::Post, "at://a/p/1", &post_event("1", BASKETBALL)),
+            decide(
+                &mut rules,
+                Kind::Post,
+                "at://a/p/1",
+                &post_event("1", BASKETBALL)
+            ),
             Verdict::Unmatched
         );
         assert_eq!(
-            decide(&mut rules, Kind::Edit, "at://a/p/2", &post_event("2", LINK_JA)),
+            decide(
+                &mut rules,
+                Kind::Edit,
+                "at://a/p/2",
+                &post_event("2", LINK_JA)
+            ),
             Verdict::Unmatched
         );
         let mut rules = filter(&[("has:links", "links"), ("from:did:plc:author", "author")]);
         assert_eq!(
-            decide(&mut rules, Kind::Post, "at://a/p/2", &post_event("2", LINK_JA)),
+            decide(
+                &mut rules,
+                Kind::Post,
+                "at://a/p/2",
+                &post_event("2", LINK_JA)
+            ),
             Verdict::Write(vec!["links".into(), "author".into()])
         );
     }
@@ -312,12 +331,22 @@ mod tests {
         );
         // An unseen subject: the repost itself is matched (author and is:retweet only).
         assert_eq!(
-            decide(&mut rules, Kind::Repost, "at://r/x/2", &repost_event("at://x/y/unseen")),
+            decide(
+                &mut rules,
+                Kind::Repost,
+                "at://r/x/2",
+                &repost_event("at://x/y/unseen")
+            ),
             Verdict::Write(vec!["fan".into()])
         );
         let mut rules = filter(&[("basketball", "ball")]);
         assert_eq!(
-            decide(&mut rules, Kind::Repost, "at://r/x/2", &repost_event("at://x/y/unseen")),
+            decide(
+                &mut rules,
+                Kind::Repost,
+                "at://r/x/2",
+                &repost_event("at://x/y/unseen")
+            ),
             Verdict::Unmatched
         );
     }
@@ -330,8 +359,14 @@ mod tests {
             Verdict::Write(Vec::new())
         );
         let mut rules = filter(&[("basketball", "ball")]);
-        assert_eq!(rules.decide(Kind::Delete, None, b"{}"), Verdict::Write(Vec::new()));
-        assert_eq!(rules.decide(Kind::Identity, None, b"{}"), Verdict::Write(Vec::new()));
+        assert_eq!(
+            rules.decide(Kind::Delete, None, b"{}"),
+            Verdict::Write(Vec::new())
+        );
+        assert_eq!(
+            rules.decide(Kind::Identity, None, b"{}"),
+            Verdict::Write(Vec::new())
+        );
         let no_text = post_event("1", r#"{"$type":"app.bsky.feed.post","createdAt":"x"}"#);
         assert!(matches!(
             decide(&mut rules, Kind::Post, "at://a/p/1", &no_text),
@@ -341,9 +376,11 @@ mod tests {
 
     #[test]
     fn handles_are_found_and_rewritten_to_dids() {
-        let mut rule = ClientRule::parse("from:alice.bsky.social OR from:did:plc:x", "t".into()).unwrap();
+        let mut rule =
+            ClientRule::parse("from:alice.bsky.social OR from:did:plc:x", "t".into()).unwrap();
         assert_eq!(rule.handles(), vec!["alice.bsky.social".to_owned()]);
-        let resolved = HashMap::from([("alice.bsky.social".to_owned(), "did:plc:Alice".to_owned())]);
+        let resolved =
+            HashMap::from([("alice.bsky.social".to_owned(), "did:plc:Alice".to_owned())]);
         rule.resolve_handles(&resolved);
         assert!(rule.handles().is_empty());
         let fields = PostFields {
@@ -361,6 +398,8 @@ mod tests {
         }
         assert_eq!(rules.recent.len(), RECENT_MATCHES);
         assert!(!rules.recent.contains_key("at://a/p/0"));
-        assert!(rules.recent.contains_key(&format!("at://a/p/{}", RECENT_MATCHES + 9)));
+        assert!(rules
+            .recent
+            .contains_key(&format!("at://a/p/{}", RECENT_MATCHES + 9)));
     }
 }
