@@ -6,8 +6,11 @@
 # language x sentiment table. The broker keeps running afterwards so you can inspect the
 # topics (stop it with scripts/kafka-local.sh stop).
 #
-#   scripts/demo.sh                 live path: emulator -> tweet-producer --track -> Kafka
-#   scripts/demo.sh --replay FILE   replay a recording instead (default data/sample/stream.jsonl)
+#   scripts/demo.sh                   live path: emulator -> tweet-producer --track -> Kafka
+#   scripts/demo.sh --source bluesky  live path over WebSocket: the emulator's Jetstream serving
+#                                     the real Bluesky recording in ../shared/data/bluesky ->
+#                                     tweet-producer --source bluesky -> Kafka
+#   scripts/demo.sh --replay FILE     replay a recording instead (default data/sample/stream.jsonl)
 #
 # DEMO_SECONDS (default 20) sets how long the producer streams.
 set -euo pipefail
@@ -19,6 +22,18 @@ export KAFKA_BOOTSTRAP="${KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
 MODE=live
 RECORDING=data/sample/stream.jsonl
 if [ "${1:-}" = "--replay" ]; then MODE=replay; RECORDING="${2:-$RECORDING}"; fi
+if [ "${1:-}" = "--source" ]; then
+  case "${2:-}" in
+    bluesky) MODE=bluesky ;;
+    x) MODE=live ;;
+    *) echo "usage: scripts/demo.sh [--source x|bluesky | --replay FILE]" >&2; exit 2 ;;
+  esac
+fi
+SHARED_DATA="${TWEET_PIPELINE_DATA:-$ROOT/../shared/data}"
+if [ "$MODE" = bluesky ] && [ ! -f "$SHARED_DATA/bluesky/jetstream-v1/bluesky-social_jetstream__corpus_expected_v1.jsonl" ]; then
+  echo "scripts/demo.sh --source bluesky serves the Jetstream recording in ../shared/data/bluesky: put shared/ beside the checkout or set TWEET_PIPELINE_DATA" >&2
+  exit 1
+fi
 DEMO_SECONDS="${DEMO_SECONDS:-20}"
 DB="$ROOT/.local/demo/tweets.db"
 BIN="$ROOT/target/release"
@@ -40,24 +55,41 @@ if [ "$MODE" = replay ]; then
   step "tweet-producer --replay $RECORDING"
   "$BIN/tweet-producer" --replay "$RECORDING" --metrics-addr off
 else
-  step "starting the stream emulator (X API v2 filtered stream on 127.0.0.1, real recordings)"
-  emulator_args=(--listen 127.0.0.1:0 --rate 50 --v1-file "$ROOT/data/sample/stream.jsonl")
-  # The shared recordings add the real v2 payloads when they sit beside the checkout.
-  [ -d "$ROOT/../shared/data" ] && emulator_args+=(--data "$ROOT/../shared/data")
   mkdir -p "$ROOT/.local/demo"
-  "$BIN/stream-emulator" "${emulator_args[@]}" >"$ROOT/.local/demo/emulator.out" 2>"$ROOT/.local/demo/emulator.log" &
-  emulator_pid=$!
-  trap 'kill "$emulator_pid" 2>/dev/null || true' EXIT
-  for _ in $(seq 1 50); do grep -q '^listening on ' "$ROOT/.local/demo/emulator.out" 2>/dev/null && break; sleep 0.2; done
-  EMULATOR_URL="$(sed -n 's/^listening on //p' "$ROOT/.local/demo/emulator.out" | head -n 1)"
-  [ -n "$EMULATOR_URL" ] || { echo "the emulator did not start; see $ROOT/.local/demo/emulator.log" >&2; exit 1; }
-  echo "emulator at $EMULATOR_URL"
+  start_emulator() {
+    "$BIN/stream-emulator" "$@" >"$ROOT/.local/demo/emulator.out" 2>"$ROOT/.local/demo/emulator.log" &
+    emulator_pid=$!
+    trap 'kill "$emulator_pid" 2>/dev/null || true' EXIT
+    for _ in $(seq 1 50); do grep -q '^listening on ' "$ROOT/.local/demo/emulator.out" 2>/dev/null && break; sleep 0.2; done
+    EMULATOR_URL="$(sed -n 's/^listening on //p' "$ROOT/.local/demo/emulator.out" | head -n 1)"
+    [ -n "$EMULATOR_URL" ] || { echo "the emulator did not start; see $ROOT/.local/demo/emulator.log" >&2; exit 1; }
+    echo "emulator at $EMULATOR_URL"
+  }
+  if [ "$MODE" = bluesky ]; then
+    step "starting the stream emulator (Bluesky Jetstream /subscribe over WebSocket on 127.0.0.1, the real recording)"
+    start_emulator --listen 127.0.0.1:0 --data "$SHARED_DATA" --jetstream-rate 20
+    JETSTREAM_URL="ws://${EMULATOR_URL#http://}/subscribe"
+    # A fresh cursor: the demo starts at the beginning of the recording every time.
+    rm -f "$ROOT/.local/demo/jetstream.cursor"
+    step "tweet-producer --source bluesky --jetstream $JETSTREAM_URL (for ${DEMO_SECONDS}s, then SIGTERM)"
+    # No credential: Jetstream is public. Posts and reposts, plus identity and account events.
+    timeout --preserve-status -s TERM "$DEMO_SECONDS" \
+      "$BIN/tweet-producer" --source bluesky --jetstream "$JETSTREAM_URL" \
+      --cursor-file "$ROOT/.local/demo/jetstream.cursor" --metrics-addr off
+    echo "cursor saved: $(cat "$ROOT/.local/demo/jetstream.cursor")"
+  else
+    step "starting the stream emulator (X API v2 filtered stream on 127.0.0.1, real recordings)"
+    emulator_args=(--listen 127.0.0.1:0 --rate 50 --v1-file "$ROOT/data/sample/stream.jsonl")
+    # The shared recordings add the real v2 payloads when they sit beside the checkout.
+    [ -d "$SHARED_DATA" ] && emulator_args+=(--data "$SHARED_DATA")
+    start_emulator "${emulator_args[@]}"
 
-  step "tweet-producer --track the --track love --track que (for ${DEMO_SECONDS}s, then SIGTERM)"
-  # The emulator's own demo token; a real run takes X_BEARER_TOKEN from the environment.
-  # --preserve-status: the producer's own exit status (0 only if Kafka acknowledged every record).
-  X_BEARER_TOKEN=emulator-bearer-token timeout --preserve-status -s TERM "$DEMO_SECONDS" \
-    "$BIN/tweet-producer" --base-url "$EMULATOR_URL" --track the --track love --track que --metrics-addr off
+    step "tweet-producer --track the --track love --track que (for ${DEMO_SECONDS}s, then SIGTERM)"
+    # The emulator's own demo token; a real run takes X_BEARER_TOKEN from the environment.
+    # --preserve-status: the producer's own exit status (0 only if Kafka acknowledged every record).
+    X_BEARER_TOKEN=emulator-bearer-token timeout --preserve-status -s TERM "$DEMO_SECONDS" \
+      "$BIN/tweet-producer" --base-url "$EMULATOR_URL" --track the --track love --track que --metrics-addr off
+  fi
   kill "$emulator_pid" 2>/dev/null || true
 fi
 
