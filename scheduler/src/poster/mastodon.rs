@@ -15,7 +15,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use tweet_pipeline_common::secret::Secret;
 
@@ -42,12 +41,7 @@ impl MastodonClient {
     /// # Errors
     /// When the HTTP client cannot be built (TLS setup).
     pub fn new(base_url: &str, token: Secret, timeout: Duration) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("tweet-pipeline-poster/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot build the HTTP client")?;
+        let http = super::http_client(timeout)?;
         Ok(Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
             token,

@@ -108,6 +108,20 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How long Kafka gets to acknowledge a result before the poster gives up (and exits: an
 /// unrecorded outcome must not be followed by more posts).
 const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+/// The HTTP client of every destination's API: requests time out after `timeout` (connecting
+/// after at most 5 s), with the poster's user agent.
+///
+/// # Errors
+/// When the client cannot be built (TLS setup).
+pub(crate) fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("tweet-pipeline-poster/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
 /// Reconciliation reads the account's posts from this long before the attempt (clock skew
 /// between this machine and X).
 const RECONCILE_SLACK_SECS: i64 = 120;

@@ -36,12 +36,7 @@ impl XClient {
     /// # Errors
     /// When the HTTP client cannot be built (TLS setup).
     pub fn new(base_url: &str, keys: OAuthKeys, timeout: Duration) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .user_agent(concat!("tweet-pipeline-poster/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot build the HTTP client")?;
+        let http = super::http_client(timeout)?;
         Ok(Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
             keys,
