@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use support::{
-    analysis_summary, analysis_to_end, create_topics, delete_topics, free_ports, get,
+    analysis_summary, analysis_to_end, create_topics, delete_topics, free_ports, get, http,
     producer_command, producer_summary, read_back, run, sample, scrape, shared_data, signal,
     spawn_emulator, stored_ids, terminate, topic_flags, unique, Emulator,
 };
@@ -367,6 +367,90 @@ async fn a_sigkilled_producer_resumes_from_its_cursor_and_loses_nothing() {
             "rows": rows.len(),
         })
     );
+    drop(emulator);
+    delete_topics(&names).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_connection_resumes_and_a_malformed_frame_is_dead_lettered() {
+    let names = create_topics(&format!("{}-", unique("e2e-bsky-faults"))).await;
+    let events = events();
+    let asked: Vec<&serde_json::Value> = events.iter().filter(|e| asked_for(e)).collect();
+    let emulator = spawn_emulator(&["--jetstream-rate", "0"]);
+    // The first connection is cut after 10 events without a close frame; the second sends
+    // the first half of its 4th event as a frame of its own, then that event whole.
+    for fault in [
+        r#"{"api":"jetstream","drop_after_lines":10}"#,
+        r#"{"api":"jetstream","malformed_after_lines":3}"#,
+    ] {
+        let (status, body) = http(
+            emulator.port,
+            "POST",
+            "/_emulator/faults",
+            &[("content-type", "application/json")],
+            fault,
+        );
+        assert!((200..300).contains(&status), "{status} {body}");
+    }
+    let spool = tempfile::tempdir().expect("temp dir");
+    let (metrics_port, _) = free_ports();
+    let producer = spawn_producer(
+        &emulator,
+        &names,
+        spool.path(),
+        metrics_port,
+        &["--cursor-rewind-secs", "0"],
+    );
+    let log_total = || {
+        let log = jetstream_log(&emulator);
+        (
+            log.connections.len(),
+            log.connections.iter().map(|c| c.events_sent).sum::<u64>(),
+        )
+    };
+    // Connection 2 starts at the 10th event again (the cursor is inclusive): 10 + 26 events,
+    // and the malformed frame.
+    wait_until("the second connection to reach the end", || {
+        log_total() == (2, 10 + 26) && lines_read(metrics_port) == Some(37.0)
+    });
+    let metrics = scrape(metrics_port).expect("/metrics");
+    // Cut without a close frame: a network error (reconnected at once all the same, since
+    // the connection had delivered events).
+    let cut = sample(
+        &metrics,
+        r#"tweet_pipeline_producer_stream_disconnects_total{api="bluesky",reason="network"}"#,
+    );
+    let summary = producer_summary(&terminate(producer));
+    assert_eq!(cut, Some(1.0), "one disconnect: {metrics}");
+    assert_eq!(summary.lines_read, 37);
+    assert_eq!(summary.acked[Destination::DeadLetter], 1);
+    assert_eq!(summary.failed + summary.unacknowledged, 0);
+
+    let topics: Vec<&str> = Destination::ALL.iter().map(|d| names.name(*d)).collect();
+    let records = read_back(&topics, 37);
+    assert_eq!(records.len(), 37);
+    let dead: Vec<_> = records
+        .iter()
+        .filter(|r| r.0 == names.name(Destination::DeadLetter))
+        .collect();
+    assert_eq!(dead.len(), 1);
+    let (_, key, value, headers) = dead[0];
+    assert_eq!(headers["kind"], "malformed", "{headers:?}");
+    assert!(
+        !headers["error"].is_empty(),
+        "the reason is in the error header"
+    );
+    assert!(key.is_none(), "a cut-off event has no key");
+    let text = std::fs::read_to_string(shared_data().join(RECORDING)).expect("the recording");
+    assert!(
+        text.lines().any(|line| !value.is_empty()
+            && value.len() < line.len()
+            && line.as_bytes().starts_with(value)),
+        "the dead letter holds the cut-off frame's bytes: the start of a recorded event"
+    );
+    let in_kafka: BTreeSet<String> = records.iter().filter_map(|r| r.1.clone()).collect();
+    let all: BTreeSet<String> = asked.iter().map(|e| key_of(e)).collect();
+    assert_eq!(in_kafka, all, "every event of the recording is in Kafka");
     drop(emulator);
     delete_topics(&names).await;
 }

@@ -66,6 +66,15 @@ impl<'a> Ingest<'a> {
         self.metrics.keepalives.inc();
     }
 
+    /// Counts one post that matched no client-side rule (read, not written).
+    pub fn unmatched(&mut self, kind: Kind) {
+        self.stats.lines_read += 1;
+        self.stats.unmatched += 1;
+        self.metrics.lines_read.inc();
+        self.metrics.rule_unmatched.inc();
+        tracing::debug!(kind = kind.as_str(), "matched no rule; not written");
+    }
+
     /// Routes one framed line by field inspection and writes it. Blocks while Kafka's local
     /// queue is full.
     pub fn frame(&mut self, frame: Frame<'_>) {

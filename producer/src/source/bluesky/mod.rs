@@ -203,7 +203,6 @@ async fn read_until_cancelled(
         sink,
         rules: &mut config.rules,
         last_seen: saved,
-        unmatched: 0,
     };
     let mut backoff = Backoff::default();
     let connected = metrics.stream_connected.with_label_values(&[label]);
@@ -238,9 +237,7 @@ async fn read_until_cancelled(
         }
         backoff_gauge.set(0.0);
     }
-    let mut stats = std::mem::take(&mut reader.ingest.stats);
-    stats.unmatched = reader.unmatched;
-    Ok(stats)
+    Ok(reader.ingest.stats)
 }
 
 /// Saves the watermark's position once the sink has flushed: every record up to it is in Kafka
@@ -295,7 +292,6 @@ struct EventReader<'a> {
     rules: &'a mut RuleFilter,
     /// The newest `time_us` read (the cursor a reconnect resumes from, less the rewind).
     last_seen: Option<i64>,
-    unmatched: u64,
 }
 
 impl EventReader<'_> {
@@ -331,10 +327,7 @@ impl EventReader<'_> {
                 self.ingest.record_in_sequence(line, routed, sequence);
             }
             Verdict::Unmatched => {
-                self.unmatched += 1;
-                self.ingest.stats.lines_read += 1;
-                metrics.lines_read.inc();
-                metrics.rule_unmatched.inc();
+                self.ingest.unmatched(routed.kind);
                 if let Some(time_us) = routed.cursor {
                     watermark.skip(time_us);
                 }
