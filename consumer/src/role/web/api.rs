@@ -186,8 +186,10 @@ async fn style() -> Response {
         .into_response()
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "feed": "ready" }))
+/// `{"feed":"ready","browsers":N}`: the feed is assigned (the server listens only after), and
+/// N SSE streams are open.
+async fn health(State(state): State<Shared>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "feed": "ready", "browsers": state.feed.receiver_count() }))
 }
 
 /// The SSE stream: `ready` first (the feed is subscribed by then), then `post` and `delete`

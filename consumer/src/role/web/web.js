@@ -76,6 +76,8 @@ function cardNode(card) {
   const body = el("p", { class: "text" }, textNodes(card));
   const article = el("article", { class: "card", tabindex: "0" }, [el("div", { class: "card-meta" }, meta), body]);
   article.dataset.id = card.id;
+  // From the producer receiving the line to this card: the pipeline's end-to-end latency.
+  if (card.received_at_ms) article.dataset.latencyMs = String(Date.now() - card.received_at_ms);
   if (card.rules.length) article.append(el("div", { class: "rules", text: "rules: " + card.rules.join(", ") }));
   return article;
 }
