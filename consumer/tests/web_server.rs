@@ -57,7 +57,7 @@ async fn serve(capacity: usize, token: Option<&str>) -> Server {
 }
 
 fn card(id: &str, text: &str) -> FeedEvent {
-    FeedEvent::Post(Card {
+    FeedEvent::Post(Box::new(Card {
         id: id.into(),
         kind: "tweet",
         author: Some("amy".into()),
@@ -70,7 +70,7 @@ fn card(id: &str, text: &str) -> FeedEvent {
         source: "replay",
         source_detail: None,
         rules: vec![],
-    })
+    }))
 }
 
 fn send(feed: &broadcast::Sender<Broadcast>, event: FeedEvent) {

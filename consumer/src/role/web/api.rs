@@ -264,21 +264,21 @@ async fn schedule_list(State(state): State<Shared>) -> Response {
     }
 }
 
-fn check_csrf(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn check_csrf(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let presented = headers
         .get(security::CSRF_HEADER)
         .and_then(|v| v.to_str().ok());
     if security::csrf_ok(&state.csrf, presented) {
         Ok(())
     } else {
-        Err(error(
+        Err(Box::new(error(
             StatusCode::FORBIDDEN,
             "missing or wrong x-csrf-token header: reload the page and try again",
-        ))
+        )))
     }
 }
 
-async fn producer(state: &AppState) -> Result<rdkafka::producer::FutureProducer, Response> {
+async fn producer(state: &AppState) -> Result<rdkafka::producer::FutureProducer, Box<Response>> {
     let (kafka, topics) = (state.kafka.clone(), state.schedule_topics.clone());
     match tokio::task::spawn_blocking(move || {
         tweet_pipeline_scheduler::queue::schedule_producer(&kafka, &topics)
@@ -286,8 +286,14 @@ async fn producer(state: &AppState) -> Result<rdkafka::producer::FutureProducer,
     .await
     {
         Ok(Ok(producer)) => Ok(producer),
-        Ok(Err(e)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}"))),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Ok(Err(e)) => Err(Box::new(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{e:#}"),
+        ))),
+        Err(e) => Err(Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        ))),
     }
 }
 
@@ -297,7 +303,7 @@ async fn schedule_create(
     Json(request): Json<CreateRequest>,
 ) -> Response {
     if let Err(refused) = check_csrf(&state, &headers) {
-        return refused;
+        return *refused;
     }
     let post = match schedule::plan_post(&request, chrono::Utc::now()) {
         Ok(post) => post,
@@ -305,7 +311,7 @@ async fn schedule_create(
     };
     let producer = match producer(&state).await {
         Ok(producer) => producer,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match schedule::enqueue(&producer, &state.schedule_topics, &post).await {
         Ok(()) => {
@@ -328,7 +334,7 @@ async fn schedule_cancel(
     Json(request): Json<CancelRequest>,
 ) -> Response {
     if let Err(refused) = check_csrf(&state, &headers) {
-        return refused;
+        return *refused;
     }
     if !request.id.starts_with("sp-") {
         return error(
@@ -338,7 +344,7 @@ async fn schedule_cancel(
     }
     let producer = match producer(&state).await {
         Ok(producer) => producer,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     match schedule::cancel(&producer, &state.schedule_topics, &request.id).await {
         Ok(()) => {

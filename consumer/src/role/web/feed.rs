@@ -31,7 +31,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum FeedEvent {
     /// A post to show as a card.
-    Post(Card),
+    Post(Box<Card>),
     /// A delete notice: remove the card of post `id`.
     Delete {
         /// The deleted post's id (the control record's key).
@@ -153,7 +153,7 @@ pub fn event_of(record: &RecordView<'_>) -> Option<FeedEvent> {
             let post = parse_post(payload).ok()?;
             let id = post.id.into_owned();
             let text = post.text.into_owned();
-            Some(FeedEvent::Post(Card {
+            Some(FeedEvent::Post(Box::new(Card {
                 source: source_label(record.source, &id),
                 links: links(&text),
                 kind: post.kind.as_str(),
@@ -168,7 +168,7 @@ pub fn event_of(record: &RecordView<'_>) -> Option<FeedEvent> {
                 rules: rule_tags(record.matching_rules),
                 id,
                 text,
-            }))
+            })))
         }
         Destination::Control => {
             let routed = match route_line(payload) {

@@ -46,7 +46,7 @@ impl ColumnFilter {
             .is_none_or(|want| card.text.to_lowercase().contains(&want.to_lowercase()));
         let link_ok = self
             .has_link
-            .is_none_or(|want| want == !card.links.is_empty());
+            .is_none_or(|want| want != card.links.is_empty());
         let rule_ok = set(&self.rule).is_none_or(|want| card.rules.iter().any(|r| r == want));
         lang_ok && source_ok && contains_ok && link_ok && rule_ok
     }
