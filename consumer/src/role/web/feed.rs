@@ -216,9 +216,13 @@ pub fn start(kafka: &KafkaArgs, topics: &TopicNames) -> anyhow::Result<Tail> {
     let group = format!("tweet-consumer-web-{}-{nanos}", std::process::id());
     let mut config =
         tweet_pipeline_common::kafka::consumer_config(kafka, &group, "tweet-consumer-web");
+    // A fetch waits at most 100 ms for records (librdkafka's default, 500 ms, is latency a
+    // person watching the page sees); the user's -X properties still win.
     config
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "latest");
+        .set("auto.offset.reset", "latest")
+        .set("fetch.wait.max.ms", "100");
+    tweet_pipeline_common::kafka::apply_overrides(&mut config, kafka);
     let consumer: BaseConsumer = config
         .create()
         .context("invalid Kafka consumer configuration (check -X properties)")?;
