@@ -4,7 +4,8 @@
 # cargo), kcat (topic inspection), Prometheus and promtool (the monitoring test runs a real
 # Prometheus on deploy/prometheus.yml), docker-compose (validates docker-compose.kafka.yml; no
 # Docker engine needed), the PostgreSQL server (e2e/tests/postgres.rs starts its own in a
-# temporary folder). Debian packages via apt-get; Rust itself must be installed (rustup);
+# temporary folder), Chromium and its WebDriver (e2e/tests/web.rs renders the web view in a
+# headless browser). Debian packages via apt-get; Rust itself must be installed (rustup);
 # crates and the Kafka jars are fetched by cargo and Maven on first use.
 # systemd-analyze (package systemd) is used when present and not installed here.
 set -euo pipefail
@@ -24,6 +25,7 @@ command -v kcat >/dev/null 2>&1 || need+=(kcat)
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need+=(prometheus)
 { docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } || need+=(docker-compose)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql)
+{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || need+=(chromium chromium-driver)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "ensure-deps: installing ${need[*]} with apt-get" >&2

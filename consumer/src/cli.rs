@@ -192,6 +192,10 @@ pub struct Cli {
     /// The poster role's flags.
     #[command(flatten)]
     pub poster: poster::PosterArgs,
+
+    /// The web role's flags.
+    #[command(flatten)]
+    pub web: crate::role::web::WebArgs,
 }
 
 impl Cli {
@@ -205,7 +209,7 @@ impl Cli {
         }
         Role::from_str(&self.group, true).map_err(|_| {
             anyhow::anyhow!(
-                "group '{}' names no role; add --role analysis (the roles: analysis, archive, poster)",
+                "group '{}' names no role; add --role analysis (the roles: analysis, archive, poster, web)",
                 self.group
             )
         })
@@ -221,6 +225,9 @@ pub enum Role {
     Poster,
     /// Raw record values into rotating gzip JSON-lines files (readable by tweet-producer --replay).
     Archive,
+    /// A live web view of the stream, the analysis and the schedule (docs/web.md); commits
+    /// nothing.
+    Web,
 }
 
 /// Default rotation size of an archive file: 128 MiB of compressed data.

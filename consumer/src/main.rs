@@ -93,6 +93,7 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match role {
         Role::Poster => run_poster(cli, &registry, shutdown).await,
+        Role::Web => role::web::run(cli, shutdown).await,
         Role::Analysis => {
             let (consumer, metrics) = runner(&cli)?;
             let summary = role::analysis::run(&cli, consumer, metrics, &shutdown).await?;

@@ -1,10 +1,12 @@
 //! The consumer-group roles that run on the at-least-once loop ([`crate::runner`]): what each
 //! reads, how its handler is made, and the summary of its run. One module per role:
 //! [`analysis`] (language, sentiment, the store, deletes) and [`archive`] (raw records into
-//! gzip files). The poster runs its own loop (`tweet_pipeline_scheduler::poster`).
+//! gzip files). The poster runs its own loop (`tweet_pipeline_scheduler::poster`), and so does
+//! [`web`] (a live view that commits nothing).
 
 pub mod analysis;
 pub mod archive;
+pub mod web;
 
 use std::time::Duration;
 

@@ -1,0 +1,356 @@
+//! The web view's HTTP handlers: the page and its assets, the SSE feed, the analysis and
+//! schedule JSON endpoints, the schedule actions, and the access-token guard in front of all.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+use tweet_pipeline_common::config::{KafkaArgs, ScheduleTopics};
+use tweet_pipeline_common::secret::Secret;
+
+use super::analysis::{self, AnalysisPanel};
+use super::feed::{Broadcast, FeedEvent};
+use super::filter::ColumnFilter;
+use super::page::{self, PageContext};
+use super::schedule::{self, CreateRequest};
+use super::security::{self, Presented};
+use crate::store::StoreLocation;
+
+/// How long an analysis panel is served from memory before the store is read again (the page
+/// asks every 5 s; several browsers share one read).
+const ANALYSIS_CACHE: Duration = Duration::from_secs(3);
+
+/// What every handler shares.
+pub struct AppState {
+    /// The feed's sender; each SSE stream subscribes.
+    pub feed: broadcast::Sender<Broadcast>,
+    /// The per-process CSRF token.
+    pub csrf: String,
+    /// The access token, if one is required.
+    pub auth_token: Option<Secret>,
+    /// The analysis store.
+    pub db: StoreLocation,
+    /// How to reach Kafka (the schedule's reads and writes).
+    pub kafka: KafkaArgs,
+    /// The scheduled topics.
+    pub schedule_topics: ScheduleTopics,
+    /// The post and control topics (shown on the page).
+    pub topics: [String; 3],
+    /// Ends every SSE stream at shutdown (graceful shutdown waits for open connections).
+    pub shutdown: CancellationToken,
+    analysis_cache: Mutex<Option<(Instant, AnalysisPanel)>>,
+}
+
+impl AppState {
+    /// The shared state; see the fields.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        feed: broadcast::Sender<Broadcast>,
+        csrf: String,
+        auth_token: Option<Secret>,
+        db: StoreLocation,
+        kafka: KafkaArgs,
+        schedule_topics: ScheduleTopics,
+        topics: [String; 3],
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            feed,
+            csrf,
+            auth_token,
+            db,
+            kafka,
+            schedule_topics,
+            topics,
+            shutdown,
+            analysis_cache: Mutex::new(None),
+        }
+    }
+}
+
+type Shared = Arc<AppState>;
+
+/// The router: `/`, `/app.js`, `/app.css`, `/events`, `/api/health`, `/api/analysis`,
+/// `GET|POST /api/schedule`, `POST /api/schedule/cancel`, all behind [`guard`].
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/app.js", get(script))
+        .route("/app.css", get(style))
+        .route("/events", get(events))
+        .route("/api/health", get(health))
+        .route("/api/analysis", get(analysis_panel))
+        .route("/api/schedule", get(schedule_list).post(schedule_create))
+        .route("/api/schedule/cancel", post(schedule_cancel))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+fn query_token(query: Option<&str>) -> Option<&str> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+}
+
+/// Refuses a request without the access token (when one is set); a valid `?token=` sets the
+/// token cookie, so the page's own requests carry it. Adds the security headers.
+async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let query = query_token(request.uri().query());
+    let presented = Presented {
+        header: value(security::TOKEN_HEADER),
+        authorization: value(header::AUTHORIZATION.as_str()),
+        cookie: value(header::COOKIE.as_str()),
+        query,
+    };
+    if !security::authorised(state.auth_token.as_ref(), &presented) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "this web view needs its access token: open /?token=<token> once, or send the x-web-token header",
+        );
+    }
+    let set_cookie = state
+        .auth_token
+        .as_ref()
+        .filter(|_| query.is_some())
+        .map(|token| {
+            format!(
+                "{}={}; Path=/; HttpOnly; SameSite=Strict",
+                security::TOKEN_COOKIE,
+                token.expose()
+            )
+        });
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if let Some(cookie) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+async fn index(State(state): State<Shared>) -> Response {
+    let db = state.db.to_string();
+    let html = page::render(&PageContext {
+        csrf: &state.csrf,
+        db: &db,
+        topics: [&state.topics[0], &state.topics[1], &state.topics[2]],
+    });
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, page::CSP),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Html(html),
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        page::SCRIPT,
+    )
+        .into_response()
+}
+
+async fn style() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        page::STYLE,
+    )
+        .into_response()
+}
+
+/// `{"feed":"ready","browsers":N}`: the feed is assigned (the server listens only after), and
+/// N SSE streams are open.
+async fn health(State(state): State<Shared>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "feed": "ready", "browsers": state.feed.receiver_count() }))
+}
+
+/// The SSE stream: `ready` first (the feed is subscribed by then), then `post` and `delete`
+/// events matching the query's [`ColumnFilter`]; a browser that falls more than the feed's
+/// capacity behind gets `reload` and the stream ends (it is never buffered further).
+async fn events(
+    State(state): State<Shared>,
+    Query(filter): Query<ColumnFilter>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let mut receiver = state.feed.subscribe();
+    let shutdown = state.shutdown.clone();
+    let stream = async_stream::stream! {
+        yield Ok(Event::default().event("ready").data("{}"));
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => break,
+                next = receiver.recv() => next,
+            };
+            match next {
+                Ok(message) => {
+                    let wanted = match &message.0 {
+                        FeedEvent::Post(card) => filter.matches(card),
+                        FeedEvent::Delete { .. } => true,
+                    };
+                    if wanted {
+                        yield Ok(Event::default().event(message.0.name()).data(message.1.as_str()));
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::info!(missed, "a browser fell behind the feed; told to reload");
+                    yield Ok(Event::default().event("reload").data(format!("{{\"missed\":{missed}}}")));
+                    break;
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    };
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn analysis_panel(State(state): State<Shared>) -> Response {
+    if let Ok(cache) = state.analysis_cache.lock() {
+        if let Some((at, panel)) = cache.as_ref() {
+            if at.elapsed() < ANALYSIS_CACHE {
+                return Json(panel.clone()).into_response();
+            }
+        }
+    }
+    let db = state.db.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        analysis::read(&db, tweet_pipeline_common::headers::now_ms())
+    })
+    .await;
+    match read {
+        Ok(Ok(panel)) => {
+            if let Ok(mut cache) = state.analysis_cache.lock() {
+                *cache = Some((Instant::now(), panel.clone()));
+            }
+            Json(panel).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn schedule_list(State(state): State<Shared>) -> Response {
+    let (kafka, topics) = (state.kafka.clone(), state.schedule_topics.clone());
+    match tokio::task::spawn_blocking(move || schedule::list(&kafka, &topics)).await {
+        Ok(Ok(rows)) => Json(serde_json::json!({ "rows": rows })).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+fn check_csrf(state: &AppState, headers: &HeaderMap) -> Result<(), Box<Response>> {
+    let presented = headers
+        .get(security::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if security::csrf_ok(&state.csrf, presented) {
+        Ok(())
+    } else {
+        Err(Box::new(error(
+            StatusCode::FORBIDDEN,
+            "missing or wrong x-csrf-token header: reload the page and try again",
+        )))
+    }
+}
+
+async fn producer(state: &AppState) -> Result<rdkafka::producer::FutureProducer, Box<Response>> {
+    let (kafka, topics) = (state.kafka.clone(), state.schedule_topics.clone());
+    match tokio::task::spawn_blocking(move || {
+        tweet_pipeline_scheduler::queue::schedule_producer(&kafka, &topics)
+    })
+    .await
+    {
+        Ok(Ok(producer)) => Ok(producer),
+        Ok(Err(e)) => Err(Box::new(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{e:#}"),
+        ))),
+        Err(e) => Err(Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        ))),
+    }
+}
+
+async fn schedule_create(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Json(request): Json<CreateRequest>,
+) -> Response {
+    if let Err(refused) = check_csrf(&state, &headers) {
+        return *refused;
+    }
+    let post = match schedule::plan_post(&request, chrono::Utc::now()) {
+        Ok(post) => post,
+        Err(reason) => return error(StatusCode::UNPROCESSABLE_ENTITY, reason),
+    };
+    let producer = match producer(&state).await {
+        Ok(producer) => producer,
+        Err(refused) => return *refused,
+    };
+    match schedule::enqueue(&producer, &state.schedule_topics, &post).await {
+        Ok(()) => {
+            tracing::info!(id = %post.id, due_at = %post.due_at, "post scheduled from the web view");
+            Json(serde_json::json!({ "id": post.id, "due_at": post.due_at })).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    }
+}
+
+/// `POST /api/schedule/cancel` body.
+#[derive(Debug, Deserialize)]
+struct CancelRequest {
+    id: String,
+}
+
+async fn schedule_cancel(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Json(request): Json<CancelRequest>,
+) -> Response {
+    if let Err(refused) = check_csrf(&state, &headers) {
+        return *refused;
+    }
+    if !request.id.starts_with("sp-") {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not a scheduled post id (sp-...)",
+        );
+    }
+    let producer = match producer(&state).await {
+        Ok(producer) => producer,
+        Err(refused) => return *refused,
+    };
+    match schedule::cancel(&producer, &state.schedule_topics, &request.id).await {
+        Ok(()) => {
+            tracing::info!(id = %request.id, "scheduled post cancelled from the web view");
+            Json(serde_json::json!({ "id": request.id, "cancelled": true })).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    }
+}

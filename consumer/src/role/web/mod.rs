@@ -1,0 +1,110 @@
+//! The `web` role: a live web view of the stream. A Kafka tail ([`feed`]) reads the tweets,
+//! retweets and control topics from their end, commits nothing, and broadcasts each post and
+//! delete to the browsers over SSE; the page ([`page`]) shows them in TweetDeck-style
+//! columns ([`filter`]) beside the analysis panel ([`analysis`], from the store) and the
+//! schedule ([`schedule`], through the scheduler's own code). [`api`] holds the handlers,
+//! [`security`] the access-token and CSRF rules. See docs/web.md.
+
+pub mod analysis;
+pub mod api;
+pub mod feed;
+pub mod filter;
+pub mod page;
+pub mod schedule;
+pub mod security;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tweet_pipeline_common::secret::Secret;
+
+use crate::cli::Cli;
+
+/// Default address of the web view: loopback only.
+pub const DEFAULT_HTTP_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+
+/// Events the feed holds for the slowest browser. A browser further behind than this is told
+/// to reload and dropped, so memory stays bounded whatever the browsers do. 1024 events is
+/// several seconds of a sampled stream and about 3 MB at 3 KB a post.
+pub const FEED_CAPACITY: usize = 1024;
+
+/// The web role's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WebArgs {
+    /// Address of the web view (`--group web`). Anything but a loopback address needs
+    /// --auth-token.
+    #[arg(long, env = "TWEET_PIPELINE_HTTP_ADDR", default_value_t = DEFAULT_HTTP_ADDR)]
+    pub http_addr: SocketAddr,
+
+    /// Access token of the web view (at least 16 characters): every request must carry it
+    /// (open /?token=TOKEN once to set the cookie, or send the x-web-token header).
+    /// Required when --http-addr is not a loopback address.
+    #[arg(
+        long,
+        env = "TWEET_PIPELINE_WEB_TOKEN",
+        hide_env_values = true,
+        value_parser = parse_secret
+    )]
+    pub auth_token: Option<Secret>,
+}
+
+fn parse_secret(value: &str) -> Result<Secret, String> {
+    Ok(Secret::new(value.trim()))
+}
+
+/// Runs the web view until `shutdown`: checks the bind rule, assigns the tail to the end of
+/// the topics, then serves the page. Logs (and prints on stdout) `web view on http://ADDR/`.
+///
+/// # Errors
+/// A non-loopback address without a token, an unreachable broker or missing topic, or an
+/// address that cannot be bound.
+pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
+    let args = cli.web.clone();
+    security::check_bind(args.http_addr, args.auth_token.as_ref())?;
+    let (kafka, topics) = (cli.kafka.clone(), cli.topics.clone());
+    let tail = tokio::task::spawn_blocking(move || feed::start(&kafka, &topics))
+        .await
+        .context("the feed's start panicked")??;
+    let (sender, _) = broadcast::channel(FEED_CAPACITY);
+    let feed_sender = sender.clone();
+    let feed_cancel = shutdown.clone();
+    let feed = tokio::task::spawn_blocking(move || tail.run(&feed_sender, &feed_cancel));
+    let state = Arc::new(api::AppState::new(
+        sender,
+        security::random_token(),
+        args.auth_token.clone(),
+        cli.db.clone(),
+        cli.kafka.clone(),
+        cli.poster.topics.clone(),
+        [
+            cli.topics.tweets.clone(),
+            cli.topics.retweets.clone(),
+            cli.topics.control.clone(),
+        ],
+        shutdown.clone(),
+    ));
+    let listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; pick another --http-addr",
+                args.http_addr
+            )
+        })?;
+    let bound = listener
+        .local_addr()
+        .context("reading the web listener's address")?;
+    tracing::info!(%bound, auth = args.auth_token.is_some(), "serving the web view");
+    println!("web view on http://{bound}/");
+    let served = axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
+    shutdown.cancel();
+    feed.await.context("the feed thread panicked")?;
+    served.context("the web server failed")?;
+    Ok(ExitCode::SUCCESS)
+}
