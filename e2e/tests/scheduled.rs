@@ -13,12 +13,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use serde_json::Value;
-use support::{binary, bootstrap, free_ports, sample, scrape, terminate, unique, Emulator};
+use support::{
+    binary, bootstrap, create_schedule_topics, delete_schedule_topics, free_ports, sample, scrape,
+    terminate, unique, Emulator,
+};
 use tweet_pipeline_common::config::ScheduleTopics;
 use tweet_pipeline_scheduler::model::{Destination, Outcome, PostResult};
 use tweet_pipeline_scheduler::queue::read_to_end;
@@ -65,43 +66,6 @@ impl Emulator {
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).expect("JSON")
     }
-}
-
-/// The scheduled and results topics under a fresh prefix, both compacted, 2 partitions.
-async fn create_schedule_topics(prefix: &str) -> ScheduleTopics {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin client");
-    let names = ScheduleTopics::with_prefix(prefix);
-    let topics: Vec<NewTopic<'_>> = [&names.scheduled, &names.results]
-        .into_iter()
-        .map(|name| {
-            NewTopic::new(name, support::PARTITIONS, TopicReplication::Fixed(1))
-                .set("cleanup.policy", "compact")
-        })
-        .collect();
-    for result in admin
-        .create_topics(
-            &topics,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("no Kafka broker at {}: {e}", bootstrap()))
-    {
-        result.expect("topic created");
-    }
-    names
-}
-
-async fn delete_schedule_topics(names: &ScheduleTopics) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin client");
-    let _ = admin
-        .delete_topics(&[&names.scheduled, &names.results], &AdminOptions::new())
-        .await;
 }
 
 fn topic_flags(names: &ScheduleTopics) -> Vec<String> {

@@ -15,44 +15,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use serde_json::Value;
 use support::{
-    binary, bootstrap, create_topics, delete_topics, free_ports, http, producer_command, run,
-    shared_data, terminate, topic_flags, unique,
+    binary, bootstrap, create_schedule_topics, create_topics, delete_topics, free_ports, http,
+    producer_command, run, shared_data, terminate, topic_flags, unique,
 };
 use tweet_pipeline_common::config::{ScheduleTopics, TopicNames};
 
 /// How long a test waits for something that should take well under a second before it fails.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-async fn create_schedule_topics(prefix: &str) -> ScheduleTopics {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin client");
-    let names = ScheduleTopics::with_prefix(prefix);
-    let topics: Vec<NewTopic<'_>> = [&names.scheduled, &names.results]
-        .into_iter()
-        .map(|name| {
-            NewTopic::new(name, support::PARTITIONS, TopicReplication::Fixed(1))
-                .set("cleanup.policy", "compact")
-        })
-        .collect();
-    for result in admin
-        .create_topics(
-            &topics,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("no Kafka broker at {}: {e}", bootstrap()))
-    {
-        result.expect("topic created");
-    }
-    names
-}
 
 /// A running web view and its port.
 struct Web {

@@ -10,7 +10,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use tweet_pipeline_common::config::TopicNames;
+use tweet_pipeline_common::config::{ScheduleTopics, TopicNames};
 use tweet_pipeline_common::Destination;
 
 use super::unique;
@@ -232,4 +232,42 @@ pub fn assert_group_at_end(group: &str, topics: &[&str]) {
 pub fn group_at_end(group: &str, topics: &[&str]) -> bool {
     group_positions(group, topics)
         .is_ok_and(|positions| positions.iter().all(|p| p.committed == p.high))
+}
+
+/// The scheduled and results topics under a fresh prefix, both compacted, 2 partitions.
+pub async fn create_schedule_topics(prefix: &str) -> ScheduleTopics {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client");
+    let names = ScheduleTopics::with_prefix(prefix);
+    let topics: Vec<NewTopic<'_>> = [&names.scheduled, &names.results]
+        .into_iter()
+        .map(|name| {
+            NewTopic::new(name, PARTITIONS, TopicReplication::Fixed(1))
+                .set("cleanup.policy", "compact")
+        })
+        .collect();
+    for result in admin
+        .create_topics(
+            &topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("no Kafka broker at {}: {e}", bootstrap()))
+    {
+        result.expect("topic created");
+    }
+    names
+}
+
+/// Deletes the topics of [`create_schedule_topics`].
+pub async fn delete_schedule_topics(names: &ScheduleTopics) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("admin client");
+    let _ = admin
+        .delete_topics(&[&names.scheduled, &names.results], &AdminOptions::new())
+        .await;
 }

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 pub use http::{free_ports, get, http, sample, scrape};
 pub use kafka::{
-    assert_group_at_end, bootstrap, create_topics, create_topics_on, delete_topics, from_beginning,
-    group_at_end, group_positions, read_back, topic_flags, GroupPosition, Record, PARTITIONS,
+    assert_group_at_end, bootstrap, create_schedule_topics, create_topics, create_topics_on,
+    delete_schedule_topics, delete_topics, from_beginning, group_at_end, group_positions,
+    read_back, topic_flags, GroupPosition, Record, PARTITIONS,
 };
 pub use process::{
     analysis_summary, analysis_to_end, archive_summary, binary, consumer_command, json_summary,
