@@ -8,6 +8,9 @@
 #      detector, and the seed's Python stack (confluent-kafka + langdetect + vaderSentiment + sqlite3)
 #   c. end-to-end latency p50/p99/p999 (producer receive -> row committed) at 5,000 posts/s
 #   d. peak RSS of the producer and the consumer during (c)
+#   e. recovery: SIGKILL + immediate restart of an analysis consumer to its first new row, per
+#      group-membership setting (scripts/bench/recovery.sh; about 5 minutes, most of it waiting
+#      out 45 s sessions; BENCH_RECOVERY=0 skips it)
 #
 # BENCH_LINES (default 200000) lines of real recordings (../shared/data/twitter_v1 stream files,
 # looped); BENCH_LATENCY_S (default 60); BENCH_PYTHON_POSTS (default 5000).
@@ -127,6 +130,12 @@ read -r P50 P99 P999 SAMPLES < <(curl -s http://127.0.0.1:9182/metrics | python3
 kill -TERM "$CONSUMER"; wait "$CONSUMER" || true
 SENT=$(awk '/lines read/ {print $NF}' "$OUT/producer-c.txt")
 
+RECOVERY=""
+if [ "${BENCH_RECOVERY:-1}" != 0 ]; then
+  say "e. recovery after SIGKILL + restart, per membership setting"
+  RECOVERY=$(scripts/bench/recovery.sh "$OUT/recovery" 2)
+fi
+
 report() {
   python3 - "$@" <<'PY'
 import sys
@@ -159,6 +168,7 @@ MACHINE="$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpui
 echo
 echo "$TABLE"
 echo
+[ -n "$RECOVERY" ] && { echo "$RECOVERY"; echo; }
 echo "Machine: $MACHINE"
 {
   echo "<!-- written by scripts/bench.sh on $(date -u +%Y-%m-%dT%H:%MZ); edit the analysis below, not the table -->"
@@ -167,5 +177,6 @@ echo "Machine: $MACHINE"
   echo "Machine: $MACHINE."
   echo
   echo "$TABLE"
+  [ -n "$RECOVERY" ] && { echo; echo "Recovery (e):"; echo; echo "$RECOVERY"; }
 } > "$OUT/latest.md"
 echo "(table also in .local/bench/latest.md)" >&2

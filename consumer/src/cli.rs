@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tweet_pipeline_common::config::{legacy_or, KafkaArgs, MetricsArgs, SummaryArgs, TopicNames};
 
+use crate::runner::membership::{self, Membership};
 use crate::store::StoreLocation;
 use crate::text::{self, DetectorKind, LanguageList};
 use tweet_pipeline_scheduler::poster;
@@ -156,6 +157,20 @@ pub struct Cli {
     /// Exit once every assigned partition is read to its end (for batch jobs, tests, demos).
     #[arg(long)]
     pub exit_at_end: bool,
+
+    /// How this instance joins its consumer group: static (a `group.instance.id`, KIP-345: a
+    /// restarted member takes its partitions back at once, without a rebalance) or dynamic (a
+    /// new member at every start: a crashed member's partitions wait for its session to time
+    /// out, 45 s by default). Measured in docs/benchmarks.md; what must stay unique:
+    /// docs/operations.md.
+    #[arg(long, env = "TWEET_PIPELINE_MEMBERSHIP", value_enum, default_value_t)]
+    pub membership: Membership,
+
+    /// The static member's `group.instance.id`: unique within the group and the same across
+    /// restarts of one instance. Default: <host name>-<group>, right for one instance per group
+    /// per host; give each of several instances on one host its own.
+    #[arg(long, env = "TWEET_PIPELINE_INSTANCE_ID", value_parser = membership::parse_instance_id)]
+    pub instance_id: Option<String>,
 
     /// Parse and store posts without language detection or sentiment (a benchmark baseline).
     #[arg(long)]

@@ -9,6 +9,9 @@
 //! - `consumer_sigkilled_ten_times`: the analysis consumer SIGKILLed at random moments (case b).
 //! - `group_member_sigkilled_partner_takes_over`: two analysis consumers in one group, one
 //!   SIGKILLed (case c).
+//! - `restarted_member_resumes_before_its_session_expires`: the bound of the default static
+//!   membership: a member SIGKILLed and started again reads on before the dead one's 45 s
+//!   session could have expired (a dynamic member waits it out).
 //!
 //! Case e (the producer SIGTERMed mid-stream) is `operations.rs`.
 //!
@@ -564,10 +567,10 @@ async fn consumer_sigkilled_ten_times() {
         state ^= state >> 7;
         state ^= state << 17;
         let delay = Duration::from_millis(200 + state % 800);
-        // Static membership (KIP-345): a restarted instance with the same group.instance.id
-        // takes its partitions back at once, without waiting out the dead one's session.
+        // Static membership (KIP-345, the default): a restarted instance with the same
+        // group.instance.id takes its partitions back at once, without waiting out the dead
+        // one's session.
         let mut child = analysis_consumer(&group, &db, &names, &log)
-            .args(["-X", "group.instance.id=chaos-b"])
             .spawn()
             .expect("consumer starts");
         if kills == 0 {
@@ -589,9 +592,7 @@ async fn consumer_sigkilled_ten_times() {
         rows_at_kill.push(stored_ids(&db).len());
     }
     println!("rows after each SIGKILL: {rows_at_kill:?}");
-    run(analysis_consumer(&group, &db, &names, &log)
-        .args(["-X", "group.instance.id=chaos-b"])
-        .arg("--exit-at-end"));
+    run(analysis_consumer(&group, &db, &names, &log).arg("--exit-at-end"));
     let stored = stored_ids(&db);
     let (missing, unexpected) = diff_rows(&want.rows, &stored);
     tally(
@@ -623,10 +624,14 @@ async fn group_member_sigkilled_partner_takes_over() {
     let db = dir.path().join("tweets.db");
     let (log_a, log_b) = (dir.path().join("a.log"), dir.path().join("b.log"));
     let group = unique("analysis");
+    // Two static members on one host: each needs an instance id of its own (the default,
+    // <host>-<group>, would make the second fence the first).
     let mut a = analysis_consumer(&group, &db, &names, &log_a)
+        .args(["--instance-id", "member-a"])
         .spawn()
         .expect("consumer a starts");
     let b = analysis_consumer(&group, &db, &names, &log_b)
+        .args(["--instance-id", "member-b"])
         .spawn()
         .expect("consumer b starts");
     // Both members hold partitions before one dies.
@@ -689,5 +694,79 @@ async fn group_member_sigkilled_partner_takes_over() {
         "the store equals the distinct undeleted posts"
     );
     support::assert_group_at_end(&group, &[&names.tweets, &names.retweets, &names.control]);
+    delete_topics(&names).await;
+}
+
+/// The session timeout of the dead member in the bound test: librdkafka's default, stated.
+const DEFAULT_SESSION: Duration = Duration::from_secs(45);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restarted_member_resumes_before_its_session_expires() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (names, want, _) = produce_recordings(3, dir.path()).await;
+    let db = dir.path().join("tweets.db");
+    let log = dir.path().join("consumer.log");
+    let group = unique("analysis");
+    // The default membership (static, id <host>-<group>) with the default 45 s session: only
+    // static membership can hand the partitions back sooner than the session expires.
+    let consumer = || {
+        let mut command = Command::new(support::binary("tweet-consumer"));
+        command
+            .args(["--group", &group, "--role", "analysis"])
+            .arg("--db")
+            .arg(&db)
+            .args(topic_flags(&names))
+            .arg("--metrics-addr=off")
+            .args([
+                "-X",
+                &format!("session.timeout.ms={}", DEFAULT_SESSION.as_millis()),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::File::options()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .expect("log"),
+            );
+        command
+    };
+    let mut first = consumer().spawn().expect("consumer starts");
+    wait_for_rows(&db, &log);
+    kill(&mut first);
+    let restarted = Instant::now();
+    let mut rest = consumer()
+        .arg("--exit-at-end")
+        .spawn()
+        .expect("consumer restarts");
+    // --exit-at-end needs an assignment: a member that had to wait out the dead one's session
+    // could not be done before it expired.
+    let bound = DEFAULT_SESSION / 2;
+    while rest.try_wait().expect("status").is_none() {
+        if restarted.elapsed() > bound {
+            kill(&mut rest);
+            panic!(
+                "the restarted member had not read to the end {bound:?} after the restart (the \
+                 dead member's session is {DEFAULT_SESSION:?}):\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = output_of(rest);
+    println!(
+        "restarted member read to the end {:.1} s after the restart",
+        restarted.elapsed().as_secs_f64()
+    );
+    assert!(
+        output.status.success(),
+        "the restarted member exited cleanly"
+    );
+    let stored = stored_ids(&db);
+    assert_eq!(
+        diff_rows(&want.rows, &stored),
+        (0, 0),
+        "the store equals the distinct undeleted posts"
+    );
     delete_topics(&names).await;
 }

@@ -254,11 +254,13 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
     );
 
     // Two instances of one group, both joined before any record exists, so both get partitions.
+    // On one host, each static member needs an instance id of its own (docs/operations.md).
     let group = unique("pg-analysis");
     let (port_a, port_b) = free_ports();
     let start = |port: u16| {
         consumer_command()
             .args(["--group", &group, "--role", "analysis"])
+            .arg(format!("--instance-id=member-{port}"))
             .arg(format!("--db={url}"))
             .args(topic_flags(&names))
             .arg(format!("--metrics-addr=127.0.0.1:{port}"))

@@ -57,5 +57,12 @@ pub fn consumer(
         &[cli.topics.deadletter.as_str()],
     ]
     .concat();
-    runner::create_consumer(&cli.kafka, &cli.group, lag, &checked)
+    runner::create_consumer(
+        &cli.kafka,
+        &cli.group,
+        cli.membership,
+        cli.instance_id.as_deref(),
+        lag,
+        &checked,
+    )
 }

@@ -23,6 +23,7 @@ use tweet_pipeline_common::backoff::{Backoff, BackoffPolicy};
 use tweet_pipeline_common::kafka::ClientLog;
 
 pub mod lag;
+pub mod membership;
 pub mod outputs;
 
 use self::lag::LagGauge;
@@ -205,8 +206,9 @@ pub fn commit_sync<C: ConsumerContext>(consumer: &BaseConsumer<C>) {
 /// is read to its end), then commits stored offsets synchronously.
 ///
 /// # Errors
-/// None from the loop itself today: poll errors are logged and retried, handler errors are
-/// retried with backoff. The `Result` leaves room for fatal conditions.
+/// A fatal client error (librdkafka INTRODUCTION.md "Fatal consumer errors"), e.g. this
+/// static member fenced by another instance that joined with the same `group.instance.id`.
+/// Other poll errors are logged and retried, handler errors are retried with backoff.
 pub fn run<C: ConsumerContext, H: Handler>(
     consumer: &BaseConsumer<C>,
     handler: &mut H,
@@ -216,7 +218,7 @@ pub fn run<C: ConsumerContext, H: Handler>(
     let mut stats = RunStats::default();
     let mut batch: Vec<BorrowedMessage<'_>> = Vec::with_capacity(config.batch_max_records);
     while !cancel.is_cancelled() {
-        collect_batch(consumer, config, &mut batch);
+        collect_batch(consumer, config, &mut batch)?;
         if batch.is_empty() {
             store_durable(consumer, handler, false);
             if config.exit_at_end && at_end(consumer) {
@@ -277,7 +279,7 @@ fn collect_batch<'c, C: ConsumerContext>(
     consumer: &'c BaseConsumer<C>,
     config: &RunnerConfig,
     batch: &mut Vec<BorrowedMessage<'c>>,
-) {
+) -> anyhow::Result<()> {
     let mut deadline = None;
     while batch.len() < config.batch_max_records {
         let timeout = match deadline {
@@ -297,11 +299,15 @@ fn collect_batch<'c, C: ConsumerContext>(
                 batch.push(message);
             }
             Some(Err(error)) => {
+                if let Some((code, reason)) = consumer.client().fatal_error() {
+                    return Err(membership::explain_fatal(code, &reason));
+                }
                 tracing::warn!(%error, "consumer poll error");
                 break;
             }
         }
     }
+    Ok(())
 }
 
 /// Whether every assigned partition has been consumed to its high watermark.
@@ -388,7 +394,8 @@ fn cached_high_watermark<C: ConsumerContext>(
         .then_some(high)
 }
 
-/// Creates group `group`'s consumer with the lag gauge (`lag`) fed from librdkafka's
+/// Creates group `group`'s consumer, joining as `membership` says (with `instance_id` as its
+/// `group.instance.id` when static), with the lag gauge (`lag`) fed from librdkafka's
 /// statistics, and checks at start that `topics` exist.
 ///
 /// # Errors
@@ -396,12 +403,15 @@ fn cached_high_watermark<C: ConsumerContext>(
 pub fn create_consumer(
     kafka: &tweet_pipeline_common::config::KafkaArgs,
     group: &str,
+    membership: membership::Membership,
+    instance_id: Option<&str>,
     lag: LagGauge,
     topics: &[&str],
 ) -> anyhow::Result<BaseConsumer<RebalanceContext>> {
     use anyhow::Context as _;
     let client_id = format!("tweet-consumer-{group}");
     let mut client_config = tweet_pipeline_common::kafka::consumer_config(kafka, group, &client_id);
+    membership::apply(&mut client_config, membership, instance_id, group);
     lag::enable_statistics(&mut client_config);
     let consumer: BaseConsumer<RebalanceContext> = client_config
         .create_with_context(RebalanceContext::with_lag(lag))
