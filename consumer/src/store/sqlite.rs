@@ -7,6 +7,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
 
 use super::{
+    Annotation, ANNOTATION_COLUMNS,
     BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow, StoreError,
     TextFrom, Write, REPORT_QUERY, UNFILL_REPOSTS,
 };
@@ -218,6 +219,26 @@ impl SqliteStore {
                 neutral: row.get(2)?,
                 negative: row.get(3)?,
                 unscored: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The analysis of the stored posts among `ids`, in one query.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub fn annotations(&self, ids: &[String]) -> Result<Vec<Annotation>, StoreError> {
+        let marks = vec!["?"; ids.len()].join(",");
+        let mut statement = self
+            .conn
+            .prepare(&format!("{ANNOTATION_COLUMNS} IN ({marks})"))?;
+        let rows = statement.query_map(rusqlite::params_from_iter(ids), |row| {
+            Ok(Annotation {
+                id: row.get(0)?,
+                detected_lang: row.get(1)?,
+                sentiment_label: row.get(2)?,
+                sentiment_compound: row.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
