@@ -477,6 +477,26 @@ mod tests {
     }
 
     #[test]
+    fn annotations_are_looked_up_for_the_stored_ids_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let batch = vec![Write::Upsert(Box::new(row("1", 0)))];
+        store.apply(&batch, 10, |_| Ok(())).unwrap();
+        let found = store
+            .annotations(&["1".to_owned(), "missing".to_owned()])
+            .unwrap();
+        assert_eq!(
+            found,
+            vec![Annotation {
+                id: "1".into(),
+                detected_lang: Some("en".into()),
+                sentiment_label: Some("positive".into()),
+                sentiment_compound: Some(0.5),
+            }]
+        );
+    }
+
+    #[test]
     fn upserts_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();

@@ -106,8 +106,8 @@ fn parse_line(line: &str) -> Option<Sample> {
 pub struct Totals {
     /// Records by topic role: acknowledged by Kafka (producer) or consumed (consumer).
     pub records_by_topic: BTreeMap<String, f64>,
-    /// Keep-alive lines received (producer).
-    pub keepalives: f64,
+    /// Keep-alive lines received (producer; `None` where not exported).
+    pub keepalives: Option<f64>,
     /// Stream disconnects by reason, over every API (producer).
     pub disconnects_by_reason: BTreeMap<String, f64>,
     /// Dead letters by reason (producer lines and consumer records).
@@ -129,7 +129,9 @@ pub fn totals(samples: &[Sample]) -> Totals {
             "tweet_pipeline_producer_records_sent_total" | "tweet_pipeline_consumer_records_total" => {
                 add(&mut t.records_by_topic, s.label("topic"), s.value);
             }
-            "tweet_pipeline_producer_keepalives_total" => t.keepalives += s.value,
+            "tweet_pipeline_producer_keepalives_total" => {
+                *t.keepalives.get_or_insert(0.0) += s.value;
+            }
             "tweet_pipeline_producer_stream_disconnects_total" => {
                 add(&mut t.disconnects_by_reason, s.label("reason"), s.value);
             }
@@ -195,18 +197,23 @@ pub fn observe(previous: &EndpointHealth, totals: Totals, now_ms: i64) -> Endpoi
         .scraped_at_ms
         .map_or(0.0, |then| (now_ms - then) as f64 / 1000.0);
     let (records_per_second, keepalives_per_second) = if previous.scraped_at_ms.is_some() {
-        let keep = rates(
-            &BTreeMap::from([(String::new(), previous.totals.keepalives)]),
-            &BTreeMap::from([(String::new(), totals.keepalives)]),
-            seconds,
-        );
+        let keep = match (previous.totals.keepalives, totals.keepalives) {
+            (Some(before), Some(now)) => rates(
+                &BTreeMap::from([(String::new(), before)]),
+                &BTreeMap::from([(String::new(), now)]),
+                seconds,
+            )
+            .get("")
+            .copied(),
+            _ => None,
+        };
         (
             rates(
                 &previous.totals.records_by_topic,
                 &totals.records_by_topic,
                 seconds,
             ),
-            keep.get("").copied(),
+            keep,
         )
     } else {
         (BTreeMap::new(), None)
@@ -331,7 +338,8 @@ other_metric{path="a\"b\\c"} +Inf
         let t = totals(&parse_samples(SCRAPE));
         assert_eq!(t.records_by_topic["tweets"], 10.0);
         assert_eq!(t.records_by_topic["control"], 1.0);
-        assert_eq!(t.keepalives, 3.0);
+        assert_eq!(t.keepalives, Some(3.0));
+        assert_eq!(totals(&[]).keepalives, None, "not a producer");
         assert_eq!(t.disconnects_by_reason["stall"], 3.0);
         assert_eq!(t.dead_letters_by_reason["malformed"], 5.0);
         assert_eq!(t.dead_letters_by_reason["no_id"], 1.0);
@@ -343,7 +351,7 @@ other_metric{path="a\"b\\c"} +Inf
         let mut later = t.clone();
         later.records_by_topic.insert("tweets".into(), 30.0);
         later.records_by_topic.insert("retweets".into(), 2.0); // restarted: a reset
-        later.keepalives = 8.0;
+        later.keepalives = Some(8.0);
         let second = observe(&first, later, 15_000);
         assert_eq!(second.records_per_second["tweets"], 4.0);
         assert_eq!(second.records_per_second["retweets"], 0.4);
