@@ -23,8 +23,8 @@ use rdkafka::config::ClientConfig;
 use serde_json::Value;
 use support::{
     binary, bootstrap, create_schedule_topics, create_topics, delete_schedule_topics,
-    delete_topics, free_ports, http,
-    producer_command, run, shared_data, terminate, topic_flags, unique,
+    delete_topics, free_ports, http, producer_command, run, shared_data, terminate, topic_flags,
+    unique,
 };
 use tweet_pipeline_common::config::{ScheduleTopics, TopicNames};
 
@@ -788,7 +788,10 @@ async fn the_page_shows_live_cards_escaped_and_removes_a_deleted_one_in_chromium
         .args(topic_flags(&names))
         .arg("--metrics-addr=off"));
     let stored = support::stored_ids(&db);
-    assert!(stored.contains(script_id), "the analysis stored the posts: {stored:?}");
+    assert!(
+        stored.contains(script_id),
+        "the analysis stored the posts: {stored:?}"
+    );
     browser.wait_for(
         "the <script> post's detected language and sentiment",
         &format!(
@@ -796,9 +799,9 @@ async fn the_page_shows_live_cards_escaped_and_removes_a_deleted_one_in_chromium
              return !!card && !!card.dataset.detectedLang && !!card.querySelector('.badge.detected');"
         ),
     );
-    let annotated = browser.script(&format!(
+    let annotated = browser.script(
         "return Array.from(document.querySelectorAll('section.column[aria-label=\"column All\"] .card')).map((c) => [c.dataset.id, c.dataset.detectedLang || null, c.dataset.sentiment || null]);"
-    ));
+    );
     eprintln!("cards' (id, detected language, sentiment): {annotated}");
     let expected = annotations_in(&db);
     for row in annotated.as_array().expect("cards") {
@@ -989,14 +992,7 @@ async fn a_retry_of_a_failed_post_schedules_its_text_again_through_the_create_pa
     let (status, answer) = http(web.port, "POST", "/api/schedule/retry", &with, &retry);
     assert_eq!(status, 422, "{answer}");
     assert_eq!(
-        http(
-            web.port,
-            "POST",
-            "/api/schedule/retry",
-            &with[..1],
-            &retry
-        )
-        .0,
+        http(web.port, "POST", "/api/schedule/retry", &with[..1], &retry).0,
         403,
         "a retry needs the CSRF token"
     );
@@ -1094,7 +1090,12 @@ async fn an_access_token_file_must_be_private_and_then_guards_the_page() {
     std::fs::write(&path, format!("{token}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let output = Command::new(binary("tweet-consumer"))
-        .args(["--group", "web", "--http-addr=0.0.0.0:0", "--metrics-addr=off"])
+        .args([
+            "--group",
+            "web",
+            "--http-addr=0.0.0.0:0",
+            "--metrics-addr=off",
+        ])
         .arg("--auth-token-file")
         .arg(&path)
         .env_remove("TWEET_PIPELINE_WEB_TOKEN")
@@ -1104,7 +1105,10 @@ async fn an_access_token_file_must_be_private_and_then_guards_the_page() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("chmod 600"), "{stderr}");
-    assert!(!stderr.contains(token), "the token is never logged: {stderr}");
+    assert!(
+        !stderr.contains(token),
+        "the token is never logged: {stderr}"
+    );
 
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let prefix = unique("e2e-web-tokenfile");

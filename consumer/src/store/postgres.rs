@@ -16,9 +16,8 @@ use postgres::{Client, NoTls, Statement};
 use tweet_pipeline_common::secret::Secret;
 
 use super::{
-    Annotation, ANNOTATION_COLUMNS,
-    BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow, StoreError,
-    TextFrom, Write, REPORT_QUERY, UNFILL_REPOSTS,
+    Annotation, BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow,
+    StoreError, TextFrom, Write, ANNOTATION_COLUMNS, REPORT_QUERY, UNFILL_REPOSTS,
 };
 
 /// One migration: its version (recorded in `schema_migrations`), name and SQL.

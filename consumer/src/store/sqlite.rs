@@ -7,9 +7,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
 
 use super::{
-    Annotation, ANNOTATION_COLUMNS,
-    BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow, StoreError,
-    TextFrom, Write, REPORT_QUERY, UNFILL_REPOSTS,
+    Annotation, BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow,
+    StoreError, TextFrom, Write, ANNOTATION_COLUMNS, REPORT_QUERY, UNFILL_REPOSTS,
 };
 
 /// Current schema version (`PRAGMA user_version`).

@@ -301,7 +301,10 @@ async fn annotations(
 async fn stream_health(State(state): State<Shared>) -> Response {
     match state.health.read() {
         Ok(panel) => Json(serde_json::json!({ "endpoints": *panel })).into_response(),
-        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the health panel's lock is poisoned"),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the health panel's lock is poisoned",
+        ),
     }
 }
 
@@ -443,8 +446,7 @@ async fn schedule_retry(
         );
     };
     let now = chrono::Utc::now();
-    let post = match schedule::retry_request(row, now).and_then(|r| schedule::plan_post(&r, now))
-    {
+    let post = match schedule::retry_request(row, now).and_then(|r| schedule::plan_post(&r, now)) {
         Ok(post) => post,
         Err(reason) => return error(StatusCode::UNPROCESSABLE_ENTITY, reason),
     };

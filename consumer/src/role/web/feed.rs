@@ -386,7 +386,10 @@ mod tests {
             br#"{"data":{"attachments":{"media_keys":["3_1"]}}}"#,
             None
         ));
-        assert!(has_media(br#"{"media_attachments":[{"type":"image"}]}"#, None));
+        assert!(has_media(
+            br#"{"media_attachments":[{"type":"image"}]}"#,
+            None
+        ));
         assert!(has_media(b"{}", Some("images")));
         assert!(!has_media(b"{}", Some("external")));
         assert!(!has_media(

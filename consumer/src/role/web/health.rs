@@ -126,7 +126,8 @@ pub fn totals(samples: &[Sample]) -> Totals {
     };
     for s in samples {
         match s.name.as_str() {
-            "tweet_pipeline_producer_records_sent_total" | "tweet_pipeline_consumer_records_total" => {
+            "tweet_pipeline_producer_records_sent_total"
+            | "tweet_pipeline_consumer_records_total" => {
                 add(&mut t.records_by_topic, s.label("topic"), s.value);
             }
             "tweet_pipeline_producer_keepalives_total" => {

@@ -65,7 +65,12 @@ pub struct WebArgs {
 
     /// A producer's or consumer's Prometheus endpoint for the stream-health panel
     /// (http://127.0.0.1:9100/metrics); repeat the flag for each. Polled by the server.
-    #[arg(long = "metrics-url", env = "TWEET_PIPELINE_WEB_METRICS_URLS", value_delimiter = ',', value_name = "URL")]
+    #[arg(
+        long = "metrics-url",
+        env = "TWEET_PIPELINE_WEB_METRICS_URLS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
     pub metrics_urls: Vec<String>,
 }
 

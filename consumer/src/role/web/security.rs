@@ -176,7 +176,10 @@ mod tests {
             std::fs::write(&path, "  secret-token-0123456789  \nignored\n").unwrap();
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
             let error = read_token_file(&path).unwrap_err().to_string();
-            assert!(error.contains("mode 644") && error.contains("chmod 600"), "{error}");
+            assert!(
+                error.contains("mode 644") && error.contains("chmod 600"),
+                "{error}"
+            );
             assert!(!error.contains("secret-token"), "{error}");
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
             assert_eq!(
@@ -184,7 +187,10 @@ mod tests {
                 "secret-token-0123456789"
             );
             std::fs::write(&path, "\n").unwrap();
-            assert!(matches!(read_token_file(&path), Err(TokenFileError::Empty(_))));
+            assert!(matches!(
+                read_token_file(&path),
+                Err(TokenFileError::Empty(_))
+            ));
             assert!(matches!(
                 read_token_file(&dir.path().join("missing")),
                 Err(TokenFileError::Read { .. })
