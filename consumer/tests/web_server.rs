@@ -39,6 +39,7 @@ async fn serve(capacity: usize, token: Option<&str>) -> Server {
         ScheduleTopics::with_prefix("test-"),
         ["t".into(), "r".into(), "c".into()],
         shutdown.clone(),
+        tweet_pipeline_consumer::role::web::health::panel(&[]),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -70,6 +71,8 @@ fn card(id: &str, text: &str) -> FeedEvent {
         source: "replay",
         source_detail: None,
         rules: vec![],
+        has_media: false,
+        kafka_at_ms: None,
     }))
 }
 

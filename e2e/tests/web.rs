@@ -5,7 +5,11 @@
 //! an access token, when set, is required on every request; and a non-loopback address
 //! without one is refused at start. With `chromium` installed, the page itself is rendered
 //! headless and its DOM checked (the `<script>` post shows as text), and a screenshot saved
-//! under target/e2e-artifacts/.
+//! under target/e2e-artifacts/. In Chromium too: cards gain the detected language and sentiment
+//! once the analysis group stored them, and a sentiment column takes the matching ones; a post
+//! scheduled from the page is posted once by the poster (against the emulator) and then shows
+//! as posted; the stream-health panel shows its endpoints up or down. A retry of a failed post
+//! schedules its text again; an access-token file must be private.
 
 mod support;
 
@@ -18,8 +22,9 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use serde_json::Value;
 use support::{
-    binary, bootstrap, create_schedule_topics, create_topics, delete_topics, free_ports, http,
-    producer_command, run, shared_data, terminate, topic_flags, unique,
+    binary, bootstrap, create_schedule_topics, create_topics, delete_schedule_topics,
+    delete_topics, free_ports, http, producer_command, run, shared_data, terminate, topic_flags,
+    unique,
 };
 use tweet_pipeline_common::config::{ScheduleTopics, TopicNames};
 
@@ -36,6 +41,21 @@ impl Web {
     /// Starts `tweet-consumer --group web` on a free loopback port with `extra` flags and
     /// waits until it answers `/api/health` (its feed is assigned to the topics' ends by then).
     fn start(names: &TopicNames, schedule: &ScheduleTopics, db: &Path, extra: &[&str]) -> Web {
+        let token = extra
+            .iter()
+            .position(|f| *f == "--auth-token")
+            .map(|i| extra[i + 1].to_owned());
+        Web::start_with_token(names, schedule, db, extra, token.as_deref().unwrap_or(""))
+    }
+
+    /// [`Web::start`] where the access token is `token` ("" for none), however it is given.
+    fn start_with_token(
+        names: &TopicNames,
+        schedule: &ScheduleTopics,
+        db: &Path,
+        extra: &[&str],
+        token: &str,
+    ) -> Web {
         let (port, _) = free_ports();
         let child = Command::new(binary("tweet-consumer"))
             .args(["--group", "web"])
@@ -43,7 +63,11 @@ impl Web {
             .args(topic_flags(names))
             .arg(format!("--scheduled-topic={}", schedule.scheduled))
             .arg(format!("--scheduled-results-topic={}", schedule.results))
-            .arg("--metrics-addr=off")
+            // No /metrics unless the test asks for one (a flag given once only).
+            .args(
+                (!extra.iter().any(|f| f.starts_with("--metrics-addr")))
+                    .then_some("--metrics-addr=off"),
+            )
             .arg("--db")
             .arg(db)
             .args(extra)
@@ -57,11 +81,11 @@ impl Web {
         };
         // `?token=` (the page's link) where a token is set: `get` sees no answer, not a panic,
         // while nothing listens yet.
-        let query = extra
-            .iter()
-            .position(|f| *f == "--auth-token")
-            .map(|i| format!("?token={}", extra[i + 1]))
-            .unwrap_or_default();
+        let query = if token.is_empty() {
+            String::new()
+        } else {
+            format!("?token={token}")
+        };
         let deadline = Instant::now() + PATIENCE;
         while support::get(port, &format!("/api/health{query}")).is_none() {
             assert!(
@@ -639,6 +663,37 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
+/// (detected language, sentiment label) per post id in the SQLite store at `db`.
+fn annotations_in(
+    db: &Path,
+) -> std::collections::HashMap<String, (Option<String>, Option<String>)> {
+    let conn = rusqlite::Connection::open(db).expect("store");
+    let mut statement = conn
+        .prepare("SELECT id, detected_lang, sentiment_label FROM posts")
+        .expect("query");
+    let rows = statement
+        .query_map([], |row| Ok((row.get(0)?, (row.get(1)?, row.get(2)?))))
+        .expect("rows");
+    rows.collect::<Result<_, _>>().expect("annotations")
+}
+
+/// The sentiment label most of `ids` carry in `stored`, and those ids.
+fn most_common_sentiment(
+    stored: &std::collections::HashMap<String, (Option<String>, Option<String>)>,
+    ids: &[String],
+) -> (String, Vec<String>) {
+    let mut by_label: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for id in ids {
+        if let Some((_, Some(label))) = stored.get(id) {
+            by_label.entry(label.clone()).or_default().push(id.clone());
+        }
+    }
+    by_label
+        .into_iter()
+        .max_by_key(|(_, ids)| ids.len())
+        .expect("at least one replayed post has a sentiment label")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_shows_live_cards_escaped_and_removes_a_deleted_one_in_chromium() {
     chromedriver();
@@ -646,7 +701,8 @@ async fn the_page_shows_live_cards_escaped_and_removes_a_deleted_one_in_chromium
     let names = create_topics(&format!("{prefix}-")).await;
     let schedule = create_schedule_topics(&format!("{prefix}-")).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    let web = Web::start(&names, &schedule, &dir.path().join("none.db"), &[]);
+    let db = dir.path().join("store.db");
+    let web = Web::start(&names, &schedule, &db, &[]);
     let browser = Browser::start();
     browser.call(
         "POST",
@@ -721,6 +777,69 @@ async fn the_page_shows_live_cards_escaped_and_removes_a_deleted_one_in_chromium
         "return Array.from(document.querySelectorAll('section.column[aria-label=\"column All\"] .card')).map((c) => Number(c.dataset.latencyMs));",
     );
     eprintln!("producer receipt to card, ms: {latency}");
+    let kafka_latency = browser.script(
+        "return Array.from(document.querySelectorAll('section.column[aria-label=\"column All\"] .card')).map((c) => Number(c.dataset.kafkaLatencyMs));",
+    );
+    eprintln!("record's Kafka timestamp to card, ms: {kafka_latency}");
+
+    // Once the analysis group has stored the posts, their cards show the detected language
+    // and (English posts) the sentiment, looked up from the store by the page.
+    run(support::analysis_to_end(&db)
+        .args(topic_flags(&names))
+        .arg("--metrics-addr=off"));
+    let stored = support::stored_ids(&db);
+    assert!(
+        stored.contains(script_id),
+        "the analysis stored the posts: {stored:?}"
+    );
+    browser.wait_for(
+        "the <script> post's detected language and sentiment",
+        &format!(
+            "const card = Array.from(document.querySelectorAll('.card')).find((c) => c.dataset.id === '{script_id}'); \
+             return !!card && !!card.dataset.detectedLang && !!card.querySelector('.badge.detected');"
+        ),
+    );
+    let annotated = browser.script(
+        "return Array.from(document.querySelectorAll('section.column[aria-label=\"column All\"] .card')).map((c) => [c.dataset.id, c.dataset.detectedLang || null, c.dataset.sentiment || null]);"
+    );
+    eprintln!("cards' (id, detected language, sentiment): {annotated}");
+    let expected = annotations_in(&db);
+    for row in annotated.as_array().expect("cards") {
+        let id = row[0].as_str().expect("id");
+        let (lang, sentiment) = expected.get(id).cloned().unwrap_or_default();
+        if lang.is_some() {
+            browser.wait_for(
+                &format!("card {id}'s analysis"),
+                &format!("return Array.from(document.querySelectorAll('.card')).some((c) => c.dataset.id === '{id}' && c.dataset.detectedLang === {});", serde_json::to_string(&lang).unwrap()),
+            );
+        }
+        if let Some(sentiment) = sentiment {
+            browser.wait_for(
+                &format!("card {id}'s sentiment {sentiment}"),
+                &format!("return Array.from(document.querySelectorAll('.card')).some((c) => c.dataset.id === '{id}' && c.dataset.sentiment === '{sentiment}');"),
+            );
+        }
+    }
+    // A column filtered by sentiment takes the cards whose stored label matches, and only them.
+    let (wanted_sentiment, wanted_ids) = most_common_sentiment(&expected, &all_ids);
+    browser.script(&format!(
+        "const f = document.getElementById('add-column'); f.elements.name.value = 'mood'; f.elements.sentiment.value = '{wanted_sentiment}'; f.requestSubmit(); return true;"
+    ));
+    let mood = |ids: &[String]| {
+        format!(
+            "const ids = {}; const c = document.querySelector('section.column[aria-label=\"column mood\"]'); \
+             const shown = Array.from(c.querySelectorAll('.card')).map((x) => x.dataset.id); \
+             return shown.length === ids.length && ids.every((id) => shown.includes(id));",
+            serde_json::to_string(ids).unwrap()
+        )
+    };
+    // Cards that arrived before the column was added are not back-filled: replay the posts
+    // again (their analysis is stored already, so the page finds it at its next lookup).
+    replay(&lines, &names, dir.path());
+    browser.wait_for(
+        &format!("the {wanted_sentiment} column with {wanted_ids:?}"),
+        &mood(&wanted_ids),
+    );
     let live = browser.screenshot("web-live.png");
 
     // A delete notice removes its card from every column.
@@ -742,6 +861,271 @@ async fn the_page_shows_live_cards_escaped_and_removes_a_deleted_one_in_chromium
     let after = browser.screenshot("web-after-delete.png");
     eprintln!("screenshots: {} {}", live.display(), after.display());
     drop(browser);
+    drop(web);
+    delete_topics(&names).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_scheduled_from_the_page_is_posted_once_and_shows_as_posted_in_chromium() {
+    chromedriver();
+    let prefix = unique("e2e-web-poster");
+    let names = create_topics(&format!("{prefix}-")).await;
+    let schedule = create_schedule_topics(&format!("{prefix}-")).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let emulator = support::spawn_emulator(&[
+        "--v1-file",
+        support::repo_root()
+            .join("data/sample/stream.jsonl")
+            .to_str()
+            .expect("UTF-8 path"),
+    ]);
+    let poster = support::spawn_poster(&emulator, &schedule, &unique("web-poster"), dir.path());
+    poster.wait_loaded(support::PARTITIONS as usize);
+    // The web view's stream-health panel polls its own /metrics (up) and a port where nothing
+    // listens (down).
+    let (metrics_port, dead_port) = free_ports();
+    let web = Web::start(
+        &names,
+        &schedule,
+        &dir.path().join("none.db"),
+        &[
+            &format!("--metrics-addr=127.0.0.1:{metrics_port}"),
+            &format!("--metrics-url=http://127.0.0.1:{metrics_port}/metrics"),
+            &format!("--metrics-url=http://127.0.0.1:{dead_port}/metrics"),
+        ],
+    );
+    let browser = Browser::start();
+    browser.call(
+        "POST",
+        "/url",
+        serde_json::json!({"url": format!("http://127.0.0.1:{}/", web.port)}),
+    );
+    browser.wait_for(
+        "its live status",
+        "return document.getElementById('status').textContent === 'live'",
+    );
+
+    // Fill the form as a person would: the text, a local time 3 s from now, X only.
+    let text = format!("posted from the web view {prefix}");
+    browser.script(&format!(
+        "const f = document.getElementById('schedule-form'); f.elements.text.value = {}; \
+         const d = new Date(Date.now() + 3000); const p = (n) => String(n).padStart(2, '0'); \
+         f.elements.at.value = d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + 'T' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds()); \
+         f.querySelectorAll('input[name=\"to\"]').forEach((i) => {{ i.checked = i.value === 'x'; }}); \
+         f.querySelector('button[type=\"submit\"]').click(); return true;",
+        serde_json::to_string(&text).unwrap()
+    ));
+    browser.wait_for(
+        "the scheduled message",
+        "return document.getElementById('schedule-message').textContent.startsWith('scheduled sp-')",
+    );
+    let message = browser.script("return document.getElementById('schedule-message').textContent");
+    let id = message
+        .as_str()
+        .and_then(|m| m.strip_prefix("scheduled "))
+        .expect("the scheduled id")
+        .to_owned();
+    browser.wait_for(
+        &format!("{id} as posted (poster log:\n{})", poster.log()),
+        &format!(
+            "return Array.from(document.querySelectorAll('#schedule tbody tr')).some((r) => r.dataset.id === '{id}' && r.dataset.destination === 'x' && r.dataset.state === 'posted')"
+        ),
+    );
+    let posted = support::emulator_x_posts(&emulator);
+    assert_eq!(
+        posted.iter().filter(|t| **t == text).count(),
+        1,
+        "posted exactly once: {posted:?}"
+    );
+    // A posted row offers no action; the row's detail is X's id of the new post.
+    let row = browser.script(&format!(
+        "const r = Array.from(document.querySelectorAll('#schedule tbody tr')).find((r) => r.dataset.id === '{id}'); \
+         return {{buttons: r.querySelectorAll('button').length, cells: Array.from(r.cells).map((c) => c.textContent)}};"
+    ));
+    assert_eq!(row["buttons"], 0, "{row}");
+    assert_eq!(row["cells"][0], "posted");
+    assert_eq!(row["cells"][5], text.as_str());
+
+    // The stream-health panel, polled by the server.
+    browser.wait_for(
+        "the stream-health panel's two endpoints",
+        "const rows = document.querySelectorAll('#stream-health tbody tr'); \
+         return rows.length === 2 && rows[0].cells[1].textContent === 'up' && rows[1].cells[1].textContent.startsWith('down');",
+    );
+    let shot = browser.screenshot("web-schedule-posted.png");
+    eprintln!("screenshot: {}", shot.display());
+    drop(browser);
+    drop(web);
+    drop(poster);
+    delete_schedule_topics(&schedule).await;
+    delete_topics(&names).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_of_a_failed_post_schedules_its_text_again_through_the_create_path() {
+    let prefix = unique("e2e-web-retry");
+    let names = create_topics(&format!("{prefix}-")).await;
+    let schedule = create_schedule_topics(&format!("{prefix}-")).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let web = Web::start(&names, &schedule, &dir.path().join("none.db"), &[]);
+    let (_, page) = http(web.port, "GET", "/", &[], "");
+    let csrf = page
+        .split(r#"<meta name="csrf-token" content=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page embeds its CSRF token")
+        .to_owned();
+    let with = [
+        ("content-type", "application/json"),
+        ("x-csrf-token", csrf.as_str()),
+    ];
+    let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let body = serde_json::json!({"text": "retry me", "at": at, "to": ["bluesky"]}).to_string();
+    let (status, answer) = http(web.port, "POST", "/api/schedule", &with, &body);
+    assert_eq!(status, 200, "{answer}");
+    let id = serde_json::from_str::<Value>(&answer).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let retry = serde_json::json!({"id": id, "destination": "bluesky"}).to_string();
+    // Pending: nothing to retry.
+    let (status, answer) = http(web.port, "POST", "/api/schedule/retry", &with, &retry);
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(
+        http(web.port, "POST", "/api/schedule/retry", &with[..1], &retry).0,
+        403,
+        "a retry needs the CSRF token"
+    );
+
+    // The poster's failed outcome, as it writes one.
+    let due: chrono::DateTime<chrono::Utc> = at.parse().unwrap();
+    let failed = tweet_pipeline_scheduler::model::PostResult {
+        id: id.clone(),
+        destination: tweet_pipeline_scheduler::model::Destination::Bluesky,
+        outcome: tweet_pipeline_scheduler::model::Outcome::Failed,
+        at: chrono::Utc::now(),
+        due_at: due,
+        attempt: 3,
+        post_id: None,
+        lateness_seconds: None,
+        reason: Some("retries exhausted".into()),
+        retry_at: None,
+        reconciled: false,
+        by: "e2e".into(),
+    };
+    let producer: rdkafka::producer::FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .expect("a producer");
+    producer
+        .send(
+            rdkafka::producer::FutureRecord::to(&schedule.results)
+                .key(&format!("{id}/bluesky"))
+                .payload(&serde_json::to_vec(&failed).unwrap()),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("the result written");
+    let (status, answer) = http(web.port, "POST", "/api/schedule/retry", &with, &retry);
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    let new_id = answer["id"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, id, "a new post with its own stable id");
+    let new_due: chrono::DateTime<chrono::Utc> =
+        answer["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        new_id,
+        tweet_pipeline_scheduler::model::post_id("retry me", new_due)
+    );
+    let (_, listed) = http(web.port, "GET", "/api/schedule", &[], "");
+    let rows: Value = serde_json::from_str(&listed).unwrap();
+    let states: Vec<(String, String, String)> = rows["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["destination"].as_str().unwrap().to_owned(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (new_id.clone(), "bluesky".to_owned(), "pending".to_owned()),
+            (id.clone(), "bluesky".to_owned(), "failed".to_owned()),
+        ],
+        "the retry is due now, before the failed post's time"
+    );
+    let kafka = tweet_pipeline_common::config::KafkaArgs {
+        bootstrap: bootstrap(),
+        config_file: None,
+        properties: Vec::new(),
+    };
+    let records = tweet_pipeline_scheduler::queue::read_topic(&kafka, &schedule.scheduled)
+        .expect("read back");
+    let post: tweet_pipeline_scheduler::model::ScheduledPost = serde_json::from_slice(
+        records
+            .iter()
+            .find(|(_, key, _)| *key == new_id)
+            .and_then(|r| r.2.as_deref())
+            .expect("the retry's record"),
+    )
+    .unwrap();
+    assert_eq!(post.source, "web");
+    assert_eq!(post.text, "retry me");
+    drop(web);
+    delete_schedule_topics(&schedule).await;
+    delete_topics(&names).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_access_token_file_must_be_private_and_then_guards_the_page() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token = "file-token-0123456789abcdef";
+    let path = dir.path().join("web-token");
+    std::fs::write(&path, format!("{token}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = Command::new(binary("tweet-consumer"))
+        .args([
+            "--group",
+            "web",
+            "--http-addr=0.0.0.0:0",
+            "--metrics-addr=off",
+        ])
+        .arg("--auth-token-file")
+        .arg(&path)
+        .env_remove("TWEET_PIPELINE_WEB_TOKEN")
+        .env("RUST_LOG", "debug")
+        .output()
+        .expect("tweet-consumer runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(
+        !stderr.contains(token),
+        "the token is never logged: {stderr}"
+    );
+
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let prefix = unique("e2e-web-tokenfile");
+    let names = create_topics(&format!("{prefix}-")).await;
+    let schedule = create_schedule_topics(&format!("{prefix}-")).await;
+    let flag = format!("--auth-token-file={}", path.display());
+    let web = Web::start_with_token(
+        &names,
+        &schedule,
+        &dir.path().join("none.db"),
+        &[&flag],
+        token,
+    );
+    assert_eq!(http(web.port, "GET", "/", &[], "").0, 401);
+    let (status, page) = http(web.port, "GET", "/", &[("x-web-token", token)], "");
+    assert_eq!(status, 200);
+    assert!(!page.contains(token), "the token never reaches the page");
     drop(web);
     delete_topics(&names).await;
 }

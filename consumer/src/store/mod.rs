@@ -342,6 +342,28 @@ pub struct ReportRow {
 const REPORT_QUERY: &str =
     "SELECT created_at, received_at_ms, lang, detected_lang, sentiment_compound, text FROM posts";
 
+/// What the analysis stored for one post: the web view's cards show it beside the post.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Annotation {
+    /// The post's id.
+    pub id: String,
+    /// Detected language code.
+    pub detected_lang: Option<String>,
+    /// `positive`, `neutral` or `negative` (English only).
+    pub sentiment_label: Option<String>,
+    /// VADER compound score in [-1, 1].
+    pub sentiment_compound: Option<f64>,
+}
+
+/// The columns of [`Annotation`], in order, for the posts whose id is in a list; each backend
+/// adds its own list syntax.
+const ANNOTATION_COLUMNS: &str =
+    "SELECT id, detected_lang, sentiment_label, sentiment_compound FROM posts WHERE id";
+
+/// The most ids one [`Store::annotations`] call looks up (the rest are ignored), so one
+/// request costs one bounded query.
+pub const MAX_ANNOTATION_IDS: usize = 500;
+
 /// The store: SQLite or PostgreSQL, the same operations and semantics on both.
 pub enum Store {
     /// An embedded SQLite file (one consumer instance, or several on one machine).
@@ -390,6 +412,22 @@ impl Store {
         match self {
             Self::Sqlite(store) => store.language_sentiment_table(),
             Self::Postgres(store) => store.language_sentiment_table(),
+        }
+    }
+
+    /// The analysis of those of `ids` (at most [`MAX_ANNOTATION_IDS`], the rest ignored)
+    /// that are stored, in one query; unknown ids are left out.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub fn annotations(&mut self, ids: &[String]) -> Result<Vec<Annotation>, StoreError> {
+        let ids = &ids[..ids.len().min(MAX_ANNOTATION_IDS)];
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Self::Sqlite(store) => store.annotations(ids),
+            Self::Postgres(store) => store.annotations(ids),
         }
     }
 

@@ -16,8 +16,8 @@ use postgres::{Client, NoTls, Statement};
 use tweet_pipeline_common::secret::Secret;
 
 use super::{
-    BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow, StoreError,
-    TextFrom, Write, REPORT_QUERY, UNFILL_REPOSTS,
+    Annotation, BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow,
+    StoreError, TextFrom, Write, ANNOTATION_COLUMNS, REPORT_QUERY, UNFILL_REPOSTS,
 };
 
 /// One migration: its version (recorded in `schema_migrations`), name and SQL.
@@ -278,6 +278,24 @@ impl PgStore {
                 neutral: count(row, 2),
                 negative: count(row, 3),
                 unscored: count(row, 4),
+            })
+            .collect())
+    }
+
+    /// The analysis of the stored posts among `ids`, in one query.
+    ///
+    /// # Errors
+    /// When PostgreSQL fails.
+    pub fn annotations(&mut self, ids: &[String]) -> Result<Vec<Annotation>, StoreError> {
+        Ok(self
+            .client
+            .query(&format!("{ANNOTATION_COLUMNS} = ANY($1)"), &[&ids])?
+            .iter()
+            .map(|row| Annotation {
+                id: row.get(0),
+                detected_lang: row.get(1),
+                sentiment_label: row.get(2),
+                sentiment_compound: row.get(3),
             })
             .collect())
     }

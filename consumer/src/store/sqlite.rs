@@ -7,8 +7,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
 
 use super::{
-    BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow, StoreError,
-    TextFrom, Write, REPORT_QUERY, UNFILL_REPOSTS,
+    Annotation, BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow,
+    StoreError, TextFrom, Write, ANNOTATION_COLUMNS, REPORT_QUERY, UNFILL_REPOSTS,
 };
 
 /// Current schema version (`PRAGMA user_version`).
@@ -218,6 +218,26 @@ impl SqliteStore {
                 neutral: row.get(2)?,
                 negative: row.get(3)?,
                 unscored: row.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The analysis of the stored posts among `ids`, in one query.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub fn annotations(&self, ids: &[String]) -> Result<Vec<Annotation>, StoreError> {
+        let marks = vec!["?"; ids.len()].join(",");
+        let mut statement = self
+            .conn
+            .prepare(&format!("{ANNOTATION_COLUMNS} IN ({marks})"))?;
+        let rows = statement.query_map(rusqlite::params_from_iter(ids), |row| {
+            Ok(Annotation {
+                id: row.get(0)?,
+                detected_lang: row.get(1)?,
+                sentiment_label: row.get(2)?,
+                sentiment_compound: row.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -453,6 +473,26 @@ mod tests {
             },
             reposts_follow: false,
         }
+    }
+
+    #[test]
+    fn annotations_are_looked_up_for_the_stored_ids_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let batch = vec![Write::Upsert(Box::new(row("1", 0)))];
+        store.apply(&batch, 10, |_| Ok(())).unwrap();
+        let found = store
+            .annotations(&["1".to_owned(), "missing".to_owned()])
+            .unwrap();
+        assert_eq!(
+            found,
+            vec![Annotation {
+                id: "1".into(),
+                detected_lang: Some("en".into()),
+                sentiment_label: Some("positive".into()),
+                sentiment_compound: Some(0.5),
+            }]
+        );
     }
 
     #[test]

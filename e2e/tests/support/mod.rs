@@ -1,7 +1,8 @@
 //! Helpers shared by the end-to-end tests, one module per concern: [`kafka`] (the broker
 //! address, fresh topics per test, reading records and group offsets back), [`process`] (the
 //! binaries, found through cargo; their summaries; signals; the stream emulator), [`http`]
-//! (free ports, `/metrics` scrapes, requests to the emulator) and [`store`] (the SQLite
+//! (free ports, `/metrics` scrapes, requests to the emulator), [`poster`] (the scheduled-post
+//! poster against the emulator) and [`store`] (the SQLite
 //! store). Everything is re-exported here, so a test file says `use support::{...}`.
 //!
 //! The shared recordings: `TWEET_PIPELINE_DATA`, else `../shared/data` beside the checkout.
@@ -9,6 +10,7 @@
 
 pub mod http;
 pub mod kafka;
+pub mod poster;
 pub mod process;
 pub mod store;
 
@@ -20,6 +22,7 @@ pub use kafka::{
     delete_schedule_topics, delete_topics, from_beginning, group_at_end, group_positions,
     read_back, topic_flags, GroupPosition, Record, PARTITIONS,
 };
+pub use poster::{emulator_x_posts, spawn_poster, PosterProcess};
 pub use process::{
     analysis_summary, analysis_to_end, archive_summary, binary, consumer_command, json_summary,
     producer_command, producer_summary, run, signal, spawn_emulator, terminate, Emulator,

@@ -1,12 +1,14 @@
 //! The analysis panel: what the analysis group stored, summarised for the page (posts per
-//! language and sentiment label, top hashtags, posts per minute of the last half hour).
+//! language and sentiment label, top hashtags, posts and mean sentiment per minute of the last
+//! half hour).
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use serde::Serialize;
 
 use crate::offline::report::hashtags;
-use crate::store::{LanguageSentiment, ReportRow, Store, StoreLocation};
+use crate::store::{Annotation, LanguageSentiment, ReportRow, Store, StoreLocation};
 use crate::summary::StatsRow;
 
 /// Languages listed in the panel (the most frequent).
@@ -32,6 +34,9 @@ pub struct AnalysisPanel {
     /// (minute start, Unix seconds; posts the producer received in it), the last
     /// [`MINUTES`] minutes, oldest first, empty minutes included.
     pub per_minute: Vec<(i64, u64)>,
+    /// (minute start, Unix seconds; mean VADER compound score in [-1, 1] of the scored posts
+    /// received in it, `null` when none was scored), the same minutes as `per_minute`.
+    pub sentiment_per_minute: Vec<(i64, Option<f64>)>,
 }
 
 /// Summarises the store's table and rows at `now_ms`.
@@ -53,13 +58,18 @@ pub fn summarise(
     let now_minute = now_ms.div_euclid(60_000);
     let first = now_minute - (MINUTES - 1);
     let mut minutes = vec![0u64; MINUTES as usize];
-    for minute in rows
-        .iter()
-        .filter_map(|r| r.received_at_ms)
-        .map(|ms| ms.div_euclid(60_000))
-    {
+    let mut scores = vec![(0.0f64, 0u64); MINUTES as usize];
+    for row in rows {
+        let Some(minute) = row.received_at_ms.map(|ms| ms.div_euclid(60_000)) else {
+            continue;
+        };
         if (first..=now_minute).contains(&minute) {
-            minutes[(minute - first) as usize] += 1;
+            let i = (minute - first) as usize;
+            minutes[i] += 1;
+            if let Some(score) = row.sentiment_compound {
+                scores[i].0 += score;
+                scores[i].1 += 1;
+            }
         }
     }
     AnalysisPanel {
@@ -76,6 +86,11 @@ pub fn summarise(
             .into_iter()
             .enumerate()
             .map(|(i, n)| ((first + i as i64) * 60, n))
+            .collect(),
+        sentiment_per_minute: scores
+            .into_iter()
+            .enumerate()
+            .map(|(i, (sum, n))| ((first + i as i64) * 60, (n > 0).then(|| sum / n as f64)))
             .collect(),
     }
 }
@@ -100,6 +115,41 @@ pub fn read(db: &StoreLocation, now_ms: i64) -> anyhow::Result<AnalysisPanel> {
     Ok(summarise(db.to_string(), &table, &rows, now_ms))
 }
 
+/// The stored analysis (detected language, sentiment) of those of `ids` the analysis group
+/// has stored, in one bounded query ([`Store::annotations`]) on a connection kept in `open`
+/// between calls (dropped after an error, so the next call reconnects). A SQLite file that
+/// does not exist yet gives nothing (and is not created). Blocks.
+///
+/// # Errors
+/// When the store cannot be opened or read.
+pub fn annotations(
+    open: &Mutex<Option<Store>>,
+    db: &StoreLocation,
+    ids: &[String],
+) -> anyhow::Result<Vec<Annotation>> {
+    if let StoreLocation::Sqlite(path) = db {
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+    }
+    let mut guard = open
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the store connection's lock is poisoned"))?;
+    if guard.is_none() {
+        *guard = Some(Store::open(db)?);
+    }
+    let Some(store) = guard.as_mut() else {
+        return Ok(Vec::new());
+    };
+    match store.annotations(ids) {
+        Ok(found) => Ok(found),
+        Err(error) => {
+            *guard = None;
+            Err(error.into())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,7 +161,7 @@ mod tests {
             received_at_ms: ms,
             lang: None,
             detected_lang: None,
-            sentiment_compound: None,
+            sentiment_compound: text.contains("rust").then_some(0.5),
             text: text.into(),
         };
         let now = 100 * 60_000 + 5;
@@ -137,5 +187,8 @@ mod tests {
         assert_eq!(panel.per_minute.last(), Some(&(100 * 60, 1)));
         assert_eq!(panel.per_minute[28], (99 * 60, 1));
         assert_eq!(panel.per_minute.iter().map(|m| m.1).sum::<u64>(), 2);
+        assert_eq!(panel.sentiment_per_minute.len(), 30);
+        assert_eq!(panel.sentiment_per_minute[29], (100 * 60, Some(0.5)));
+        assert_eq!(panel.sentiment_per_minute[27], (98 * 60, None));
     }
 }

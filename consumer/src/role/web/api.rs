@@ -1,5 +1,6 @@
-//! The web view's HTTP handlers: the page and its assets, the SSE feed, the analysis and
-//! schedule JSON endpoints, the schedule actions, and the access-token guard in front of all.
+//! The web view's HTTP handlers: the page and its assets, the SSE feed, the analysis, card
+//! annotation, stream-health and schedule JSON endpoints, the schedule actions (create,
+//! cancel, retry), and the access-token guard in front of all.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
@@ -22,10 +23,12 @@ use tweet_pipeline_common::secret::Secret;
 use super::analysis::{self, AnalysisPanel};
 use super::feed::{Broadcast, FeedEvent};
 use super::filter::ColumnFilter;
+use super::health::HealthPanel;
 use super::page::{self, PageContext};
 use super::schedule::{self, CreateRequest};
 use super::security::{self, Presented};
-use crate::store::StoreLocation;
+use crate::store::{Store, StoreLocation};
+use tweet_pipeline_scheduler::model::Destination;
 
 /// How long an analysis panel is served from memory before the store is read again (the page
 /// asks every 5 s; several browsers share one read).
@@ -49,7 +52,11 @@ pub struct AppState {
     pub topics: [String; 3],
     /// Ends every SSE stream at shutdown (graceful shutdown waits for open connections).
     pub shutdown: CancellationToken,
+    /// The stream-health panel the poller keeps up to date.
+    pub health: HealthPanel,
     analysis_cache: Mutex<Option<(Instant, AnalysisPanel)>>,
+    /// The store connection of the card lookups, kept between requests.
+    annotation_store: Mutex<Option<Store>>,
 }
 
 impl AppState {
@@ -64,6 +71,7 @@ impl AppState {
         schedule_topics: ScheduleTopics,
         topics: [String; 3],
         shutdown: CancellationToken,
+        health: HealthPanel,
     ) -> Self {
         Self {
             feed,
@@ -74,7 +82,9 @@ impl AppState {
             schedule_topics,
             topics,
             shutdown,
+            health,
             analysis_cache: Mutex::new(None),
+            annotation_store: Mutex::new(None),
         }
     }
 }
@@ -82,7 +92,8 @@ impl AppState {
 type Shared = Arc<AppState>;
 
 /// The router: `/`, `/app.js`, `/app.css`, `/events`, `/api/health`, `/api/analysis`,
-/// `GET|POST /api/schedule`, `POST /api/schedule/cancel`, all behind [`guard`].
+/// `POST /api/annotations`, `/api/stream-health`, `GET|POST /api/schedule`,
+/// `POST /api/schedule/cancel`, `POST /api/schedule/retry`, all behind [`guard`].
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/", get(index))
@@ -91,8 +102,11 @@ pub fn router(state: Shared) -> Router {
         .route("/events", get(events))
         .route("/api/health", get(health))
         .route("/api/analysis", get(analysis_panel))
+        .route("/api/annotations", post(annotations))
+        .route("/api/stream-health", get(stream_health))
         .route("/api/schedule", get(schedule_list).post(schedule_create))
         .route("/api/schedule/cancel", post(schedule_cancel))
+        .route("/api/schedule/retry", post(schedule_retry))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
@@ -255,6 +269,45 @@ async fn analysis_panel(State(state): State<Shared>) -> Response {
     }
 }
 
+/// `POST /api/annotations` body: the ids of the cards a page shows without their analysis.
+#[derive(Debug, Deserialize)]
+struct AnnotationRequest {
+    ids: Vec<String>,
+}
+
+/// `{"annotations":[{"id","detected_lang","sentiment_label","sentiment_compound"}]}` for the
+/// stored ones of at most [`crate::store::MAX_ANNOTATION_IDS`] ids, in one query.
+async fn annotations(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Json(request): Json<AnnotationRequest>,
+) -> Response {
+    if let Err(refused) = check_csrf(&state, &headers) {
+        return *refused;
+    }
+    let shared = state.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        analysis::annotations(&shared.annotation_store, &shared.db, &request.ids)
+    })
+    .await;
+    match read {
+        Ok(Ok(found)) => Json(serde_json::json!({ "annotations": found })).into_response(),
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `{"endpoints":[EndpointHealth...]}`, as the poller last saw them (see [`super::health`]).
+async fn stream_health(State(state): State<Shared>) -> Response {
+    match state.health.read() {
+        Ok(panel) => Json(serde_json::json!({ "endpoints": *panel })).into_response(),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the health panel's lock is poisoned",
+        ),
+    }
+}
+
 async fn schedule_list(State(state): State<Shared>) -> Response {
     let (kafka, topics) = (state.kafka.clone(), state.schedule_topics.clone());
     match tokio::task::spawn_blocking(move || schedule::list(&kafka, &topics)).await {
@@ -350,6 +403,62 @@ async fn schedule_cancel(
         Ok(()) => {
             tracing::info!(id = %request.id, "scheduled post cancelled from the web view");
             Json(serde_json::json!({ "id": request.id, "cancelled": true })).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+    }
+}
+
+/// `POST /api/schedule/retry` body: the post and the network it failed or was missed at.
+#[derive(Debug, Deserialize)]
+struct RetryRequest {
+    id: String,
+    destination: Destination,
+}
+
+/// Retries a failed or missed post at one network: reads the schedule, then schedules the
+/// same text due now through the create action's planner and writer
+/// ([`schedule::retry_request`]).
+async fn schedule_retry(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Json(request): Json<RetryRequest>,
+) -> Response {
+    if let Err(refused) = check_csrf(&state, &headers) {
+        return *refused;
+    }
+    let (kafka, topics) = (state.kafka.clone(), state.schedule_topics.clone());
+    let rows = match tokio::task::spawn_blocking(move || schedule::list(&kafka, &topics)).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let Some(row) = rows
+        .iter()
+        .find(|r| r.id == request.id && r.destination == request.destination)
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no scheduled post {} for {}",
+                request.id,
+                request.destination.as_str()
+            ),
+        );
+    };
+    let now = chrono::Utc::now();
+    let post = match schedule::retry_request(row, now).and_then(|r| schedule::plan_post(&r, now)) {
+        Ok(post) => post,
+        Err(reason) => return error(StatusCode::UNPROCESSABLE_ENTITY, reason),
+    };
+    let producer = match producer(&state).await {
+        Ok(producer) => producer,
+        Err(refused) => return *refused,
+    };
+    match schedule::enqueue(&producer, &state.schedule_topics, &post).await {
+        Ok(()) => {
+            tracing::info!(retried = %request.id, id = %post.id, destination = request.destination.as_str(), "scheduled post retried from the web view");
+            Json(serde_json::json!({ "id": post.id, "retried": request.id, "due_at": post.due_at }))
+                .into_response()
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, format!("{e:#}")),
     }

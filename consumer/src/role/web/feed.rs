@@ -63,6 +63,9 @@ pub struct Card {
     pub created_at: Option<String>,
     /// When the producer received it, Unix milliseconds.
     pub received_at_ms: Option<i64>,
+    /// The record's Kafka timestamp, Unix milliseconds (CreateTime: when the producer handed
+    /// it to Kafka; LogAppendTime on topics set so), the start of the page's latency.
+    pub kafka_at_ms: Option<i64>,
     /// The post's text (a retweet's original text).
     pub text: String,
     /// Hashtags without `#`, as the platform marked them.
@@ -77,6 +80,39 @@ pub struct Card {
     pub source_detail: Option<String>,
     /// Tags of the rules that matched (the `matching_rules` header), each a column.
     pub rules: Vec<String>,
+    /// Whether the post carries images or video ([`has_media`]).
+    pub has_media: bool,
+}
+
+/// Whether a post carries images or video: a Bluesky embed of `images`, `video` or
+/// `recordWithMedia` (`embed`, from [`parse_post`]); X v1.1 `entities.media` or
+/// `extended_entities.media` (of the post, its `extended_tweet` or its `retweeted_status`);
+/// X v2 `data.attachments.media_keys`; Mastodon `media_attachments` (of the status or its
+/// `reblog`). Each non-empty.
+pub fn has_media(payload: &[u8], embed: Option<&str>) -> bool {
+    if matches!(embed, Some("images" | "video" | "recordWithMedia")) {
+        return true;
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return false;
+    };
+    let non_empty = |v: &serde_json::Value, path: &[&str]| {
+        path.iter()
+            .try_fold(v, |v, key| v.get(key))
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    };
+    let v1 = |v: &serde_json::Value| {
+        non_empty(v, &["entities", "media"])
+            || non_empty(v, &["extended_entities", "media"])
+            || non_empty(v, &["extended_tweet", "entities", "media"])
+            || non_empty(v, &["extended_tweet", "extended_entities", "media"])
+    };
+    v1(&value)
+        || value.get("retweeted_status").is_some_and(v1)
+        || non_empty(&value, &["data", "attachments", "media_keys"])
+        || non_empty(&value, &["media_attachments"])
+        || non_empty(&value, &["reblog", "media_attachments"])
 }
 
 /// The page's source name of a record: `replay` for replays, else the platform, from the
@@ -141,6 +177,8 @@ pub struct RecordView<'a> {
     pub matching_rules: Option<&'a str>,
     /// The `received_at_ms` header, else the record timestamp.
     pub received_at_ms: Option<i64>,
+    /// The record timestamp.
+    pub kafka_at_ms: Option<i64>,
 }
 
 /// The event of one record: a card for a parseable post on the post topics, a delete for a
@@ -151,6 +189,7 @@ pub fn event_of(record: &RecordView<'_>) -> Option<FeedEvent> {
     match record.destination {
         Destination::Tweets | Destination::Retweets => {
             let post = parse_post(payload).ok()?;
+            let has_media = has_media(payload, post.embed);
             let id = post.id.into_owned();
             let text = post.text.into_owned();
             Some(FeedEvent::Post(Box::new(Card {
@@ -162,10 +201,12 @@ pub fn event_of(record: &RecordView<'_>) -> Option<FeedEvent> {
                     .created_at
                     .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 received_at_ms: record.received_at_ms,
+                kafka_at_ms: record.kafka_at_ms,
                 hashtags: post.hashtags.into_iter().map(|h| h.into_owned()).collect(),
                 lang: post.lang.map(|l| l.into_owned()),
                 source_detail: record.source.map(str::to_owned),
                 rules: rule_tags(record.matching_rules),
+                has_media,
                 id,
                 text,
             })))
@@ -277,6 +318,7 @@ fn view<'a>(message: &'a BorrowedMessage<'a>, destination: Destination) -> Recor
         received_at_ms: headers::get(headers, headers::RECEIVED_AT_MS)
             .and_then(|v| v.parse().ok())
             .or_else(|| message.timestamp().to_millis()),
+        kafka_at_ms: message.timestamp().to_millis(),
     }
 }
 
@@ -320,6 +362,7 @@ mod tests {
             source: None,
             matching_rules: None,
             received_at_ms: None,
+            kafka_at_ms: None,
         }
     }
 
@@ -330,6 +373,30 @@ mod tests {
             vec!["https://t.co/abc", "http://x.org/a?b=1"]
         );
         assert!(links("no links here").is_empty());
+    }
+
+    #[test]
+    fn media_is_read_from_each_platforms_fields() {
+        assert!(has_media(br#"{"entities":{"media":[{"id":1}]}}"#, None));
+        assert!(has_media(
+            br#"{"retweeted_status":{"extended_entities":{"media":[{}]}}}"#,
+            None
+        ));
+        assert!(has_media(
+            br#"{"data":{"attachments":{"media_keys":["3_1"]}}}"#,
+            None
+        ));
+        assert!(has_media(
+            br#"{"media_attachments":[{"type":"image"}]}"#,
+            None
+        ));
+        assert!(has_media(b"{}", Some("images")));
+        assert!(!has_media(b"{}", Some("external")));
+        assert!(!has_media(
+            br#"{"entities":{"media":[]},"media_attachments":[]}"#,
+            None
+        ));
+        assert!(!has_media(b"not json", None));
     }
 
     #[test]
@@ -369,6 +436,7 @@ mod tests {
         assert_eq!(card.links, vec!["https://e.org"]);
         assert_eq!(card.source, "replay");
         assert_eq!(card.rules, vec!["cats"]);
+        assert!(!card.has_media);
         let json = serde_json::to_string(&FeedEvent::Post(card)).unwrap();
         assert!(json.starts_with(r#"{"type":"post""#), "{json}");
     }

@@ -1,7 +1,9 @@
 //! Column filters: which cards a column shows. The page applies the same rules in its script
 //! (`web.js`, `matches`) to the columns a user adds; the server applies them to
-//! `GET /events?lang=..&source=..&contains=..&has_link=true&rule=..` for clients that want one
-//! filtered stream.
+//! `GET /events?lang=..&source=..&contains=..&has_link=true&has_media=true&rule=..` for
+//! clients that want one filtered stream. A column's sentiment filter is the page's only: the
+//! sentiment comes from the store after the card (`/api/annotations`), so the page adds a
+//! card to such a column once its label is known.
 
 use serde::Deserialize;
 
@@ -23,6 +25,9 @@ pub struct ColumnFilter {
     /// Whether the post must have (true) or lack (false) a link.
     #[serde(default)]
     pub has_link: Option<bool>,
+    /// Whether the post must have (true) or lack (false) images or video.
+    #[serde(default)]
+    pub has_media: Option<bool>,
     /// A rule tag the post must have matched.
     #[serde(default)]
     pub rule: Option<String>,
@@ -47,8 +52,9 @@ impl ColumnFilter {
         let link_ok = self
             .has_link
             .is_none_or(|want| want != card.links.is_empty());
+        let media_ok = self.has_media.is_none_or(|want| want == card.has_media);
         let rule_ok = set(&self.rule).is_none_or(|want| card.rules.iter().any(|r| r == want));
-        lang_ok && source_ok && contains_ok && link_ok && rule_ok
+        lang_ok && source_ok && contains_ok && link_ok && media_ok && rule_ok
     }
 }
 
@@ -63,6 +69,7 @@ mod tests {
             author: None,
             created_at: None,
             received_at_ms: None,
+            kafka_at_ms: None,
             text: "Hello <b>World</b>".into(),
             hashtags: vec![],
             links: vec!["https://e.org".into()],
@@ -70,6 +77,7 @@ mod tests {
             source: "replay",
             source_detail: None,
             rules: vec!["cats".into()],
+            has_media: false,
         }
     }
 
@@ -86,6 +94,7 @@ mod tests {
             source: source.map(Into::into),
             contains: contains.map(Into::into),
             has_link,
+            has_media: None,
             rule: rule.map(Into::into),
         };
         assert!(f(
@@ -110,5 +119,15 @@ mod tests {
             ..card()
         };
         assert!(!f(Some("en"), None, None, None, None).matches(&no_lang));
+        let media = |want| ColumnFilter {
+            has_media: Some(want),
+            ..ColumnFilter::default()
+        };
+        assert!(media(false).matches(&c) && !media(true).matches(&c));
+        let with_media = Card {
+            has_media: true,
+            ..card()
+        };
+        assert!(media(true).matches(&with_media) && !media(false).matches(&with_media));
     }
 }

@@ -2,13 +2,15 @@
 //! retweets and control topics from their end, commits nothing, and broadcasts each post and
 //! delete to the browsers over SSE; the page ([`page`]) shows them in TweetDeck-style
 //! columns ([`filter`]) beside the analysis panel ([`analysis`], from the store) and the
-//! schedule ([`schedule`], through the scheduler's own code). [`api`] holds the handlers,
+//! schedule ([`schedule`], through the scheduler's own code) and the stream health
+//! ([`health`], from the pipeline's `/metrics`). [`api`] holds the handlers,
 //! [`security`] the access-token and CSRF rules. See docs/web.md.
 
 pub mod analysis;
 pub mod api;
 pub mod feed;
 pub mod filter;
+pub mod health;
 pub mod page;
 pub mod schedule;
 pub mod security;
@@ -50,6 +52,40 @@ pub struct WebArgs {
         value_parser = parse_secret
     )]
     pub auth_token: Option<Secret>,
+
+    /// A file holding the access token on its first line, instead of --auth-token. Refused
+    /// unless only its owner may read it (chmod 600).
+    #[arg(
+        long,
+        env = "TWEET_PIPELINE_WEB_TOKEN_FILE",
+        value_name = "PATH",
+        conflicts_with = "auth_token"
+    )]
+    pub auth_token_file: Option<std::path::PathBuf>,
+
+    /// A producer's or consumer's Prometheus endpoint for the stream-health panel
+    /// (http://127.0.0.1:9100/metrics); repeat the flag for each. Polled by the server.
+    #[arg(
+        long = "metrics-url",
+        env = "TWEET_PIPELINE_WEB_METRICS_URLS",
+        value_delimiter = ',',
+        value_name = "URL"
+    )]
+    pub metrics_urls: Vec<String>,
+}
+
+impl WebArgs {
+    /// The access token: --auth-token, else the first line of --auth-token-file, else none.
+    ///
+    /// # Errors
+    /// The token file is unreadable, not private, or empty ([`security::TokenFileError`]).
+    pub fn token(&self) -> Result<Option<Secret>, security::TokenFileError> {
+        match (&self.auth_token, &self.auth_token_file) {
+            (Some(token), _) => Ok(Some(token.clone())),
+            (None, Some(path)) => security::read_token_file(path).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 fn parse_secret(value: &str) -> Result<Secret, String> {
@@ -64,7 +100,8 @@ fn parse_secret(value: &str) -> Result<Secret, String> {
 /// address that cannot be bound.
 pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
     let args = cli.web.clone();
-    security::check_bind(args.http_addr, args.auth_token.as_ref())?;
+    let token = args.token()?;
+    security::check_bind(args.http_addr, token.as_ref())?;
     let (kafka, topics) = (cli.kafka.clone(), cli.topics.clone());
     let tail = tokio::task::spawn_blocking(move || feed::start(&kafka, &topics))
         .await
@@ -73,10 +110,12 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
     let feed_sender = sender.clone();
     let feed_cancel = shutdown.clone();
     let feed = tokio::task::spawn_blocking(move || tail.run(&feed_sender, &feed_cancel));
+    let health = health::panel(&args.metrics_urls);
+    let poller = tokio::spawn(health::poll(health.clone(), shutdown.clone()));
     let state = Arc::new(api::AppState::new(
         sender,
         security::random_token(),
-        args.auth_token.clone(),
+        token.clone(),
         cli.db.clone(),
         cli.kafka.clone(),
         cli.poster.topics.clone(),
@@ -86,6 +125,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
             cli.topics.control.clone(),
         ],
         shutdown.clone(),
+        health,
     ));
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await
@@ -98,13 +138,14 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
     let bound = listener
         .local_addr()
         .context("reading the web listener's address")?;
-    tracing::info!(%bound, auth = args.auth_token.is_some(), "serving the web view");
+    tracing::info!(%bound, auth = token.is_some(), "serving the web view");
     println!("web view on http://{bound}/");
     let served = axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
     shutdown.cancel();
     feed.await.context("the feed thread panicked")?;
+    poller.await.context("the stream-health poller panicked")?;
     served.context("the web server failed")?;
     Ok(ExitCode::SUCCESS)
 }

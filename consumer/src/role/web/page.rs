@@ -61,7 +61,14 @@ pub fn render(context: &PageContext<'_>) -> String {
         </select>
       </label>
       <label>Text contains <input name="contains" maxlength="100"></label>
+      <label>Sentiment
+        <select name="sentiment">
+          <option value="">any</option><option value="positive">positive</option>
+          <option value="neutral">neutral</option><option value="negative">negative</option>
+        </select>
+      </label>
       <label><input type="checkbox" name="has_link"> has a link</label>
+      <label><input type="checkbox" name="has_media"> has media</label>
       <button type="submit">Add column</button>
     </fieldset>
   </form>
@@ -71,13 +78,17 @@ pub fn render(context: &PageContext<'_>) -> String {
   <h2 id="analysis-title">Analysis <span class="sub">from the store, every 5 s</span></h2>
   <div id="analysis" class="panel-body"><p>loading…</p></div>
 </section>
+<section id="health-panel" aria-labelledby="health-title">
+  <h2 id="health-title">Stream health <span class="sub">from the pipeline's /metrics, every 5 s</span></h2>
+  <div id="stream-health" class="panel-body"><p>loading…</p></div>
+</section>
 <section id="schedule-panel" aria-labelledby="schedule-title">
   <h2 id="schedule-title">Schedule</h2>
   <form id="schedule-form" class="inline-form">
     <fieldset>
       <legend>Schedule a post</legend>
       <label>Text <textarea name="text" required rows="2" cols="40" maxlength="1000"></textarea></label>
-      <label>When (your time) <input type="datetime-local" name="at" required></label>
+      <label>When (your time) <input type="datetime-local" name="at" step="1" required></label>
       <span role="group" aria-label="Networks">
         <label><input type="checkbox" name="to" value="x" checked> X</label>
         <label><input type="checkbox" name="to" value="bluesky"> Bluesky</label>

@@ -1,7 +1,7 @@
 //! The schedule panel: posts by state, read back from the `scheduled` and `scheduled-results`
 //! topics with the scheduler's own reader, and the create and cancel actions, written with
 //! the scheduler's own planner and writer (the code of `tweet-producer schedule post` and
-//! `cancel`).
+//! `cancel`); a retry of a failed or missed post is a create of its text, due now.
 
 use std::collections::HashMap;
 
@@ -176,6 +176,35 @@ pub fn plan_post(request: &CreateRequest, now: DateTime<Utc>) -> Result<Schedule
     Ok(post)
 }
 
+/// The states a post may be retried from: nothing more will be done for it otherwise.
+pub const RETRYABLE: [&str; 2] = ["failed", "missed"];
+
+/// The create action that retries `row` (a failed or missed post at one network): the same
+/// text, due `now`, to that network only. It goes through [`plan_post`] and [`enqueue`] like
+/// any create, so it is a new scheduled post with its own stable id (the text and the new
+/// due time), and the old one keeps its outcome.
+///
+/// # Errors
+/// The row is not failed or missed, or has no text left.
+pub fn retry_request(row: &ScheduleRow, now: DateTime<Utc>) -> Result<CreateRequest, String> {
+    if !RETRYABLE.contains(&row.state) {
+        return Err(format!(
+            "{} is {} at {}: only failed or missed posts can be retried",
+            row.id,
+            row.state,
+            row.destination.as_str()
+        ));
+    }
+    if row.text.trim().is_empty() {
+        return Err(format!("{} has no text left to post", row.id));
+    }
+    Ok(CreateRequest {
+        text: row.text.clone(),
+        at: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        to: vec![row.destination],
+    })
+}
+
 /// Writes `post` to the scheduled topic with the scheduler's writer.
 ///
 /// # Errors
@@ -264,6 +293,41 @@ mod tests {
         let rows = super::rows(&scheduled, &results);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].state, "cancelled");
+    }
+
+    #[test]
+    fn only_failed_or_missed_rows_are_retried_now_at_their_network() {
+        let now = t("2026-01-01T10:00:00Z");
+        let row = |state: &'static str| ScheduleRow {
+            id: "sp-a".into(),
+            destination: Destination::Bluesky,
+            state,
+            due_at: t("2026-01-01T08:00:00Z"),
+            at: None,
+            detail: String::new(),
+            text: "again".into(),
+        };
+        for state in ["failed", "missed"] {
+            let request = retry_request(&row(state), now).unwrap();
+            assert_eq!(request.to, vec![Destination::Bluesky]);
+            let post = plan_post(&request, now).unwrap();
+            assert_eq!(post.text, "again");
+            assert_eq!(post.due_at, now);
+            assert_eq!(
+                post.id,
+                tweet_pipeline_scheduler::model::post_id("again", now),
+                "a new post, not the old id"
+            );
+            assert_eq!(post.destinations, vec![Destination::Bluesky]);
+        }
+        for state in ["pending", "posted", "duplicate", "cancelled"] {
+            assert!(retry_request(&row(state), now).is_err(), "{state}");
+        }
+        let empty = ScheduleRow {
+            text: " ".into(),
+            ..row("failed")
+        };
+        assert!(retry_request(&empty, now).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! a request proves it has the token (header or cookie), and the CSRF check of every action.
 
 use std::net::SocketAddr;
+use std::path::Path;
 
 use tweet_pipeline_common::secret::Secret;
 
@@ -17,11 +18,75 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BindError {
     /// A non-loopback address without an access token.
-    #[error("--http-addr {0} is not a loopback address: anyone who can reach it could read the stream and change the schedule; set --auth-token (or TWEET_PIPELINE_WEB_TOKEN), or bind 127.0.0.1")]
+    #[error("--http-addr {0} is not a loopback address: anyone who can reach it could read the stream and change the schedule; set --auth-token (or TWEET_PIPELINE_WEB_TOKEN) or --auth-token-file, or bind 127.0.0.1")]
     TokenRequired(SocketAddr),
     /// An access token too short to resist guessing.
     #[error("--auth-token is shorter than 16 characters; use a long random value (e.g. openssl rand -hex 16)")]
     TokenTooShort,
+}
+
+/// Why the access-token file was refused. No variant ever holds the token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenFileError {
+    /// The file cannot be read (missing, a folder, no permission).
+    #[error("cannot read --auth-token-file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Its group or others may read or write it.
+    #[error("--auth-token-file {path} has mode {mode:o}; it must be readable by its owner only: run chmod 600 {path}")]
+    NotPrivate {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// It holds nothing but whitespace.
+    #[error("--auth-token-file {0} is empty; put the token on its first line")]
+    Empty(String),
+}
+
+/// Whether permission bits `mode` keep a secret file private: no bit for the group or others
+/// (0600 or 0400).
+pub fn private_mode(mode: u32) -> bool {
+    mode & 0o077 == 0
+}
+
+/// The access token in the file at `path`: its first line, trimmed. The file must be private
+/// ([`private_mode`]); the mode is checked on the open file, so it cannot change in between.
+///
+/// # Errors
+/// [`TokenFileError`].
+pub fn read_token_file(path: &Path) -> Result<Secret, TokenFileError> {
+    use std::io::Read as _;
+    let name = path.display().to_string();
+    let read = |source| TokenFileError::Read {
+        path: name.clone(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(read)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file.metadata().map_err(read)?.permissions().mode() & 0o777;
+        if !private_mode(mode) {
+            return Err(TokenFileError::NotPrivate {
+                path: name.clone(),
+                mode,
+            });
+        }
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(read)?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        return Err(TokenFileError::Empty(name));
+    }
+    Ok(Secret::new(token))
 }
 
 /// Checks the bind rule: a loopback address may run without a token; any other address needs
@@ -99,6 +164,40 @@ pub fn random_token() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_token_file_must_be_private_and_is_read_from_its_first_line() {
+        assert!(private_mode(0o600) && private_mode(0o400));
+        assert!(!private_mode(0o640) && !private_mode(0o604) && !private_mode(0o660));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("token");
+            std::fs::write(&path, "  secret-token-0123456789  \nignored\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let error = read_token_file(&path).unwrap_err().to_string();
+            assert!(
+                error.contains("mode 644") && error.contains("chmod 600"),
+                "{error}"
+            );
+            assert!(!error.contains("secret-token"), "{error}");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            assert_eq!(
+                read_token_file(&path).unwrap().expose(),
+                "secret-token-0123456789"
+            );
+            std::fs::write(&path, "\n").unwrap();
+            assert!(matches!(
+                read_token_file(&path),
+                Err(TokenFileError::Empty(_))
+            ));
+            assert!(matches!(
+                read_token_file(&dir.path().join("missing")),
+                Err(TokenFileError::Read { .. })
+            ));
+        }
+    }
+
     use super::*;
 
     fn addr(text: &str) -> SocketAddr {

@@ -8,6 +8,14 @@ const CSRF = document.querySelector('meta[name="csrf-token"]').getAttribute("con
 const columns = new Map(); // name -> column
 const timeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "medium" });
 const SOURCES = { x: "X", mastodon: "Mastodon", bluesky: "Bluesky", replay: "replay" };
+// Cards waiting for their analysis (the analysis group stores a post after it reaches the
+// page): looked up together every ANNOTATE_MS, at most ANNOTATE_BATCH ids a request (the
+// server's bound), each for at most ANNOTATE_FOR_MS after it arrived.
+const ANNOTATE_MS = 2000;
+const ANNOTATE_BATCH = 500;
+const ANNOTATE_FOR_MS = 120000;
+const MAX_AWAITING = 2000; // the oldest is given up first
+const awaiting = new Map(); // id -> {card, since}
 
 function el(tag, props, children) {
   const node = document.createElement(tag);
@@ -32,6 +40,10 @@ function matches(filter, card) {
   if (set(filter.source) && card.source !== set(filter.source).toLowerCase()) return false;
   if (set(filter.contains) && !card.text.toLowerCase().includes(set(filter.contains).toLowerCase())) return false;
   if (filter.has_link === true && card.links.length === 0) return false;
+  if (filter.has_media === true && !card.has_media) return false;
+  // The sentiment comes from the store after the card: a sentiment column takes a card once
+  // its label is known (see annotate).
+  if (set(filter.sentiment) && !(card.annotation && card.annotation.sentiment_label === set(filter.sentiment))) return false;
   if (set(filter.rule) && !card.rules.includes(set(filter.rule))) return false;
   return true;
 }
@@ -73,13 +85,30 @@ function cardNode(card) {
   meta.push(el("span", { class: "badge source", text: SOURCES[card.source] || card.source }));
   if (card.lang) meta.push(el("span", { class: "badge lang", text: card.lang }));
   if (card.kind === "retweet") meta.push(el("span", { class: "badge", text: "repost" }));
+  if (card.has_media) meta.push(el("span", { class: "badge", text: "media" }));
+  for (const badge of analysisBadges(card)) meta.push(badge);
   const body = el("p", { class: "text" }, textNodes(card));
   const article = el("article", { class: "card", tabindex: "0" }, [el("div", { class: "card-meta" }, meta), body]);
   article.dataset.id = card.id;
-  // From the producer receiving the line to this card: the pipeline's end-to-end latency.
+  // From the producer receiving the line to this card: the pipeline's end-to-end latency;
+  // from the record's Kafka timestamp to this card: the web view's own.
   if (card.received_at_ms) article.dataset.latencyMs = String(Date.now() - card.received_at_ms);
+  if (card.kafka_at_ms) article.dataset.kafkaLatencyMs = String(Date.now() - card.kafka_at_ms);
   if (card.rules.length) article.append(el("div", { class: "rules", text: "rules: " + card.rules.join(", ") }));
   return article;
+}
+
+// The detected language and sentiment, once the analysis group stored them.
+function analysisBadges(card) {
+  const a = card.annotation;
+  if (!a) return [];
+  const badges = [];
+  if (a.detected_lang) badges.push(el("span", { class: "badge detected", text: "detected " + a.detected_lang }));
+  if (a.sentiment_label) {
+    const score = typeof a.sentiment_compound === "number" ? " " + a.sentiment_compound.toFixed(2) : "";
+    badges.push(el("span", { class: "badge sentiment " + a.sentiment_label, text: a.sentiment_label + score }));
+  }
+  return badges;
 }
 
 function addColumn(name, filter, removable) {
@@ -128,6 +157,8 @@ function show(column, card) {
 }
 
 function onPost(card) {
+  awaiting.set(card.id, { card: card, since: Date.now() });
+  if (awaiting.size > MAX_AWAITING) awaiting.delete(awaiting.keys().next().value);
   for (const rule of card.rules) addColumn(rule, { rule: rule }, false);
   for (const column of columns.values()) {
     if (!matches(column.filter, card)) continue;
@@ -142,6 +173,7 @@ function onPost(card) {
 }
 
 function onDelete(id) {
+  awaiting.delete(id);
   for (const column of columns.values()) {
     for (const node of Array.from(column.list.children)) {
       if (node.dataset.id === id) node.remove();
@@ -149,6 +181,40 @@ function onDelete(id) {
     column.count.textContent = String(column.list.childElementCount);
     column.pending = column.pending.filter((card) => card.id !== id);
     updateNews(column);
+  }
+}
+
+// One request for every card still waiting for its analysis.
+async function annotate() {
+  const now = Date.now();
+  for (const [id, entry] of awaiting) if (now - entry.since > ANNOTATE_FOR_MS) awaiting.delete(id);
+  const ids = Array.from(awaiting.keys()).slice(0, ANNOTATE_BATCH);
+  if (ids.length === 0) return;
+  let data;
+  try { data = await post("/api/annotations", { ids: ids }); } catch (error) { return; }
+  for (const a of data.annotations) {
+    const entry = awaiting.get(a.id);
+    if (!entry) continue;
+    awaiting.delete(a.id);
+    const card = entry.card;
+    card.annotation = a;
+    const shownIn = new Set();
+    for (const column of columns.values()) {
+      for (const node of Array.from(column.list.children)) {
+        if (node.dataset.id !== a.id) continue;
+        shownIn.add(column.name);
+        if (node.dataset.annotated) continue; // an earlier copy of the post, already shown so
+        node.dataset.annotated = "true";
+        node.querySelector(".card-meta").append(...analysisBadges(card));
+        if (a.sentiment_label) node.dataset.sentiment = a.sentiment_label;
+        if (a.detected_lang) node.dataset.detectedLang = a.detected_lang;
+      }
+    }
+    // Columns that filter by sentiment take the card now that its label is known.
+    for (const column of columns.values()) {
+      if (shownIn.has(column.name) || !column.filter.sentiment || !matches(column.filter, card)) continue;
+      if (column.paused) { column.pending.push(card); updateNews(column); } else show(column, card);
+    }
   }
 }
 
@@ -179,12 +245,20 @@ async function refreshAnalysis() {
     if (!response.ok) throw new Error(data.error || response.statusText);
     if (!data.available) { target.replaceChildren(el("p", { text: "No store yet at " + data.db + " (run the analysis group)." })); return; }
     const perMinute = data.per_minute.map((m) => m[1]);
+    const sentiment = data.sentiment_per_minute.map((m) => m[1]);
+    const moods = el("div", { class: "bars mood", role: "img", "aria-label": "mean sentiment per minute, last 30 minutes, -1 to 1: " + sentiment.map((v) => (v === null ? "none" : v.toFixed(2))).join(", ") },
+      sentiment.map((v) => {
+        const bar = el("span", { class: "bar " + (v === null ? "none" : v >= 0 ? "pos" : "neg"), title: v === null ? "no scored posts" : "mean " + v.toFixed(2) });
+        bar.style.height = (v === null ? 0 : Math.round(Math.abs(v) * 100)) + "%";
+        return bar;
+      }));
     const max = Math.max(1, ...perMinute);
     const bars = el("div", { class: "bars", role: "img", "aria-label": "posts per minute, last 30 minutes: " + perMinute.join(", ") },
       perMinute.map((n) => { const bar = el("span", { class: "bar", title: n + " posts" }); bar.style.height = Math.round((n / max) * 100) + "%"; return bar; }));
     target.replaceChildren(
       el("p", { text: data.total + " posts in " + data.db }),
       el("h3", { text: "Posts per minute (received)" }), bars,
+      el("h3", { text: "Sentiment over time (mean compound per minute; dark: positive, red: negative)" }), moods,
       el("h3", { text: "Languages and sentiment" }),
       table(["language", "positive", "neutral", "negative", "unscored", "total"],
         data.languages.map((l) => [l.language, l.positive, l.neutral, l.negative, l.unscored, l.total])),
@@ -217,10 +291,19 @@ async function refreshSchedule() {
       if (r.state === "pending") {
         action = el("button", { type: "button", text: "Cancel", "aria-label": "cancel " + r.id });
         action.addEventListener("click", () => cancel(r.id));
+      } else if (r.state === "failed" || r.state === "missed") {
+        action = el("button", { type: "button", class: "retry", text: "Retry", "aria-label": "retry " + r.id + " at " + r.destination });
+        action.addEventListener("click", () => retry(r.id, r.destination));
       }
       return [r.state, timeFormat.format(new Date(r.due_at)), r.destination, r.id, r.detail, r.text, action];
     });
-    target.replaceChildren(rows.length ? table(["state", "due (your time)", "network", "id", "detail", "text", ""], rows) : el("p", { text: "Nothing scheduled." }));
+    const rendered = table(["state", "due (your time)", "network", "id", "detail", "text", ""], rows);
+    rendered.querySelectorAll("tbody tr").forEach((tr, i) => {
+      tr.dataset.id = data.rows[i].id;
+      tr.dataset.state = data.rows[i].state;
+      tr.dataset.destination = data.rows[i].destination;
+    });
+    target.replaceChildren(rows.length ? rendered : el("p", { text: "Nothing scheduled." }));
   } catch (error) {
     target.replaceChildren(el("p", { text: "schedule unavailable: " + error.message }));
   }
@@ -231,6 +314,42 @@ async function cancel(id) {
   try { await post("/api/schedule/cancel", { id: id }); message.textContent = "cancelled " + id; }
   catch (error) { message.textContent = "cancel failed: " + error.message; }
   refreshSchedule();
+}
+
+async function retry(id, destination) {
+  const message = document.getElementById("schedule-message");
+  try { const data = await post("/api/schedule/retry", { id: id, destination: destination }); message.textContent = "retrying " + id + " as " + data.id; }
+  catch (error) { message.textContent = "retry failed: " + error.message; }
+  refreshSchedule();
+}
+
+function byKey(map, format) {
+  const keys = Object.keys(map || {});
+  return keys.length ? keys.map((k) => (k || "(none)") + ": " + format(map[k])).join(", ") : "—";
+}
+
+async function refreshHealth() {
+  const target = document.getElementById("stream-health");
+  try {
+    const response = await fetch("/api/stream-health");
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || response.statusText);
+    if (data.endpoints.length === 0) { target.replaceChildren(el("p", { text: "No endpoints: start the web view with --metrics-url http://127.0.0.1:9101/metrics (repeat for each process)." })); return; }
+    const n = (v) => String(Math.round(v));
+    const rate = (v) => v.toFixed(1) + "/s";
+    const rows = data.endpoints.map((e) => [
+      e.url, e.up ? "up" : "down: " + (e.error || "?"),
+      byKey(e.records_per_second, rate),
+      e.totals.keepalives == null ? "—" : n(e.totals.keepalives) + (e.keepalives_per_second == null ? "" : " (" + rate(e.keepalives_per_second) + ")"),
+      byKey(e.totals.disconnects_by_reason, n),
+      byKey(e.totals.dead_letters_by_reason, n),
+      e.totals.spool_bytes == null ? "—" : n(e.totals.spool_bytes) + " B",
+      byKey(e.totals.lag_by_group_topic, n),
+    ]);
+    target.replaceChildren(table(["endpoint", "state", "records by topic", "keep-alives", "disconnects by reason", "dead letters by reason", "spool", "consumer lag (records)"], rows));
+  } catch (error) {
+    target.replaceChildren(el("p", { text: "stream health unavailable: " + error.message }));
+  }
 }
 
 document.getElementById("schedule-form").addEventListener("submit", async (e) => {
@@ -250,7 +369,7 @@ document.getElementById("schedule-form").addEventListener("submit", async (e) =>
 document.getElementById("add-column").addEventListener("submit", (e) => {
   e.preventDefault();
   const f = e.target.elements;
-  addColumn(f.name.value.trim(), { lang: f.lang.value, source: f.source.value, contains: f.contains.value, has_link: f.has_link.checked ? true : null }, true);
+  addColumn(f.name.value.trim(), { lang: f.lang.value, source: f.source.value, contains: f.contains.value, sentiment: f.sentiment.value, has_link: f.has_link.checked ? true : null, has_media: f.has_media.checked ? true : null }, true);
   e.target.reset();
 });
 
@@ -258,5 +377,8 @@ addColumn("All", {}, false);
 connect();
 refreshAnalysis();
 refreshSchedule();
+refreshHealth();
 setInterval(refreshAnalysis, 5000);
-setInterval(refreshSchedule, 10000);
+setInterval(refreshSchedule, 5000);
+setInterval(refreshHealth, 5000);
+setInterval(annotate, ANNOTATE_MS);
