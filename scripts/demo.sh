@@ -12,6 +12,10 @@
 #                                     tweet-producer --source bluesky -> Kafka
 #   scripts/demo.sh --replay FILE     replay a recording instead (default data/sample/stream.jsonl)
 #
+# The web view (tweet-consumer --group web) starts before the producer and keeps running
+# afterwards, like the broker: open the address the demo prints at the end. DEMO_WEB_ADDR
+# (default 127.0.0.1:8080) moves it; DEMO_WEB_ADDR=off leaves it out.
+#
 # DEMO_SECONDS (default 20) sets how long the producer streams.
 set -euo pipefail
 
@@ -50,6 +54,30 @@ scripts/kafka-local.sh start
 
 step "creating the topics (./topics.sh)"
 ./topics.sh
+
+DEMO_WEB_ADDR="${DEMO_WEB_ADDR:-127.0.0.1:8080}"
+WEB_PID_FILE="$ROOT/.local/demo/web.pid"
+WEB_URL=""
+# The web view a previous demo left running (this script started it; its PID is on file).
+if [ -f "$WEB_PID_FILE" ]; then
+  old_pid="$(cat "$WEB_PID_FILE")"
+  if grep -q tweet-consumer "/proc/$old_pid/cmdline" 2>/dev/null; then kill "$old_pid" 2>/dev/null || true; sleep 1; fi
+  rm -f "$WEB_PID_FILE"
+fi
+if [ "$DEMO_WEB_ADDR" != off ]; then
+  step "tweet-consumer --group web on $DEMO_WEB_ADDR (reads the topics from their end, commits nothing)"
+  "$BIN/tweet-consumer" --group web --http-addr "$DEMO_WEB_ADDR" --db "$DB" --metrics-addr off \
+    >"$ROOT/.local/demo/web.out" 2>"$ROOT/.local/demo/web.log" &
+  echo $! >"$WEB_PID_FILE"
+  for _ in $(seq 1 50); do grep -q '^web view on ' "$ROOT/.local/demo/web.out" 2>/dev/null && break; sleep 0.2; done
+  WEB_URL="$(sed -n 's/^web view on //p' "$ROOT/.local/demo/web.out" | head -n 1)"
+  if [ -n "$WEB_URL" ]; then
+    echo "web view at $WEB_URL: open it now to watch the posts arrive"
+  else
+    echo "the web view did not start (see $ROOT/.local/demo/web.log); the demo goes on without it" >&2
+    rm -f "$WEB_PID_FILE"
+  fi
+fi
 
 if [ "$MODE" = replay ]; then
   step "tweet-producer --replay $RECORDING"
@@ -110,3 +138,11 @@ Inspect any topic the way Kafka users do:
   kcat -b $KAFKA_BOOTSTRAP -C -t retweets -e -f '%k %h %s\n'
 The broker is still running: scripts/kafka-local.sh stop (or status, logs).
 MSG
+if [ -n "$WEB_URL" ]; then
+  cat <<MSG
+
+The web view is still running, with the demo's latest posts and the analysis panel:
+  $WEB_URL
+Stop it with: kill $(cat "$WEB_PID_FILE")
+MSG
+fi

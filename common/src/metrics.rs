@@ -449,6 +449,43 @@ impl PosterMetrics {
     }
 }
 
+/// Metrics of the web view (`tweet-consumer --group web`).
+#[derive(Clone)]
+pub struct WebMetrics {
+    /// Browsers' event streams open now.
+    pub browsers: IntGauge,
+    /// Events sent to browsers, by `event` (`post`, `recent`, `delete`).
+    pub events_sent: IntCounterVec,
+    /// Browsers that fell more than the feed's capacity behind, told to reload and dropped.
+    pub browsers_dropped: IntCounter,
+}
+
+impl WebMetrics {
+    /// Registers the web view's metrics in `registry`.
+    ///
+    /// # Panics
+    /// If they are already registered there.
+    pub fn register(registry: &Registry) -> Self {
+        const S: &str = "web";
+        Self {
+            browsers: gauge(registry, S, "browsers", "Browsers' event streams open now."),
+            events_sent: counter_vec(
+                registry,
+                S,
+                "events_sent_total",
+                "Events sent to browsers by event.",
+                &["event"],
+            ),
+            browsers_dropped: counter(
+                registry,
+                S,
+                "browsers_dropped_total",
+                "Browsers that fell behind the feed, told to reload and dropped.",
+            ),
+        }
+    }
+}
+
 /// Renders `registry` in the Prometheus text exposition format (version 0.0.4).
 pub fn render(registry: &Registry) -> String {
     let mut buffer = Vec::new();

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use prometheus::Registry;
 use tweet_pipeline_common::config::SummaryArgs;
-use tweet_pipeline_common::metrics::{self, ConsumerMetrics, PosterMetrics};
+use tweet_pipeline_common::metrics::{self, ConsumerMetrics, PosterMetrics, WebMetrics};
 use tweet_pipeline_common::{shutdown, telemetry};
 use tweet_pipeline_consumer::cli::{self, Cli, Command, Role, DEFAULT_METRICS_ADDR};
 use tweet_pipeline_consumer::offline::{self, eval, report::ReportConfig};
@@ -93,7 +93,7 @@ async fn consume(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match role {
         Role::Poster => run_poster(cli, &registry, shutdown).await,
-        Role::Web => role::web::run(cli, shutdown).await,
+        Role::Web => role::web::run(cli, WebMetrics::register(&registry), shutdown).await,
         Role::Analysis => {
             let (consumer, metrics) = runner(&cli)?;
             let summary = role::analysis::run(&cli, consumer, metrics, &shutdown).await?;

@@ -6,23 +6,25 @@
 use std::sync::Arc;
 
 use futures::StreamExt as _;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tweet_pipeline_common::config::{KafkaArgs, ScheduleTopics};
+use tweet_pipeline_common::metrics::WebMetrics;
 use tweet_pipeline_common::secret::Secret;
 use tweet_pipeline_consumer::role::web::api::{router, AppState};
-use tweet_pipeline_consumer::role::web::feed::{Broadcast, Card, FeedEvent};
+use tweet_pipeline_consumer::role::web::feed::{Card, Feed, FeedEvent, RECENT_POSTS};
 
 const CSRF: &str = "0123456789abcdef0123456789abcdef";
 
 struct Server {
     url: String,
-    feed: broadcast::Sender<Broadcast>,
+    feed: Arc<Feed>,
+    metrics: WebMetrics,
     shutdown: CancellationToken,
 }
 
 async fn serve(capacity: usize, token: Option<&str>) -> Server {
-    let (feed, _) = broadcast::channel(capacity);
+    let feed = Arc::new(Feed::new(capacity));
+    let metrics = WebMetrics::register(&prometheus::Registry::new());
     let shutdown = CancellationToken::new();
     let dir = std::env::temp_dir().join(format!("web-server-test-{}", std::process::id()));
     let state = Arc::new(AppState::new(
@@ -40,6 +42,7 @@ async fn serve(capacity: usize, token: Option<&str>) -> Server {
         ["t".into(), "r".into(), "c".into()],
         shutdown.clone(),
         tweet_pipeline_consumer::role::web::health::panel(&[]),
+        metrics.clone(),
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -53,6 +56,7 @@ async fn serve(capacity: usize, token: Option<&str>) -> Server {
     Server {
         url,
         feed,
+        metrics,
         shutdown,
     }
 }
@@ -76,9 +80,9 @@ fn card(id: &str, text: &str) -> FeedEvent {
     }))
 }
 
-fn send(feed: &broadcast::Sender<Broadcast>, event: FeedEvent) {
+fn send(feed: &Feed, event: FeedEvent) {
     let json = serde_json::to_string(&event).unwrap();
-    feed.send(Arc::new((event, json))).unwrap();
+    feed.publish(Arc::new((event, json)));
 }
 
 type Body = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
@@ -160,6 +164,43 @@ async fn every_stream_gets_posts_and_deletes_in_order() {
 }
 
 #[tokio::test]
+async fn a_page_that_connects_late_gets_the_recent_posts_a_delete_left() {
+    let server = serve(1024, None).await;
+    for i in 0..RECENT_POSTS + 5 {
+        send(
+            &server.feed,
+            card(&i.to_string(), if i % 2 == 0 { "even" } else { "odd" }),
+        );
+    }
+    send(&server.feed, FeedEvent::Delete { id: "6".into() });
+    let mut all = Events::open(&format!("{}/events", server.url)).await;
+    assert_eq!(all.next().await.unwrap().0, "ready");
+    let mut ids = Vec::new();
+    for _ in 0..RECENT_POSTS - 1 {
+        let (name, data) = all.next().await.unwrap();
+        assert_eq!(name, "recent");
+        let value: serde_json::Value = serde_json::from_str(&data).unwrap();
+        ids.push(value["id"].as_str().unwrap().parse::<usize>().unwrap());
+    }
+    let expected: Vec<usize> = (5..RECENT_POSTS + 5).filter(|&i| i != 6).collect();
+    assert_eq!(
+        ids, expected,
+        "the latest posts, oldest first, without the deleted one"
+    );
+    send(&server.feed, card("live", "even"));
+    assert_eq!(all.next().await.unwrap().0, "post", "then the live events");
+    let sent = |event: &str| server.metrics.events_sent.with_label_values(&[event]).get();
+    assert_eq!((sent("recent"), sent("post")), (RECENT_POSTS as u64 - 1, 1));
+    assert_eq!(server.metrics.browsers.get(), 1);
+    // A filtered stream gets only the matching recent posts.
+    let mut even = Events::open(&format!("{}/events?contains=even", server.url)).await;
+    assert_eq!(even.next().await.unwrap().0, "ready");
+    let (name, data) = even.next().await.unwrap();
+    assert_eq!(name, "recent");
+    assert!(data.contains(r#""id":"8""#), "4 and 6 are gone: {data}");
+}
+
+#[tokio::test]
 async fn a_stream_that_falls_behind_is_told_to_reload_and_ended() {
     let server = serve(2, None).await;
     let mut events = Events::open(&format!("{}/events", server.url)).await;
@@ -173,7 +214,13 @@ async fn a_stream_that_falls_behind_is_told_to_reload_and_ended() {
     assert_eq!(name, "reload");
     assert_eq!(data, r#"{"missed":8}"#);
     assert_eq!(events.next().await, None, "the stream ends after reload");
-    assert_eq!(server.feed.receiver_count(), 0, "its receiver is dropped");
+    assert_eq!(server.feed.browsers(), 0, "its receiver is dropped");
+    assert_eq!(server.metrics.browsers_dropped.get(), 1);
+    assert_eq!(
+        server.metrics.browsers.get(),
+        0,
+        "counted open, then closed"
+    );
 }
 
 #[tokio::test]

@@ -14,14 +14,16 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::Stream;
+use prometheus::IntGauge;
 use serde::Deserialize;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tweet_pipeline_common::config::{KafkaArgs, ScheduleTopics};
+use tweet_pipeline_common::metrics::WebMetrics;
 use tweet_pipeline_common::secret::Secret;
 
 use super::analysis::{self, AnalysisPanel};
-use super::feed::{Broadcast, FeedEvent};
+use super::feed::{Feed, FeedEvent};
 use super::filter::ColumnFilter;
 use super::health::HealthPanel;
 use super::page::{self, PageContext};
@@ -36,8 +38,8 @@ const ANALYSIS_CACHE: Duration = Duration::from_secs(3);
 
 /// What every handler shares.
 pub struct AppState {
-    /// The feed's sender; each SSE stream subscribes.
-    pub feed: broadcast::Sender<Broadcast>,
+    /// The feed; each SSE stream subscribes.
+    pub feed: Arc<Feed>,
     /// The per-process CSRF token.
     pub csrf: String,
     /// The access token, if one is required.
@@ -54,6 +56,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The stream-health panel the poller keeps up to date.
     pub health: HealthPanel,
+    /// The web view's own metrics.
+    pub metrics: WebMetrics,
     analysis_cache: Mutex<Option<(Instant, AnalysisPanel)>>,
     /// The store connection of the card lookups, kept between requests.
     annotation_store: Mutex<Option<Store>>,
@@ -63,7 +67,7 @@ impl AppState {
     /// The shared state; see the fields.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        feed: broadcast::Sender<Broadcast>,
+        feed: Arc<Feed>,
         csrf: String,
         auth_token: Option<Secret>,
         db: StoreLocation,
@@ -72,6 +76,7 @@ impl AppState {
         topics: [String; 3],
         shutdown: CancellationToken,
         health: HealthPanel,
+        metrics: WebMetrics,
     ) -> Self {
         Self {
             feed,
@@ -83,6 +88,7 @@ impl AppState {
             topics,
             shutdown,
             health,
+            metrics,
             analysis_cache: Mutex::new(None),
             annotation_store: Mutex::new(None),
         }
@@ -203,20 +209,33 @@ async fn style() -> Response {
 /// `{"feed":"ready","browsers":N}`: the feed is assigned (the server listens only after), and
 /// N SSE streams are open.
 async fn health(State(state): State<Shared>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "feed": "ready", "browsers": state.feed.receiver_count() }))
+    Json(serde_json::json!({ "feed": "ready", "browsers": state.feed.browsers() }))
 }
 
-/// The SSE stream: `ready` first (the feed is subscribed by then), then `post` and `delete`
-/// events matching the query's [`ColumnFilter`]; a browser that falls more than the feed's
-/// capacity behind gets `reload` and the stream ends (it is never buffered further).
+/// The SSE stream: `ready` first (the feed is subscribed by then), then a `recent` event for
+/// each of the feed's recent posts, then live `post` and `delete` events; posts are those
+/// matching the query's [`ColumnFilter`]. A browser that falls more than the feed's capacity
+/// behind gets `reload` and the stream ends (it is never buffered further).
 async fn events(
     State(state): State<Shared>,
     Query(filter): Query<ColumnFilter>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let mut receiver = state.feed.subscribe();
+    let (recent, mut receiver) = state.feed.subscribe();
     let shutdown = state.shutdown.clone();
+    let metrics = state.metrics.clone();
+    let sent = |event: &str| metrics.events_sent.with_label_values(&[event]);
+    let (sent_recent, sent_post, sent_delete) = (sent("recent"), sent("post"), sent("delete"));
     let stream = async_stream::stream! {
+        let _open = OpenStream::new(metrics.browsers.clone());
         yield Ok(Event::default().event("ready").data("{}"));
+        for message in recent {
+            if let FeedEvent::Post(card) = &message.0 {
+                if filter.matches(card) {
+                    sent_recent.inc();
+                    yield Ok(Event::default().event("recent").data(message.1.as_str()));
+                }
+            }
+        }
         loop {
             let next = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -224,15 +243,17 @@ async fn events(
             };
             match next {
                 Ok(message) => {
-                    let wanted = match &message.0 {
-                        FeedEvent::Post(card) => filter.matches(card),
-                        FeedEvent::Delete { .. } => true,
+                    let (wanted, counter) = match &message.0 {
+                        FeedEvent::Post(card) => (filter.matches(card), &sent_post),
+                        FeedEvent::Delete { .. } => (true, &sent_delete),
                     };
                     if wanted {
+                        counter.inc();
                         yield Ok(Event::default().event(message.0.name()).data(message.1.as_str()));
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
+                    metrics.browsers_dropped.inc();
                     tracing::info!(missed, "a browser fell behind the feed; told to reload");
                     yield Ok(Event::default().event("reload").data(format!("{{\"missed\":{missed}}}")));
                     break;
@@ -242,6 +263,23 @@ async fn events(
         }
     };
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Counts an open event stream in the `browsers` gauge for as long as the stream lives
+/// (a browser that goes away drops it).
+struct OpenStream(IntGauge);
+
+impl OpenStream {
+    fn new(gauge: IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 async fn analysis_panel(State(state): State<Shared>) -> Response {

@@ -7,7 +7,8 @@
 //! `auto.offset.reset=latest` resolved) with a throwaway group id, `enable.auto.commit=false`.
 //! Other groups' offsets are therefore never touched.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -236,6 +237,57 @@ pub fn event_of(record: &RecordView<'_>) -> Option<FeedEvent> {
 /// A [`FeedEvent`] and its JSON, serialised once for every browser.
 pub type Broadcast = Arc<(FeedEvent, String)>;
 
+/// How many of the latest posts a browser that connects is sent first, so a page opened after
+/// the posts arrived is not empty (a column holds 200 cards).
+pub const RECENT_POSTS: usize = 200;
+
+/// What the browsers subscribe to: the live events, and the [`RECENT_POSTS`] latest posts that
+/// no delete has removed since. Publishing and subscribing hold one lock, so a browser gets
+/// every event exactly once: in its snapshot or from its receiver, never both or neither.
+pub struct Feed {
+    sender: broadcast::Sender<Broadcast>,
+    recent: Mutex<VecDeque<Broadcast>>,
+}
+
+impl Feed {
+    /// A feed whose slowest browser may fall `capacity` events behind before it is dropped.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            sender: broadcast::channel(capacity).0,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_POSTS)),
+        }
+    }
+
+    /// Sends `event` to every browser and keeps it among the recent posts (a delete removes
+    /// its post from them). No browser connected is not an error.
+    pub fn publish(&self, event: Broadcast) {
+        let mut recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        match &event.0 {
+            FeedEvent::Post(_) => {
+                if recent.len() == RECENT_POSTS {
+                    recent.pop_front();
+                }
+                recent.push_back(event.clone());
+            }
+            FeedEvent::Delete { id } => {
+                recent.retain(|kept| !matches!(&kept.0, FeedEvent::Post(card) if &card.id == id));
+            }
+        }
+        let _ = self.sender.send(event);
+    }
+
+    /// The recent posts, oldest first, and a receiver of every event published after them.
+    pub fn subscribe(&self) -> (Vec<Broadcast>, broadcast::Receiver<Broadcast>) {
+        let recent = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        (recent.iter().cloned().collect(), self.sender.subscribe())
+    }
+
+    /// How many browsers' streams are open.
+    pub fn browsers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+}
+
 /// The tail's consumer, assigned to the end of every partition of the three topics.
 pub struct Tail {
     consumer: BaseConsumer,
@@ -323,9 +375,9 @@ fn view<'a>(message: &'a BorrowedMessage<'a>, destination: Destination) -> Recor
 }
 
 impl Tail {
-    /// Polls until `cancel` fires, sending each record's event to `sender` (a send with no
-    /// browser connected is not an error). Blocks: run it on a thread of its own.
-    pub fn run(self, sender: &broadcast::Sender<Broadcast>, cancel: &CancellationToken) {
+    /// Polls until `cancel` fires, publishing each record's event to `feed`. Blocks: run it
+    /// on a thread of its own.
+    pub fn run(self, feed: &Feed, cancel: &CancellationToken) {
         while !cancel.is_cancelled() {
             match self.consumer.poll(POLL_TIMEOUT) {
                 None => {}
@@ -337,9 +389,7 @@ impl Tail {
                         continue;
                     };
                     match serde_json::to_string(&event) {
-                        Ok(json) => {
-                            let _ = sender.send(Arc::new((event, json)));
-                        }
+                        Ok(json) => feed.publish(Arc::new((event, json))),
                         Err(error) => tracing::warn!(%error, "feed event not serialised"),
                     }
                 }

@@ -20,8 +20,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use tweet_pipeline_common::metrics::WebMetrics;
 use tweet_pipeline_common::secret::Secret;
 
 use crate::cli::Cli;
@@ -92,13 +92,17 @@ fn parse_secret(value: &str) -> Result<Secret, String> {
     Ok(Secret::new(value.trim()))
 }
 
-/// Runs the web view until `shutdown`: checks the bind rule, assigns the tail to the end of
+/// Runs the web view until `shutdown`, counting in `metrics`: checks the bind rule, assigns the tail to the end of
 /// the topics, then serves the page. Logs (and prints on stdout) `web view on http://ADDR/`.
 ///
 /// # Errors
 /// A non-loopback address without a token, an unreachable broker or missing topic, or an
 /// address that cannot be bound.
-pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    cli: Cli,
+    metrics: WebMetrics,
+    shutdown: CancellationToken,
+) -> anyhow::Result<ExitCode> {
     let args = cli.web.clone();
     let token = args.token()?;
     security::check_bind(args.http_addr, token.as_ref())?;
@@ -106,14 +110,13 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
     let tail = tokio::task::spawn_blocking(move || feed::start(&kafka, &topics))
         .await
         .context("the feed's start panicked")??;
-    let (sender, _) = broadcast::channel(FEED_CAPACITY);
-    let feed_sender = sender.clone();
-    let feed_cancel = shutdown.clone();
-    let feed = tokio::task::spawn_blocking(move || tail.run(&feed_sender, &feed_cancel));
+    let live = Arc::new(feed::Feed::new(FEED_CAPACITY));
+    let (tail_feed, feed_cancel) = (live.clone(), shutdown.clone());
+    let feed = tokio::task::spawn_blocking(move || tail.run(&tail_feed, &feed_cancel));
     let health = health::panel(&args.metrics_urls);
     let poller = tokio::spawn(health::poll(health.clone(), shutdown.clone()));
     let state = Arc::new(api::AppState::new(
-        sender,
+        live,
         security::random_token(),
         token.clone(),
         cli.db.clone(),
@@ -126,6 +129,7 @@ pub async fn run(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<ExitCo
         ],
         shutdown.clone(),
         health,
+        metrics,
     ));
     let listener = tokio::net::TcpListener::bind(args.http_addr)
         .await

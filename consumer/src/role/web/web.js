@@ -91,9 +91,11 @@ function cardNode(card) {
   const article = el("article", { class: "card", tabindex: "0" }, [el("div", { class: "card-meta" }, meta), body]);
   article.dataset.id = card.id;
   // From the producer receiving the line to this card: the pipeline's end-to-end latency;
-  // from the record's Kafka timestamp to this card: the web view's own.
-  if (card.received_at_ms) article.dataset.latencyMs = String(Date.now() - card.received_at_ms);
-  if (card.kafka_at_ms) article.dataset.kafkaLatencyMs = String(Date.now() - card.kafka_at_ms);
+  // from the record's Kafka timestamp to this card: the web view's own. Not for the posts
+  // the server sends a page that connects (they arrived before it).
+  if (card.recent) article.dataset.recent = "true";
+  else if (card.received_at_ms) article.dataset.latencyMs = String(Date.now() - card.received_at_ms);
+  if (card.kafka_at_ms && !card.recent) article.dataset.kafkaLatencyMs = String(Date.now() - card.kafka_at_ms);
   if (card.rules.length) article.append(el("div", { class: "rules", text: "rules: " + card.rules.join(", ") }));
   return article;
 }
@@ -172,6 +174,14 @@ function onPost(card) {
   }
 }
 
+// A post the server held from before this page connected; after a reconnect the page may
+// already show it.
+function onRecent(card) {
+  for (const node of document.querySelectorAll("article.card")) if (node.dataset.id === card.id) return;
+  card.recent = true;
+  onPost(card);
+}
+
 function onDelete(id) {
   awaiting.delete(id);
   for (const column of columns.values()) {
@@ -221,6 +231,7 @@ async function annotate() {
 function connect() {
   const source = new EventSource("/events");
   source.addEventListener("ready", () => setStatus("live"));
+  source.addEventListener("recent", (e) => onRecent(JSON.parse(e.data)));
   source.addEventListener("post", (e) => onPost(JSON.parse(e.data)));
   source.addEventListener("delete", (e) => onDelete(JSON.parse(e.data).id));
   source.addEventListener("reload", () => {
