@@ -825,6 +825,19 @@ pub(crate) mod tests {
             Kind::Malformed,
             "a pretty-printed fragment is not JSON"
         );
+        // Every skipped value is validated too, and nothing may follow the document.
+        for broken in [
+            r#"{"id_str":"1","text":"t","user":{"a":[1,,2]}}"#,
+            r#"{"id_str":"1","text":"t","junk":tru}"#,
+            r#"{"id_str":"1","text":"t","junk":"a\qb"}"#,
+            r#"{"id_str":"1","text":"t","n":01}"#,
+            r#"{"id_str":"1","text":"t"} x"#,
+        ] {
+            let routed = record(broken);
+            assert_eq!(routed.kind, Kind::Malformed, "{broken}");
+            let reason = routed.reason.unwrap_or_default();
+            assert!(reason.starts_with("malformed json: ") && !reason.contains('\n'), "{reason}");
+        }
         for unknown in [r#"[1,2]"#, r#"42"#, r#"{"hello":"world"}"#, r#"{"id":"x"}"#] {
             let routed = record(unknown);
             assert_eq!(routed.kind, Kind::Unknown, "{unknown}");
