@@ -7,10 +7,13 @@
 #   b. analysis consumer on one core: with analysis, without (parse + store), with the whatlang
 #      detector, and the seed's Python stack (confluent-kafka + langdetect + vaderSentiment + sqlite3)
 #   c. end-to-end latency p50/p99/p999 (producer receive -> row committed) at 5,000 posts/s
+#   c'. the same with one core kept busy by another process (a shell loop on core 1)
 #   d. peak RSS of the producer and the consumer during (c)
 #   e. recovery: SIGKILL + immediate restart of an analysis consumer to its first new row, per
 #      group-membership setting (scripts/bench/recovery.sh; about 5 minutes, most of it waiting
 #      out 45 s sessions; BENCH_RECOVERY=0 skips it)
+#   f. scale-out: the analysis group with two members against one over 4 partitions, each
+#      storing into PostgreSQL (scripts/bench/scaleout.sh; BENCH_SCALEOUT=0 skips it)
 #
 # BENCH_LINES (default 200000) lines of real recordings (../shared/data/twitter_v1 stream files,
 # looped); BENCH_LATENCY_S (default 60); BENCH_PYTHON_POSTS (default 5000).
@@ -110,25 +113,36 @@ PY_JSON=$(taskset -c 0 "$VENV/bin/python" scripts/bench/python_stack.py --bootst
   --topics "$RUN-a1-tweets,$RUN-a1-retweets" --group "$RUN-python" --max-posts "$PY_POSTS" --db "$OUT/$RUN-python.db")
 PY_RATE=$(python3 -c "import json; print(json.loads('''$PY_JSON''')['posts_per_s'])")
 
-say "c+d. latency and memory at 5,000 posts/s for ${LATENCY_S}s"
-topics "$RUN-c-"
 # --rate counts lines; scale it so that the posts among them arrive at 5,000/s.
 RATE=$(python3 -c "print(round(5000 * $LINES / $POSTS))")
-"$BIN/tweet-consumer" --group "$RUN-latency" --role analysis --metrics-addr 127.0.0.1:9182 \
-  --db "$OUT/$RUN-latency.db" $(flags "$RUN-c-") >"$OUT/consumer-c.txt" 2>"$OUT/consumer-c.log" &
-CONSUMER=$!
-sleep 2
-"$BIN/tweet-producer" --replay "$INPUT" --loop --rate "$RATE" --metrics-addr 127.0.0.1:9181 \
-  $(flags "$RUN-c-") >"$OUT/producer-c.txt" 2>"$OUT/producer-c.log" &
-PRODUCER=$!
-sleep "$LATENCY_S"
-PROD_RSS=$(awk '/VmHWM/ {print $2}' "/proc/$PRODUCER/status")
-kill -TERM "$PRODUCER"; wait "$PRODUCER" || true
-sleep 3
-CONS_RSS=$(awk '/VmHWM/ {print $2}' "/proc/$CONSUMER/status")
-read -r P50 P99 P999 SAMPLES < <(curl -s http://127.0.0.1:9182/metrics | python3 scripts/bench/histogram.py)
-kill -TERM "$CONSUMER"; wait "$CONSUMER" || true
-SENT=$(awk '/lines read/ {print $NF}' "$OUT/producer-c.txt")
+latency_run() { # name -> prints "p50 p99 p999 samples sent producer_rss consumer_rss"
+  local name="$1" consumer producer prod_rss cons_rss p50 p99 p999 samples
+  topics "$RUN-$name-"
+  "$BIN/tweet-consumer" --group "$RUN-$name" --role analysis --metrics-addr 127.0.0.1:9182 \
+    --db "$OUT/$RUN-$name.db" $(flags "$RUN-$name-") >"$OUT/consumer-$name.txt" 2>"$OUT/consumer-$name.log" &
+  consumer=$!
+  sleep 2
+  "$BIN/tweet-producer" --replay "$INPUT" --loop --rate "$RATE" --metrics-addr 127.0.0.1:9181 \
+    $(flags "$RUN-$name-") >"$OUT/producer-$name.txt" 2>"$OUT/producer-$name.log" &
+  producer=$!
+  sleep "$LATENCY_S"
+  prod_rss=$(awk '/VmHWM/ {print $2}' "/proc/$producer/status")
+  kill -TERM "$producer"; wait "$producer" || true
+  sleep 3
+  cons_rss=$(awk '/VmHWM/ {print $2}' "/proc/$consumer/status")
+  read -r p50 p99 p999 samples < <(curl -s http://127.0.0.1:9182/metrics | python3 scripts/bench/histogram.py)
+  kill -TERM "$consumer"; wait "$consumer" || true
+  echo "$p50 $p99 $p999 $samples $(awk '/lines read/ {print $NF}' "$OUT/producer-$name.txt") $prod_rss $cons_rss"
+}
+
+say "c+d. latency and memory at 5,000 posts/s for ${LATENCY_S}s"
+read -r P50 P99 P999 SAMPLES SENT PROD_RSS CONS_RSS < <(latency_run c)
+
+say "c'. the same with one core kept busy by another process (a shell loop pinned to core 1)"
+taskset -c 1 sh -c 'while :; do :; done' &
+BUSY=$!
+read -r BP50 BP99 BP999 BSAMPLES BSENT _ _ < <(latency_run cbusy)
+kill "$BUSY"; wait "$BUSY" 2>/dev/null || true
 
 RECOVERY=""
 if [ "${BENCH_RECOVERY:-1}" != 0 ]; then
@@ -136,11 +150,17 @@ if [ "${BENCH_RECOVERY:-1}" != 0 ]; then
   RECOVERY=$(scripts/bench/recovery.sh "$OUT/recovery" 2)
 fi
 
+SCALEOUT=""
+if [ "${BENCH_SCALEOUT:-1}" != 0 ]; then
+  say "f. scale-out: two analysis members against one, PostgreSQL, 4 partitions"
+  SCALEOUT=$(scripts/bench/scaleout.sh "$OUT/scaleout" "$INPUT")
+fi
+
 report() {
   python3 - "$@" <<'PY'
 import sys
 (lines, mb, prod_s, kcat_s, posts, records, with_s, without_s, whatlang_s, py_rate, p50, p99, p999,
- samples, rate, latency_s, sent, prod_rss, cons_rss) = sys.argv[1:]
+ samples, rate, latency_s, sent, prod_rss, cons_rss, bp50, bp99, bp999, bsamples, bsent) = sys.argv[1:]
 lines, mb, posts, records = int(lines), float(mb), int(posts), int(records)
 prod_s, kcat_s, with_s, without_s, whatlang_s, py_rate = map(
     float, (prod_s, kcat_s, with_s, without_s, whatlang_s, py_rate))
@@ -150,6 +170,7 @@ rows = [
     ("producer ingest, lines/s", f"{prod_lps:,.0f} ({mb / prod_s:,.1f} MB/s)", f"kcat -P: {kcat_lps:,.0f} ({mb / kcat_s:,.1f} MB/s)", f"{prod_lps / kcat_lps:.0%} of kcat", ">= 90 % of kcat"),
     ("analysis consumer, posts/s, 1 core", f"{with_pps:,.0f}", f"without analysis: {without_pps:,.0f}; with --detector whatlang: {posts / whatlang_s:,.0f}; Python stack: {py_rate:,.0f}", f"{with_pps / py_rate:,.0f}x Python", ">= 25,000 and >= 100x Python"),
     ("end-to-end latency p50 / p99 / p999", f"{p50} / {p99} / {p999} ms", f"{samples} records at {rate} lines/s for {latency_s} s ({sent} lines)", "", "p99 <= 100 ms"),
+    ("end-to-end latency, one core busy", f"{bp50} / {bp99} / {bp999} ms", f"{bsamples} records ({bsent} lines), beside the quiet run above", "", "p99 <= 250 ms"),
     ("peak RSS producer / consumer", f"{int(prod_rss) / 1024:.0f} MB / {int(cons_rss) / 1024:.0f} MB", "VmHWM during the latency run", "", "<= 50 MB / <= 100 MB"),
 ]
 print("| measure | tweet-pipeline | reference, same run | ratio | target |")
@@ -162,13 +183,15 @@ PY
 }
 MB=$(python3 -c "print($BYTES / 1e6)")
 TABLE=$(report "$LINES" "$MB" "$PROD_S" "$KCAT_S" "$POSTS" "$RECORDS" "$WITH_S" "$WITHOUT_S" "$WHATLANG_S" "$PY_RATE" \
-  "$P50" "$P99" "$P999" "$SAMPLES" "$RATE" "$LATENCY_S" "$SENT" "$PROD_RSS" "$CONS_RSS")
+  "$P50" "$P99" "$P999" "$SAMPLES" "$RATE" "$LATENCY_S" "$SENT" "$PROD_RSS" "$CONS_RSS" \
+  "$BP50" "$BP99" "$BP999" "$BSAMPLES" "$BSENT")
 MACHINE="$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -sr), Kafka 4.3.1 (single KRaft node, same machine)"
 
 echo
 echo "$TABLE"
 echo
 [ -n "$RECOVERY" ] && { echo "$RECOVERY"; echo; }
+[ -n "$SCALEOUT" ] && { echo "$SCALEOUT"; echo; }
 echo "Machine: $MACHINE"
 {
   echo "<!-- written by scripts/bench.sh on $(date -u +%Y-%m-%dT%H:%MZ); edit the analysis below, not the table -->"
@@ -178,5 +201,6 @@ echo "Machine: $MACHINE"
   echo
   echo "$TABLE"
   [ -n "$RECOVERY" ] && { echo; echo "Recovery (e):"; echo; echo "$RECOVERY"; }
+  [ -n "$SCALEOUT" ] && { echo; echo "Scale-out (f):"; echo; echo "$SCALEOUT"; }
 } > "$OUT/latest.md"
 echo "(table also in .local/bench/latest.md)" >&2
