@@ -401,25 +401,12 @@ async fn schedule_actions_need_the_csrf_token_and_write_the_scheduled_topic() {
         "the scheduler's stable id"
     );
 
-    let (status, listed) = http(web.port, "GET", "/api/schedule", &[], "");
-    assert_eq!(status, 200, "{listed}");
-    let rows: Value = serde_json::from_str(&listed).unwrap();
-    let states: Vec<(String, String)> = rows["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["destination"].as_str().unwrap().to_owned(),
-                r["state"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let states: Vec<[String; 2]> = schedule_rows(web.port, ["destination", "state"]);
     assert_eq!(
         states,
         vec![
-            ("x".to_owned(), "pending".to_owned()),
-            ("mastodon".to_owned(), "pending".to_owned())
+            ["x".to_owned(), "pending".to_owned()],
+            ["mastodon".to_owned(), "pending".to_owned()]
         ]
     );
 
@@ -1037,25 +1024,12 @@ async fn a_retry_of_a_failed_post_schedules_its_text_again_through_the_create_pa
         new_id,
         tweet_pipeline_scheduler::model::post_id("retry me", new_due)
     );
-    let (_, listed) = http(web.port, "GET", "/api/schedule", &[], "");
-    let rows: Value = serde_json::from_str(&listed).unwrap();
-    let states: Vec<(String, String, String)> = rows["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["id"].as_str().unwrap().to_owned(),
-                r["destination"].as_str().unwrap().to_owned(),
-                r["state"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let states = schedule_rows(web.port, ["id", "destination", "state"]);
     assert_eq!(
         states,
         vec![
-            (new_id.clone(), "bluesky".to_owned(), "pending".to_owned()),
-            (id.clone(), "bluesky".to_owned(), "failed".to_owned()),
+            [new_id.clone(), "bluesky".to_owned(), "pending".to_owned()],
+            [id.clone(), "bluesky".to_owned(), "failed".to_owned()],
         ],
         "the retry is due now, before the failed post's time"
     );
@@ -1128,4 +1102,17 @@ async fn an_access_token_file_must_be_private_and_then_guards_the_page() {
     assert!(!page.contains(token), "the token never reaches the page");
     drop(web);
     delete_topics(&names).await;
+}
+
+/// `GET /api/schedule` of the web view on `port`: each row's string `fields`, in row order.
+fn schedule_rows<const N: usize>(port: u16, fields: [&str; N]) -> Vec<[String; N]> {
+    let (status, listed) = http(port, "GET", "/api/schedule", &[], "");
+    assert_eq!(status, 200, "{listed}");
+    let rows: Value = serde_json::from_str(&listed).unwrap();
+    rows["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| fields.map(|f| r[f].as_str().unwrap().to_owned()))
+        .collect()
 }

@@ -836,7 +836,10 @@ pub(crate) mod tests {
             let routed = record(broken);
             assert_eq!(routed.kind, Kind::Malformed, "{broken}");
             let reason = routed.reason.unwrap_or_default();
-            assert!(reason.starts_with("malformed json: ") && !reason.contains('\n'), "{reason}");
+            assert!(
+                reason.starts_with("malformed json: ") && !reason.contains('\n'),
+                "{reason}"
+            );
         }
         for unknown in [r#"[1,2]"#, r#"42"#, r#"{"hello":"world"}"#, r#"{"id":"x"}"#] {
             let routed = record(unknown);

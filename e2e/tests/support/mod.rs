@@ -22,7 +22,7 @@ pub use kafka::{
     delete_schedule_topics, delete_topics, from_beginning, group_at_end, group_positions,
     read_back, topic_flags, GroupPosition, Record, PARTITIONS,
 };
-pub use poster::{emulator_x_posts, spawn_poster, PosterProcess};
+pub use poster::{emulator_x_posts, spawn_poster, PosterProcess, EMULATOR_CREDENTIALS};
 pub use process::{
     analysis_summary, analysis_to_end, archive_summary, binary, consumer_command, json_summary,
     producer_command, producer_summary, run, signal, spawn_emulator, terminate, Emulator,

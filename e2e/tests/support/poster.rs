@@ -11,6 +11,19 @@ use tweet_pipeline_common::config::ScheduleTopics;
 
 use super::{binary, bootstrap, http, Emulator};
 
+/// The emulator's fake posting credentials (X OAuth 1.0a, Bluesky, Mastodon), as the poster
+/// reads them from the environment. The emulator opens a Bluesky session for any non-empty
+/// identifier and password.
+pub const EMULATOR_CREDENTIALS: [(&str, &str); 7] = [
+    ("X_CONSUMER_KEY", "emulator-consumer-key"),
+    ("X_CONSUMER_SECRET", "emulator-consumer-secret"),
+    ("X_ACCESS_TOKEN", "emulator-access-token"),
+    ("X_ACCESS_TOKEN_SECRET", "emulator-access-token-secret"),
+    ("BLUESKY_IDENTIFIER", "pipeline-emulator.bsky.social"),
+    ("BLUESKY_APP_PASSWORD", "emulator-app-password"),
+    ("MASTODON_TOKEN", "emulator-mastodon-token"),
+];
+
 /// A running poster whose log goes to a file; killed when dropped.
 pub struct PosterProcess {
     /// The process.
@@ -40,14 +53,7 @@ pub fn spawn_poster(
         .arg(format!("--scheduled-topic={}", names.scheduled))
         .arg(format!("--scheduled-results-topic={}", names.results))
         .arg(format!("--bootstrap={}", bootstrap()))
-        .env("X_CONSUMER_KEY", "emulator-consumer-key")
-        .env("X_CONSUMER_SECRET", "emulator-consumer-secret")
-        .env("X_ACCESS_TOKEN", "emulator-access-token")
-        .env("X_ACCESS_TOKEN_SECRET", "emulator-access-token-secret")
-        // The emulator opens a Bluesky session for any non-empty identifier and password.
-        .env("BLUESKY_IDENTIFIER", "pipeline-emulator.bsky.social")
-        .env("BLUESKY_APP_PASSWORD", "emulator-app-password")
-        .env("MASTODON_TOKEN", "emulator-mastodon-token")
+        .envs(EMULATOR_CREDENTIALS)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log_file)
