@@ -159,35 +159,48 @@ pub enum JobStep {
     GiveUp,
 }
 
+/// How the runner treats a batch's jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobPolicy {
+    /// A job still `created` or `in_progress` this long after its creation counts as expired, ms.
+    pub job_timeout_ms: i64,
+    /// Most jobs per batch (the first and its retries).
+    pub max_attempts: u32,
+    /// Wait before the first retry, ms; it doubles per retry ([`retry_delay_ms`]).
+    pub retry_base_ms: u64,
+}
+
+/// Default wait before the first retry of a failed job: 30 s.
+pub const DEFAULT_RETRY_BASE_MS: u64 = 30_000;
+
 /// The step after a poll that saw `status` at `now_ms` for a job created at `created_at_ms`
 /// (`attempt`: 0 for the first job of this batch). A job still `created` or `in_progress`
-/// after `job_timeout_ms` counts as expired. Failed or expired jobs are retried with
-/// exponential backoff ([`retry_delay_ms`]) up to `max_attempts` jobs per batch.
+/// after `policy.job_timeout_ms` counts as expired. Failed or expired jobs are retried with
+/// exponential backoff ([`retry_delay_ms`]) up to `policy.max_attempts` jobs per batch.
 pub fn next_step(
     status: JobStatus,
     now_ms: i64,
     created_at_ms: i64,
-    job_timeout_ms: i64,
     attempt: u32,
-    max_attempts: u32,
+    policy: &JobPolicy,
 ) -> JobStep {
-    let timed_out = now_ms.saturating_sub(created_at_ms) > job_timeout_ms;
+    let timed_out = now_ms.saturating_sub(created_at_ms) > policy.job_timeout_ms;
     match status {
         JobStatus::Complete => JobStep::Download,
         JobStatus::Created | JobStatus::InProgress if !timed_out => JobStep::Poll,
-        _ if attempt + 1 >= max_attempts => JobStep::GiveUp,
+        _ if attempt + 1 >= policy.max_attempts => JobStep::GiveUp,
         _ => JobStep::Retry {
-            after_ms: retry_delay_ms(attempt),
+            after_ms: retry_delay_ms(attempt, policy.retry_base_ms),
         },
     }
 }
 
-/// Wait before the job that follows failed job number `attempt` (0-based): 30 s, doubling,
-/// at most 15 min (the upload URL's lifetime, so a retry never waits longer than a job lasts).
-pub fn retry_delay_ms(attempt: u32) -> u64 {
-    const BASE_MS: u64 = 30_000;
+/// Wait before the job that follows failed job number `attempt` (0-based): `base_ms`,
+/// doubling, at most 15 min (the upload URL's lifetime, so a retry never waits longer than a
+/// job lasts).
+pub fn retry_delay_ms(attempt: u32, base_ms: u64) -> u64 {
     const MAX_MS: u64 = 15 * 60 * 1000;
-    BASE_MS.saturating_mul(1u64 << attempt.min(16)).min(MAX_MS)
+    base_ms.saturating_mul(1u64 << attempt.min(16)).min(MAX_MS)
 }
 
 /// The control records to write for a job's results: one per post id (a post listed twice
@@ -287,33 +300,39 @@ mod tests {
 
     #[test]
     fn failed_and_expired_jobs_are_retried_with_backoff_then_given_up() {
-        let (created, timeout) = (0, 600_000);
+        let created = 0;
+        let p = JobPolicy {
+            job_timeout_ms: 600_000,
+            max_attempts: 3,
+            retry_base_ms: DEFAULT_RETRY_BASE_MS,
+        };
         assert_eq!(
-            next_step(JobStatus::InProgress, 1000, created, timeout, 0, 3),
+            next_step(JobStatus::InProgress, 1000, created, 0, &p),
             JobStep::Poll
         );
         assert_eq!(
-            next_step(JobStatus::Complete, 1000, created, timeout, 0, 3),
+            next_step(JobStatus::Complete, 1000, created, 0, &p),
             JobStep::Download
         );
         assert_eq!(
-            next_step(JobStatus::Failed, 1000, created, timeout, 0, 3),
+            next_step(JobStatus::Failed, 1000, created, 0, &p),
             JobStep::Retry { after_ms: 30_000 }
         );
         assert_eq!(
-            next_step(JobStatus::Expired, 1000, created, timeout, 1, 3),
+            next_step(JobStatus::Expired, 1000, created, 1, &p),
             JobStep::Retry { after_ms: 60_000 }
         );
         // Still in progress past the timeout: treated as expired.
         assert_eq!(
-            next_step(JobStatus::InProgress, 600_001, created, timeout, 0, 3),
+            next_step(JobStatus::InProgress, 600_001, created, 0, &p),
             JobStep::Retry { after_ms: 30_000 }
         );
         assert_eq!(
-            next_step(JobStatus::Failed, 1000, created, timeout, 2, 3),
+            next_step(JobStatus::Failed, 1000, created, 2, &p),
             JobStep::GiveUp
         );
-        assert_eq!(retry_delay_ms(10), 15 * 60 * 1000);
+        assert_eq!(retry_delay_ms(10, DEFAULT_RETRY_BASE_MS), 15 * 60 * 1000);
+        assert_eq!(retry_delay_ms(1, 100), 200);
         assert_eq!(JobStatus::parse("in_progress"), Some(JobStatus::InProgress));
         assert_eq!(JobStatus::parse("nope"), None);
     }
