@@ -40,7 +40,9 @@ pub struct StreamArgs {
     #[arg(long, value_enum, default_value_t = Source::X)]
     pub source: Source,
 
-    /// X API version: v2 (filtered stream, bearer token) or v1 (statuses/filter, OAuth 1.0a).
+    /// X API version: v2 (filtered stream, bearer token; the default) or v1 (statuses/filter,
+    /// OAuth 1.0a). X answers 403 to v1.1 streaming for every app since 2023 ("Please use V2
+    /// filtered stream"): v1 is for compatible servers and the emulator (--x-api-url).
     #[arg(long, value_enum, default_value_t = Api::V2)]
     pub api: Api,
 
@@ -207,7 +209,8 @@ pub enum Source {
 pub enum Api {
     /// X API v2 filtered stream.
     V2,
-    /// X API v1.1 statuses/filter.
+    /// X API v1.1 statuses/filter: X answers 403 to it; for compatible servers and the
+    /// emulator.
     V1,
 }
 

@@ -47,6 +47,11 @@ pub trait StreamApi {
     fn request(&self, client: &reqwest::Client) -> anyhow::Result<reqwest::RequestBuilder>;
     /// What to tell the operator when the API answers 401/403.
     fn unauthorized_hint(&self) -> &'static str;
+    /// A warning the connect log line carries (an endpoint known to refuse every client);
+    /// `None` for a plain `connecting` line.
+    fn connect_warning(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The HTTP client of the live sources: connection pool and timeouts, and no content decoding
@@ -105,7 +110,10 @@ pub async fn run<A: StreamApi>(api: &A, context: &LiveContext) -> anyhow::Result
     let connected = metrics.stream_connected.with_label_values(&[label]);
     let backoff_gauge = metrics.stream_backoff_seconds.with_label_values(&[label]);
     while !cancel.is_cancelled() {
-        tracing::info!(api = label, "connecting");
+        match api.connect_warning() {
+            Some(warning) => tracing::warn!(api = label, "connecting; {warning}"),
+            None => tracing::info!(api = label, "connecting"),
+        }
         let ended = tokio::select! {
             _ = cancel.cancelled() => break,
             outcome = connect_and_read(api, client, &mut ingest, metrics, cancel) => outcome?,
