@@ -216,12 +216,27 @@ pub async fn run(cli: &StreamArgs) -> anyhow::Result<ProducerSummary> {
         (Some(live), _) => {
             let client = live::http_client().context("cannot build the HTTP client")?;
             let appview_url = cli.appview_url.clone();
+            let budget = matches!(live, LiveSource::XV2(_) | LiveSource::XV1(_)).then(|| {
+                live::BudgetConfig {
+                    limits: crate::budget::BudgetLimits {
+                        per_day: cli.max_post_reads_per_day,
+                        per_month: cli.max_post_reads_per_month,
+                    },
+                    price_per_read_usd: cli.price_per_read_usd,
+                    state_file: Some(
+                        cli.read_budget_file
+                            .clone()
+                            .unwrap_or_else(|| cli.spool_dir.join("x-read-budget.json")),
+                    ),
+                }
+            });
             let context = live::LiveContext {
                 client,
                 sink: task_sink,
                 metrics: task_metrics,
                 max_line_bytes,
                 cancel,
+                budget,
             };
             tokio::spawn(async move {
                 match live {
