@@ -36,6 +36,21 @@ pub enum LiveSource {
     Bluesky(bluesky::Bluesky),
 }
 
+/// `tweet-producer rules --dry-run`: what the v2 rule sync of these flags would change.
+///
+/// # Errors
+/// Flags that are not an X API v2 stream, a missing bearer token, or rules the X API cannot
+/// give.
+pub async fn rules_dry_run(
+    cli: &StreamArgs,
+) -> anyhow::Result<crate::source::x_v2_dry_run::RulesDryRun> {
+    let LiveSource::XV2(api) = live_source(cli)? else {
+        bail!("rules --dry-run is for the X API v2 filtered stream (--source x --api v2)");
+    };
+    let client = live::http_client().context("cannot build the HTTP client")?;
+    api.dry_run(&client).await
+}
+
 /// Checks the flags of a live source and loads its credentials (before anything connects).
 ///
 /// # Errors
