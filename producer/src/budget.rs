@@ -294,6 +294,30 @@ mod tests {
     }
 
     #[test]
+    fn the_counts_survive_a_restart_and_a_pause_stays_paused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("budget").join("x-read-budget.json");
+        let limits = BudgetLimits {
+            per_day: Some(150),
+            per_month: None,
+        };
+        let now = Utc::now();
+        let mut budget = ReadBudget::load(limits, DEFAULT_PRICE_PER_READ_USD, Some(path.clone()));
+        for _ in 0..150 {
+            budget.record(now);
+        }
+        assert!(path.exists(), "saved every {SAVE_EVERY_READS} reads");
+        budget.save();
+        let mut restarted = ReadBudget::load(limits, DEFAULT_PRICE_PER_READ_USD, Some(path));
+        assert_eq!(restarted.state.day_reads, 150);
+        assert_eq!(
+            restarted.state.pause(limits, now).map(|p| p.window),
+            Some(Window::Day),
+            "a restart does not reopen a paused window"
+        );
+    }
+
+    #[test]
     fn the_state_file_shape_is_pinned() {
         let mut state = BudgetState::default();
         state.record(at("2026-12-02T10:00:00Z"));
