@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod bluesky;
+pub mod compliance;
 pub mod config;
 pub mod emoji;
 pub mod framing;

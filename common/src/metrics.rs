@@ -128,6 +128,12 @@ pub struct ProducerMetrics {
     /// How far the saved Jetstream cursor is behind the wall clock, in seconds (the cursor is
     /// the newest `time_us` up to which Kafka has every record).
     pub cursor_lag_seconds: IntGauge,
+    /// Posts read from an X stream (what X bills), by `tag`: the first matching rule's tag
+    /// (`none` without one; v1.1 has no rules). Tags come from the operator's rules, a closed set.
+    pub x_post_reads: IntCounterVec,
+    /// Estimated cost of the X posts read, US dollars (reads × `--price-per-read-usd`; an upper
+    /// bound: X counts a post read twice in a UTC day once).
+    pub x_estimated_cost_usd: prometheus::Counter,
 }
 
 impl ProducerMetrics {
@@ -260,6 +266,21 @@ impl ProducerMetrics {
                 S,
                 "cursor_lag_seconds",
                 "Seconds the saved Jetstream cursor is behind the wall clock.",
+            ),
+            x_post_reads: counter_vec(
+                registry,
+                S,
+                "x_post_reads_total",
+                "Posts read from an X stream (billed reads), by the first matching rule's tag.",
+                &["tag"],
+            ),
+            x_estimated_cost_usd: register(
+                registry,
+                prometheus::Counter::with_opts(opts(
+                    S,
+                    "x_estimated_cost_usd_total",
+                    "Estimated cost of the X posts read, US dollars (reads times the price per read).",
+                )),
             ),
         }
     }

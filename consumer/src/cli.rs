@@ -294,9 +294,14 @@ pub struct StoreArg {
     pub db: StoreLocation,
 }
 
-/// The offline subcommands: they read the store or the labelled sets, not Kafka.
+/// The subcommands: the offline ones read the store or the labelled sets, not Kafka;
+/// `compliance` reads the store and writes to the control topic.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run X API v2 batch compliance jobs for the stored X posts due for a check and write one
+    /// control record per post that must go (or is withheld) to the control topic, for the
+    /// analysis group to apply. Meant for a timer (e.g. daily); see docs/compliance.md.
+    Compliance(Box<crate::compliance::ComplianceArgs>),
     /// Print posts per detected language and sentiment label from the store.
     Stats {
         /// `--db`.

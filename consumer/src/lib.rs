@@ -7,6 +7,7 @@
 //! - [`text`]: text analysis (cleaning, language identification, VADER sentiment);
 //! - [`store`]: one row per post id, in SQLite or PostgreSQL;
 //! - [`offline`]: `stats`, `report` and `eval`;
+//! - [`compliance`]: `tweet-consumer compliance`, X API v2 batch compliance for the store;
 //! - the `poster` role lives in the scheduler crate (`tweet_pipeline_scheduler::poster`);
 //! - [`cli`] (the flags) and [`summary`] (what a run prints at the end, as text or JSON).
 //!
@@ -14,6 +15,7 @@
 //! pieces together and prints the run's summary.
 
 pub mod cli;
+pub mod compliance;
 pub mod offline;
 pub mod role;
 pub mod runner;

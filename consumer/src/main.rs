@@ -12,8 +12,8 @@ use tweet_pipeline_common::metrics::{self, ConsumerMetrics, PosterMetrics, WebMe
 use tweet_pipeline_common::{shutdown, telemetry};
 use tweet_pipeline_consumer::cli::{self, Cli, Command, Role, DEFAULT_METRICS_ADDR};
 use tweet_pipeline_consumer::offline::{self, eval, report::ReportConfig};
-use tweet_pipeline_consumer::role;
 use tweet_pipeline_consumer::store::StoreLocation;
+use tweet_pipeline_consumer::{compliance, role};
 use tweet_pipeline_scheduler::poster;
 
 fn main() -> ExitCode {
@@ -55,6 +55,13 @@ fn main() -> ExitCode {
             print!("{report}");
             ExitCode::SUCCESS
         }),
+        Some(Command::Compliance(args)) => runtime().and_then(|runtime| {
+            runtime.block_on(async {
+                let shutdown = shutdown::on_signal();
+                let summary = compliance::run(args, &shutdown).await?;
+                print(&args.summary, &summary)
+            })
+        }),
         None => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -66,6 +73,15 @@ fn main() -> ExitCode {
         eprintln!("error: {error:#}");
         ExitCode::FAILURE
     })
+}
+
+/// A one-worker async runtime.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Prints `summary` on standard output in the format `args` chose.

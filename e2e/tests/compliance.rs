@@ -3,9 +3,13 @@
 //!   then log compaction); a delete that arrives before its post keeps the post out of both;
 //! - a record the consumer cannot parse goes to the dead-letter topic with its original
 //!   topic, partition, offset and the reason, and the group's offset moves past it;
-//! - a transient store failure (the database locked) does not move the offset.
+//! - a transient store failure (the database locked) does not move the offset;
+//! - X API v2 batch compliance (`tweet-consumer compliance` against the in-process emulator):
+//!   posts a job reports deleted vanish from the store and get tombstones, the others stay,
+//!   and a failed job is replaced without any record written twice.
 //!
-//! Reads a v1.1 recording from ../shared/data (fails with a message when it is absent).
+//! Reads a v1.1 recording and the real compliance results (`x_api_v2/twarc-csv_test-data/
+//! tweets_compliance.jsonl`) from ../shared/data (fails with a message when it is absent).
 
 mod support;
 
@@ -19,11 +23,12 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use support::{
-    analysis_summary, bootstrap, delete_topics, producer_command, read_back, run, shared_data,
-    stored_ids, topic_flags, unique, PARTITIONS,
+    analysis_summary, bootstrap, delete_topics, json_summary, producer_command, read_back, run,
+    shared_data, stored_ids, topic_flags, unique, PARTITIONS,
 };
 use tweet_pipeline_common::config::TopicNames;
 use tweet_pipeline_common::{route_line, Destination, LineClass};
+use tweet_pipeline_consumer::compliance::ComplianceSummary;
 
 /// Topics whose post topics compact within seconds (the production settings in topics.sh do
 /// the same within hours).
@@ -373,4 +378,172 @@ fn committed(group: &str, topic: &str) -> i64 {
         .iter()
         .map(|position| position.committed)
         .sum()
+}
+
+/// The real compliance result lines of the shared data, as shapes for the emulator's events.
+fn real_compliance_lines() -> Vec<serde_json::Value> {
+    let path = shared_data().join("x_api_v2/twarc-csv_test-data/tweets_compliance.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (set TWEET_PIPELINE_DATA)", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("a result line"))
+        .collect()
+}
+
+fn compliance_run(db: &Path, names: &TopicNames, x_api: &str) -> ComplianceSummary {
+    json_summary(&run(support::consumer_command()
+        .arg("compliance")
+        .arg("--db")
+        .arg(db)
+        .args(topic_flags(names))
+        .args(["--x-api-url", x_api])
+        .args([
+            "--min-age-secs=0",
+            "--poll-interval-ms=20",
+            "--retry-base-ms=10",
+        ])
+        .env(
+            "X_BEARER_TOKEN",
+            tweet_pipeline_emulator::default_credentials::BEARER_TOKEN,
+        )))
+}
+
+/// The compliance records in the control topic, by post id.
+fn compliance_records(names: &TopicNames) -> BTreeMap<String, usize> {
+    let consumer = support::from_beginning(&bootstrap(), &[&names.control]);
+    let mut end = 0;
+    for partition in 0..PARTITIONS {
+        let (low, high) = consumer
+            .fetch_watermarks(&names.control, partition, Duration::from_secs(10))
+            .expect("watermarks");
+        end += high - low;
+    }
+    let mut per_id = BTreeMap::new();
+    let (mut read, deadline) = (0, Instant::now() + Duration::from_secs(30));
+    while read < end && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            read += 1;
+            let record: serde_json::Value =
+                serde_json::from_slice(message.payload().unwrap_or_default()).expect("json");
+            if let Some(id) = record["compliance"]["id"].as_str() {
+                *per_id.entry(id.to_owned()).or_default() += 1;
+            }
+        }
+    }
+    assert_eq!(read, end, "the control topic read to its end");
+    per_id
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn v2_batch_compliance_removes_reported_posts_and_retries_failed_jobs_once() {
+    let names = fast_compacting_topics(&format!("{}-", unique("xcompliance"))).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("tweets.db");
+    let group = unique("analysis");
+    let posts: Vec<(String, String)> = posts().into_iter().take(40).collect();
+    let lines: Vec<String> = posts.iter().map(|(_, line)| line.clone()).collect();
+    replay(&lines, &names, dir.path(), "posts.jsonl");
+    consume(&group, &db, &names);
+    assert_eq!(stored_ids(&db).len(), posts.len());
+
+    // Every eighth post reported deleted, in the shapes of the real results (their reasons,
+    // timestamps), plus the real lines themselves (ids never stored: ignored).
+    let real = real_compliance_lines();
+    let deleted: BTreeSet<String> = posts.iter().step_by(8).map(|(id, _)| id.clone()).collect();
+    let mut events: Vec<serde_json::Value> = deleted
+        .iter()
+        .zip(real.iter().cycle())
+        .map(|(id, shape)| {
+            let mut event = shape.clone();
+            event["id"] = serde_json::Value::String(id.clone());
+            event
+        })
+        .collect();
+    events.extend(real.iter().cloned());
+    let emulator = tweet_pipeline_emulator::start(tweet_pipeline_emulator::EmulatorConfig::new(
+        Some(shared_data()),
+    ))
+    .await
+    .expect("emulator");
+    let http = reqwest::Client::new();
+    let control = format!("{}/_emulator/compliance", emulator.url());
+    http.post(&control)
+        .json(&serde_json::json!({"events": events, "fail_next_jobs": 1}))
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .expect("emulator control");
+
+    // The first job fails: nothing written, a second job for the same ids completes.
+    let x_api = emulator.url();
+    let (db_run, names_run, api_run) = (db.clone(), names.clone(), x_api.clone());
+    let summary =
+        tokio::task::spawn_blocking(move || compliance_run(&db_run, &names_run, &api_run))
+            .await
+            .expect("compliance run");
+    assert_eq!(summary.jobs_created, 2, "{summary:?}");
+    assert_eq!(summary.jobs_retried, 1);
+    assert_eq!(summary.batches, 1);
+    assert_eq!(summary.ids_checked, posts.len() as u64);
+    assert_eq!(summary.records_written, deleted.len() as u64);
+    assert_eq!(summary.actions.get("delete"), Some(&(deleted.len() as u64)));
+    let jobs: serde_json::Value = http
+        .get(&control)
+        .send()
+        .await
+        .expect("snapshot")
+        .json()
+        .await
+        .expect("json");
+    let statuses: Vec<&str> = jobs["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|job| job["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["failed", "complete"]);
+    let records = compliance_records(&names);
+    assert_eq!(
+        records.keys().cloned().collect::<BTreeSet<_>>(),
+        deleted,
+        "one record per reported post, none for ids not uploaded"
+    );
+    assert!(
+        records.values().all(|&n| n == 1),
+        "no record twice: {records:?}"
+    );
+
+    // A second run finds nothing due (checked within the interval) and writes nothing.
+    let (db_run, names_run, api_run) = (db.clone(), names.clone(), x_api.clone());
+    let again = tokio::task::spawn_blocking(move || compliance_run(&db_run, &names_run, &api_run))
+        .await
+        .expect("compliance run");
+    assert_eq!((again.jobs_created, again.records_written), (0, 0));
+
+    // The analysis group applies them as deletes: rows gone, tombstones to the post topics.
+    let applied = analysis_summary(&consume(&group, &db, &names));
+    assert_eq!(applied.deletes_applied, deleted.len() as u64);
+    assert_eq!(applied.tombstones_written, deleted.len() as u64);
+    let stored = stored_ids(&db);
+    assert!(
+        stored.is_disjoint(&deleted),
+        "reported posts left the store"
+    );
+    assert_eq!(
+        stored.len(),
+        posts.len() - deleted.len(),
+        "the other posts stay"
+    );
+    let latest = latest_values(&names);
+    for (id, _) in &posts {
+        let expected = deleted.contains(id);
+        assert_eq!(
+            latest.get(id).map(Option::is_none),
+            Some(expected),
+            "{id}: tombstone last iff reported deleted"
+        );
+    }
+    emulator.stop().await.expect("emulator stops");
+    delete_topics(&names).await;
 }

@@ -1,5 +1,6 @@
-//! A local stand-in for the X API v2 filtered stream, X API v1.1 `statuses/filter`, Mastodon
-//! streaming and Bluesky Jetstream v1 (`GET /subscribe`, WebSocket), serving real recordings
+//! A local stand-in for the X API v2 filtered stream and batch compliance jobs, X API v1.1
+//! `statuses/filter`, Mastodon streaming and Bluesky Jetstream v1 (`GET /subscribe`,
+//! WebSocket), serving real recordings
 //! from the shared data folder, with fault injection for tests and the demo
 //! (`POST /_emulator/faults`, see [`Fault`]). Loopback only.
 //!
@@ -266,10 +267,11 @@ impl Emulator {
         let v1_files = config.v1_files;
         let data_dir = data.clone();
         let jetstream_files = corpus::jetstream::files(&data, &config.jetstream_files);
-        let (corpus, jetstream) = tokio::task::spawn_blocking(move || {
+        let (corpus, jetstream, compliance) = tokio::task::spawn_blocking(move || {
             Ok::<_, CorpusError>((
                 corpus::load(&data_dir, &v1_files)?,
                 corpus::jetstream::load(&jetstream_files)?,
+                state::compliance::ComplianceJobs::load(&data_dir),
             ))
         })
         .await
@@ -314,7 +316,9 @@ impl Emulator {
         let jetstream = JetstreamState::new(jetstream, jetstream_interval);
         Ok(Self {
             state: Arc::new(
-                AppState::new(settings, corpus, rules, shutdown).with_jetstream(jetstream),
+                AppState::new(settings, corpus, rules, shutdown)
+                    .with_jetstream(jetstream)
+                    .with_compliance(compliance),
             ),
             rate_per_sec: rate,
         })

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 
-use crate::api::{bluesky, control, jetstream, mastodon, mastodon_post, posts, v1, v2};
+use crate::api::{bluesky, compliance, control, jetstream, mastodon, mastodon_post, posts, v1, v2};
 use crate::state::AppState;
 
 /// The router of every endpoint.
@@ -37,6 +37,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/xrpc/com.atproto.repo.getRecord", get(bluesky::get_record))
         .route("/api/v1/statuses", post(mastodon_post::create))
+        .route("/2/compliance/jobs", post(compliance::create))
+        .route("/2/compliance/jobs/{id}", get(compliance::status))
+        .route("/_emulator/compliance/upload/{id}", put(compliance::upload))
+        .route(
+            "/_emulator/compliance/download/{id}",
+            get(compliance::download),
+        )
+        .route(
+            "/_emulator/compliance",
+            post(compliance::control).get(compliance::snapshot),
+        )
         .route("/_emulator/posts", get(posts::list))
         .route(
             "/_emulator/faults",

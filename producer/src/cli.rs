@@ -40,7 +40,9 @@ pub struct StreamArgs {
     #[arg(long, value_enum, default_value_t = Source::X)]
     pub source: Source,
 
-    /// X API version: v2 (filtered stream, bearer token) or v1 (statuses/filter, OAuth 1.0a).
+    /// X API version: v2 (filtered stream, bearer token; the default) or v1 (statuses/filter,
+    /// OAuth 1.0a). X answers 403 to v1.1 streaming for every app since 2023 ("Please use V2
+    /// filtered stream"): v1 is for compatible servers and the emulator (--x-api-url).
     #[arg(long, value_enum, default_value_t = Api::V2)]
     pub api: Api,
 
@@ -126,6 +128,27 @@ pub struct StreamArgs {
     #[arg(long, env = "TWEET_PIPELINE_CREDENTIALS_FILE", value_name = "FILE")]
     pub credentials_file: Option<PathBuf>,
 
+    /// X streams: pause before this many posts are read in a UTC day (disconnect, resume at
+    /// the next UTC midnight). Counts survive a restart (--read-budget-file).
+    #[arg(long, env = "TWEET_PIPELINE_MAX_POST_READS_PER_DAY", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_post_reads_per_day: Option<u64>,
+
+    /// X streams: pause before this many posts are read in a UTC calendar month (resume on
+    /// the 1st, 00:00 UTC). Keep it below the plan's monthly cap, beyond which X answers 429
+    /// usage-capped.
+    #[arg(long, env = "TWEET_PIPELINE_MAX_POST_READS_PER_MONTH", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_post_reads_per_month: Option<u64>,
+
+    /// X streams: US dollars per post read, for tweet_pipeline_producer_x_estimated_cost_usd_total
+    /// (X pay-per-use: $0.005).
+    #[arg(long, env = "TWEET_PIPELINE_PRICE_PER_READ_USD", default_value_t = crate::budget::DEFAULT_PRICE_PER_READ_USD)]
+    pub price_per_read_usd: f64,
+
+    /// Where the X read budget's counts are kept across restarts (a small JSON file);
+    /// default: x-read-budget.json in --spool-dir.
+    #[arg(long, env = "TWEET_PIPELINE_READ_BUDGET_FILE", value_name = "FILE")]
+    pub read_budget_file: Option<PathBuf>,
+
     /// Reconnect when nothing, not even a keep-alive, arrived for this long; default per API
     /// (v2 30 s, v1.1 90 s, Mastodon 45 s, Bluesky 60 s).
     #[arg(long, value_name = "SECONDS")]
@@ -207,7 +230,8 @@ pub enum Source {
 pub enum Api {
     /// X API v2 filtered stream.
     V2,
-    /// X API v1.1 statuses/filter.
+    /// X API v1.1 statuses/filter: X answers 403 to it; for compatible servers and the
+    /// emulator.
     V1,
 }
 

@@ -5,6 +5,7 @@ use tweet_pipeline_common::framing::Frame;
 use tweet_pipeline_common::metrics::ProducerMetrics;
 use tweet_pipeline_common::{headers, route_line, Destination, Kind, LineClass, Routed};
 
+use crate::budget::{Pause, ReadBudget};
 use crate::delivery::{KafkaSink, OutRecord};
 
 /// Counts of what a source read.
@@ -34,6 +35,8 @@ pub struct Ingest<'a> {
     max_line_bytes: usize,
     /// What was read so far.
     pub stats: IngestStats,
+    /// The X read budget (X streams only): every post counts as a read.
+    budget: Option<ReadBudget>,
 }
 
 impl<'a> Ingest<'a> {
@@ -50,6 +53,33 @@ impl<'a> Ingest<'a> {
             source,
             max_line_bytes,
             stats: IngestStats::default(),
+            budget: None,
+        }
+    }
+
+    /// Counts every post against `budget` (and in `x_post_reads_total`).
+    pub fn with_budget(mut self, budget: ReadBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// The pause the read budget asks for at `now`, if any (none without a budget).
+    pub fn budget_pause(&mut self, now: chrono::DateTime<chrono::Utc>) -> Option<Pause> {
+        let budget = self.budget.as_mut()?;
+        budget.state.pause(budget.limits, now)
+    }
+
+    /// The read budget's counts, if there is a budget: (day reads, month reads).
+    pub fn budget_reads(&self) -> Option<(u64, u64)> {
+        self.budget
+            .as_ref()
+            .map(|b| (b.state.day_reads, b.state.month_reads))
+    }
+
+    /// Saves the read budget's counts (no-op without a budget or a file).
+    pub fn save_budget(&mut self) {
+        if let Some(budget) = self.budget.as_mut() {
+            budget.save();
         }
     }
 
@@ -140,6 +170,14 @@ impl<'a> Ingest<'a> {
                 .last_post_id
                 .push_str(routed.key.as_deref().unwrap_or_default());
             self.stats.last_post_at_ms = Some(received_at_ms);
+            if let Some(budget) = self.budget.as_mut() {
+                let tag = routed.rule_tags.first().map_or("none", |t| t.as_ref());
+                self.metrics.x_post_reads.with_label_values(&[tag]).inc();
+                self.metrics
+                    .x_estimated_cost_usd
+                    .inc_by(budget.price_per_read_usd);
+                budget.record(chrono::Utc::now());
+            }
         }
         let rule_tags = (!routed.rule_tags.is_empty()).then(|| routed.rule_tags.join(","));
         let record = OutRecord {

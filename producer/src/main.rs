@@ -41,7 +41,21 @@ struct Cli {
 enum Command {
     /// Scheduled posts: queue one post or a folder of drafts on the `scheduled` topic, cancel,
     /// list (posted by `tweet-consumer --group poster`).
-    Schedule(schedule::ScheduleArgs),
+    Schedule(Box<schedule::ScheduleArgs>),
+    /// X API v2 rules: with --dry-run, print the rules the stream flags would add and delete,
+    /// each rule's length against 1,024 characters and the rule count against 1,000; nothing
+    /// changes.
+    Rules(Box<RulesArgs>),
+}
+
+#[derive(Debug, clap::Args)]
+struct RulesArgs {
+    /// Change nothing: only print the plan (the one mode for now).
+    #[arg(long, required = true)]
+    dry_run: bool,
+
+    #[command(flatten)]
+    stream: StreamArgs,
 }
 
 fn main() -> ExitCode {
@@ -68,8 +82,22 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(mut cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Some(Command::Schedule(args)) = cli.command.take() {
-        return schedule::run(args).await;
+    match cli.command.take() {
+        Some(Command::Schedule(args)) => return schedule::run(*args).await,
+        Some(Command::Rules(args)) => {
+            let plan = run::rules_dry_run(&args.stream).await?;
+            args.stream
+                .summary
+                .write(&plan, std::io::stdout().lock())
+                .context("cannot print the plan")?;
+            let code = if plan.over_limits {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            };
+            return Ok(code);
+        }
+        None => {}
     }
     let args = cli.stream;
     let summary = run::run(&args).await?;

@@ -36,6 +36,21 @@ pub enum LiveSource {
     Bluesky(bluesky::Bluesky),
 }
 
+/// `tweet-producer rules --dry-run`: what the v2 rule sync of these flags would change.
+///
+/// # Errors
+/// Flags that are not an X API v2 stream, a missing bearer token, or rules the X API cannot
+/// give.
+pub async fn rules_dry_run(
+    cli: &StreamArgs,
+) -> anyhow::Result<crate::source::x_v2_dry_run::RulesDryRun> {
+    let LiveSource::XV2(api) = live_source(cli)? else {
+        bail!("rules --dry-run is for the X API v2 filtered stream (--source x --api v2)");
+    };
+    let client = live::http_client().context("cannot build the HTTP client")?;
+    api.dry_run(&client).await
+}
+
 /// Checks the flags of a live source and loads its credentials (before anything connects).
 ///
 /// # Errors
@@ -216,12 +231,27 @@ pub async fn run(cli: &StreamArgs) -> anyhow::Result<ProducerSummary> {
         (Some(live), _) => {
             let client = live::http_client().context("cannot build the HTTP client")?;
             let appview_url = cli.appview_url.clone();
+            let budget = matches!(live, LiveSource::XV2(_) | LiveSource::XV1(_)).then(|| {
+                live::BudgetConfig {
+                    limits: crate::budget::BudgetLimits {
+                        per_day: cli.max_post_reads_per_day,
+                        per_month: cli.max_post_reads_per_month,
+                    },
+                    price_per_read_usd: cli.price_per_read_usd,
+                    state_file: Some(
+                        cli.read_budget_file
+                            .clone()
+                            .unwrap_or_else(|| cli.spool_dir.join("x-read-budget.json")),
+                    ),
+                }
+            });
             let context = live::LiveContext {
                 client,
                 sink: task_sink,
                 metrics: task_metrics,
                 max_line_bytes,
                 cancel,
+                budget,
             };
             tokio::spawn(async move {
                 match live {

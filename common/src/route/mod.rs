@@ -15,6 +15,7 @@
 //! | `delete`                                 | `delete`        | control     | the deleted post's id      |
 //! | `scrub_geo`                              | `scrub_geo`     | control     | `up_to_status_id_str`      |
 //! | `status_withheld`                        | `status_withheld` | control   | the withheld post's id     |
+//! | `compliance` (written by `tweet-consumer compliance`) | `compliance` | control | `compliance.id` |
 //! | `limit`, `disconnect`, `warning`, `user_withheld`, `event`, `friends`/`friends_str`, `control`, `for_user` | same name | control | none |
 //! | v2 `data` whose `referenced_tweets` has `retweeted` | `retweet` | retweets  | `data.id`                  |
 //! | other v2 `data`                          | `tweet`         | tweets      | `data.id`                  |
@@ -201,11 +202,14 @@ pub enum Kind {
     Identity = 19,
     /// A Bluesky account event: an account became active, deactivated, suspended or taken down.
     Account = 20,
+    /// An X API v2 batch compliance event written by `tweet-consumer compliance`
+    /// ([`crate::compliance::ComplianceRecord`]).
+    Compliance = 21,
 }
 
 impl Kind {
     /// Every kind, in declaration order.
-    pub const ALL: [Kind; 21] = [
+    pub const ALL: [Kind; 22] = [
         Kind::Tweet,
         Kind::Retweet,
         Kind::Edit,
@@ -227,6 +231,7 @@ impl Kind {
         Kind::Repost,
         Kind::Identity,
         Kind::Account,
+        Kind::Compliance,
     ];
 
     /// The kind's stable one-byte code (its spool encoding); see [`Kind::from_code`].
@@ -264,6 +269,7 @@ impl Kind {
             Kind::Repost => "repost",
             Kind::Identity => "identity",
             Kind::Account => "account",
+            Kind::Compliance => "compliance",
         }
     }
 
@@ -291,6 +297,7 @@ impl Kind {
             "repost" => Kind::Repost,
             "identity" => Kind::Identity,
             "account" => Kind::Account,
+            "compliance" => Kind::Compliance,
             _ => return None,
         })
     }
@@ -562,6 +569,9 @@ struct Probe<'a> {
     control: Option<IgnoredAny>,
     #[serde(default)]
     for_user: Option<IgnoredAny>,
+    // X API v2 batch compliance events (written by `tweet-consumer compliance`)
+    #[serde(borrow, default)]
+    compliance: Option<ComplianceRef<'a>>,
     // v2 filtered stream
     #[serde(borrow, default)]
     data: Option<V2Data<'a>>,
@@ -578,6 +588,13 @@ struct Probe<'a> {
     did: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     commit: Option<jetstream::Commit<'a>>,
+}
+
+/// `compliance.id` of a compliance control record ([`crate::compliance::ComplianceRecord`]).
+#[derive(Deserialize)]
+struct ComplianceRef<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
 }
 
 /// v2 `matching_rules` entry: `{"id": "...", "tag": "..."}` (the tag may be null).
@@ -620,6 +637,9 @@ impl<'a> Probe<'a> {
         }
         if let Some(withheld) = self.status_withheld {
             return routed(Kind::StatusWithheld, withheld.into_key());
+        }
+        if let Some(compliance) = self.compliance {
+            return routed(Kind::Compliance, compliance.id);
         }
         let control = [
             (self.limit.is_some(), Kind::Limit),
@@ -917,13 +937,14 @@ pub(crate) mod tests {
             (Kind::Repost, 18),
             (Kind::Identity, 19),
             (Kind::Account, 20),
+            (Kind::Compliance, 21),
         ];
         assert_eq!(pinned.len(), Kind::ALL.len(), "every kind is pinned");
         for (kind, code) in pinned {
             assert_eq!(kind.code(), code, "{kind:?}");
             assert_eq!(Kind::from_code(code), Some(kind));
         }
-        assert_eq!(Kind::from_code(21), None);
+        assert_eq!(Kind::from_code(22), None);
         assert_eq!(Kind::from_code(u8::MAX), None);
     }
 

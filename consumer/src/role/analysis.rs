@@ -242,9 +242,58 @@ impl AnalysisHandler {
                     ),
                 }
             }
+            (Destination::Control, Kind::Compliance) => {
+                self.plan_compliance(index, message, source)
+            }
             // Limits, disconnects, warnings, ...: counted, nothing to store.
             (Destination::Control, _) => {}
             (Destination::DeadLetter, _) => {}
+        }
+    }
+}
+
+impl AnalysisHandler {
+    /// An X API v2 compliance record (`tweet-consumer compliance`): a post that must go is
+    /// deleted exactly as by a v1.1 delete notice (row removed, id kept out, tombstone);
+    /// `withheld` is recorded in the row's `withheld` column; `scrub_geo` has nothing to clear
+    /// (the store keeps no geo columns); another action is skipped with a warning.
+    fn plan_compliance(
+        &mut self,
+        index: usize,
+        message: &BorrowedMessage<'_>,
+        source: SourcePosition,
+    ) {
+        use tweet_pipeline_common::compliance::{ComplianceAction, ComplianceRecord};
+        let payload = message.payload().unwrap_or_default();
+        let record = match serde_json::from_slice::<ComplianceRecord>(payload) {
+            Ok(record) => record,
+            Err(error) => {
+                return self.poison(
+                    index,
+                    message,
+                    "unparseable",
+                    format!("the consumer cannot parse this compliance record: {error}"),
+                );
+            }
+        };
+        let event = record.compliance.event;
+        match ComplianceAction::parse(&event.action) {
+            ComplianceAction::Remove => self.writes.push(Write::Delete {
+                id: event.id,
+                source,
+                reposts_follow: false,
+            }),
+            ComplianceAction::Withheld => {
+                let line = serde_json::to_string(&event).unwrap_or_default();
+                self.writes.push(Write::Withheld {
+                    id: event.id,
+                    event: line,
+                });
+            }
+            ComplianceAction::ScrubGeo => self.skips.push("scrub_geo_no_geo_columns"),
+            ComplianceAction::Other => {
+                self.skip(message, "compliance_action_unknown", &event.action)
+            }
         }
     }
 }

@@ -130,7 +130,32 @@ pub enum Write {
         /// lose the text and analysis they took from it.
         reposts_follow: bool,
     },
+    /// Record a `withheld` compliance event on a stored post (the post stays): its JSON line
+    /// goes to the `withheld` column; nothing happens for a post not stored.
+    Withheld {
+        /// The post id.
+        id: String,
+        /// The compliance event's JSON line.
+        event: String,
+    },
 }
+
+/// X post ids due for a compliance check, oldest check first: `$1` stored before, `$2`
+/// checked before (or never), `$3` at most. Only numeric ids (X's): Bluesky AT URIs are left
+/// out. (Mastodon status ids are numeric too: run the runner only on stores fed by X.)
+const COMPLIANCE_DUE: &str = "SELECT id FROM posts
+    WHERE stored_at_ms <= $1
+      AND (compliance_checked_at_ms IS NULL OR compliance_checked_at_ms <= $2)
+      AND id NOT LIKE 'at://%'
+    ORDER BY compliance_checked_at_ms IS NOT NULL, compliance_checked_at_ms, stored_at_ms
+    LIMIT $3";
+
+/// Post `$2` was checked at `$1` (Unix ms). (Parameters in the order they appear: SQLite
+/// numbers `$N` names by first appearance.)
+const MARK_CHECKED: &str = "UPDATE posts SET compliance_checked_at_ms = $1 WHERE id = $2";
+
+/// Post `$2` is withheld: `$1` is the compliance event's JSON line.
+const RECORD_WITHHELD: &str = "UPDATE posts SET withheld = $1 WHERE id = $2";
 
 /// The columns a repost's row takes from its subject's row `s` ([`TextFrom::Subject`]).
 /// (`$1` is the first parameter in both SQLite and PostgreSQL.)
@@ -401,6 +426,37 @@ impl Store {
         match self {
             Self::Sqlite(store) => store.apply(writes, now_ms, before_commit),
             Self::Postgres(store) => store.apply(writes, now_ms, before_commit),
+        }
+    }
+
+    /// Up to `limit` X post ids due for a compliance check: stored at or before
+    /// `stored_before_ms` and never checked or last checked at or before `checked_before_ms`
+    /// (the cutoffs of `tweet_pipeline_common::compliance::due_cutoffs`), never-checked first.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub fn compliance_due(
+        &mut self,
+        stored_before_ms: i64,
+        checked_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Sqlite(store) => store.compliance_due(stored_before_ms, checked_before_ms, limit),
+            Self::Postgres(store) => {
+                store.compliance_due(stored_before_ms, checked_before_ms, limit)
+            }
+        }
+    }
+
+    /// Records that the posts `ids` were checked by a compliance job at `now_ms`.
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub fn mark_checked(&mut self, ids: &[String], now_ms: i64) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(store) => store.mark_checked(ids, now_ms),
+            Self::Postgres(store) => store.mark_checked(ids, now_ms),
         }
     }
 

@@ -17,7 +17,8 @@ use tweet_pipeline_common::secret::Secret;
 
 use super::{
     Annotation, BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow,
-    StoreError, TextFrom, Write, ANNOTATION_COLUMNS, REPORT_QUERY, UNFILL_REPOSTS,
+    StoreError, TextFrom, Write, ANNOTATION_COLUMNS, COMPLIANCE_DUE, MARK_CHECKED, RECORD_WITHHELD,
+    REPORT_QUERY, UNFILL_REPOSTS,
 };
 
 /// One migration: its version (recorded in `schema_migrations`), name and SQL.
@@ -38,6 +39,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "0002_post_structure",
         sql: include_str!("../../migrations/postgres/0002_post_structure.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_compliance",
+        sql: include_str!("../../migrations/postgres/0003_compliance.sql"),
     },
 ];
 
@@ -184,7 +190,7 @@ impl PgStore {
                     };
                     [Some(row.id.as_str()), subject]
                 }
-                Write::Delete { id, .. } => [Some(id.as_str()), None],
+                Write::Delete { id, .. } | Write::Withheld { id, .. } => [Some(id.as_str()), None],
             })
             .flatten()
             .collect();
@@ -255,11 +261,44 @@ impl PgStore {
                     }
                     log.deleted(id, removed_from);
                 }
+                Write::Withheld { id, event } => {
+                    tx.execute(RECORD_WITHHELD, &[event, id])?;
+                }
             }
         }
         before_commit(&log.erased).map_err(StoreError::BeforeCommit)?;
         tx.commit()?;
         Ok(log.outcome)
+    }
+
+    /// Up to `limit` X post ids due for a compliance check (see [`super::Store::compliance_due`]).
+    ///
+    /// # Errors
+    /// When PostgreSQL fails.
+    pub fn compliance_due(
+        &mut self,
+        stored_before_ms: i64,
+        checked_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = self.client.query(
+            COMPLIANCE_DUE,
+            &[&stored_before_ms, &checked_before_ms, &i64::from(limit)],
+        )?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    /// Records that `ids` were checked at `now_ms`, in one transaction.
+    ///
+    /// # Errors
+    /// When PostgreSQL fails.
+    pub fn mark_checked(&mut self, ids: &[String], now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.client.transaction()?;
+        for id in ids {
+            tx.execute(MARK_CHECKED, &[&now_ms, id])?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Posts per detected language and sentiment label, most frequent languages first.

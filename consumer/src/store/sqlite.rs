@@ -8,16 +8,18 @@ use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
 
 use super::{
     Annotation, BatchLog, BatchOutcome, BeforeCommitError, Erased, LanguageSentiment, ReportRow,
-    StoreError, TextFrom, Write, ANNOTATION_COLUMNS, REPORT_QUERY, UNFILL_REPOSTS,
+    StoreError, TextFrom, Write, ANNOTATION_COLUMNS, COMPLIANCE_DUE, MARK_CHECKED, RECORD_WITHHELD,
+    REPORT_QUERY, UNFILL_REPOSTS,
 };
 
 /// Current schema version (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Each schema version's migration, oldest first: version `i + 1` is `MIGRATIONS[i]`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_post_structure.sql"),
+    include_str!("../../migrations/sqlite/0003_compliance.sql"),
 ];
 
 /// The SQLite store.
@@ -107,6 +109,7 @@ impl SqliteStore {
             )?;
             let mut delete =
                 tx.prepare_cached("DELETE FROM posts WHERE id = ?1 RETURNING source_topic")?;
+            let mut withheld = tx.prepare_cached(RECORD_WITHHELD)?;
             for write in writes {
                 match write {
                     Write::Upsert(row) => {
@@ -166,12 +169,49 @@ impl SqliteStore {
                         }
                         log.deleted(id, removed_from);
                     }
+                    Write::Withheld { id, event } => {
+                        withheld.execute(params![event, id])?;
+                    }
                 }
             }
         }
         before_commit(&log.erased).map_err(StoreError::BeforeCommit)?;
         tx.commit()?;
         Ok(log.outcome)
+    }
+
+    /// Up to `limit` X post ids due for a compliance check (see [`super::Store::compliance_due`]).
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub fn compliance_due(
+        &self,
+        stored_before_ms: i64,
+        checked_before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut statement = self.conn.prepare_cached(COMPLIANCE_DUE)?;
+        let rows = statement
+            .query_map(params![stored_before_ms, checked_before_ms, limit], |r| {
+                r.get(0)
+            })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records that `ids` were checked at `now_ms`, in one transaction.
+    ///
+    /// # Errors
+    /// When SQLite fails.
+    pub fn mark_checked(&mut self, ids: &[String], now_ms: i64) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut mark = tx.prepare_cached(MARK_CHECKED)?;
+            for id in ids {
+                mark.execute(params![now_ms, id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Number of stored posts.
@@ -493,6 +533,50 @@ mod tests {
                 sentiment_compound: Some(0.5),
             }]
         );
+    }
+
+    #[test]
+    fn compliance_picks_due_x_posts_and_records_checks_and_withholding() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let batch = [
+            Write::Upsert(Box::new(row("1", 0))),
+            Write::Upsert(Box::new(row("2", 1))),
+            bluesky_post("at://b"),
+        ];
+        store.apply(&batch, 100, |_| Ok(())).unwrap();
+        // Too young at 150 with a min age of 100.
+        assert!(store.compliance_due(50, 150, 10).unwrap().is_empty());
+        let due = store.compliance_due(100, 150, 10).unwrap();
+        assert_eq!(due, vec!["1".to_owned(), "2".to_owned()], "X ids only");
+        assert_eq!(store.compliance_due(100, 150, 1).unwrap().len(), 1, "limit");
+        store.mark_checked(&["1".to_owned()], 200).unwrap();
+        assert_eq!(
+            store.compliance_due(100, 150, 10).unwrap(),
+            vec!["2".to_owned()]
+        );
+        // A replayed upsert keeps the check; the next interval makes it due again.
+        store.apply(&batch[..1], 300, |_| Ok(())).unwrap();
+        assert_eq!(
+            store.compliance_due(400, 200, 10).unwrap(),
+            vec!["2".to_owned(), "1".to_owned()]
+        );
+        let withheld = Write::Withheld {
+            id: "2".to_owned(),
+            event: r#"{"id":"2","action":"withheld"}"#.to_owned(),
+        };
+        store.apply(&[withheld], 400, |_| Ok(())).unwrap();
+        let recorded: Option<String> = store
+            .conn
+            .query_row("SELECT withheld FROM posts WHERE id = '2'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(
+            recorded.as_deref(),
+            Some(r#"{"id":"2","action":"withheld"}"#)
+        );
+        assert!(store.contains("2").unwrap(), "a withheld post stays");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::state::{Api, AppState, ConnectionGuard, Fault};
 
 pub mod bluesky;
+pub mod compliance;
 pub mod control;
 pub mod jetstream;
 pub mod mastodon;

@@ -12,6 +12,7 @@ use crate::corpus::Corpus;
 use crate::oauth::{OAuthKeys, Secret};
 use crate::rules::RuleStore;
 
+pub mod compliance;
 pub mod faults;
 pub mod jetstream;
 pub mod network_posts;
@@ -99,6 +100,8 @@ pub struct AppState {
     pub jetstream: JetstreamState,
     /// Bluesky records and Mastodon statuses created by posting.
     pub network_posts: NetworkPosts,
+    /// X API v2 batch compliance jobs and the events they report.
+    pub compliance: compliance::ComplianceJobs,
     v2: ApiStats,
     v1: ApiStats,
     mastodon: ApiStats,
@@ -125,6 +128,7 @@ impl AppState {
             posts: PostLog::default(),
             jetstream: JetstreamState::default(),
             network_posts: NetworkPosts::default(),
+            compliance: compliance::ComplianceJobs::default(),
             v2: ApiStats::default(),
             v1: ApiStats::default(),
             mastodon: ApiStats::default(),
@@ -138,6 +142,12 @@ impl AppState {
     /// The state with this Jetstream recording and pacing (none by default).
     pub fn with_jetstream(mut self, jetstream: JetstreamState) -> Self {
         self.jetstream = jetstream;
+        self
+    }
+
+    /// The state with these compliance jobs and events (none by default).
+    pub fn with_compliance(mut self, compliance: compliance::ComplianceJobs) -> Self {
+        self.compliance = compliance;
         self
     }
 

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 use tweet_pipeline_common::framing::{Frame, LineFramer};
 use tweet_pipeline_common::metrics::ProducerMetrics;
 use tweet_pipeline_common::route_mastodon_event;
 
+use crate::budget::{self, BudgetLimits, ReadBudget};
 use crate::delivery::KafkaSink;
 use crate::ingest::{Ingest, IngestStats};
 use crate::source::gzip::{BodyDecoder, ACCEPT_ENCODING};
@@ -47,6 +49,11 @@ pub trait StreamApi {
     fn request(&self, client: &reqwest::Client) -> anyhow::Result<reqwest::RequestBuilder>;
     /// What to tell the operator when the API answers 401/403.
     fn unauthorized_hint(&self) -> &'static str;
+    /// A warning the connect log line carries (an endpoint known to refuse every client);
+    /// `None` for a plain `connecting` line.
+    fn connect_warning(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The HTTP client of the live sources: connection pool and timeouts, and no content decoding
@@ -74,12 +81,28 @@ pub struct LiveContext {
     pub max_line_bytes: usize,
     /// Shutdown.
     pub cancel: CancellationToken,
+    /// The X read budget (X streams only; `None` for others).
+    pub budget: Option<BudgetConfig>,
+}
+
+/// What an X stream's read budget is made of (the `--max-post-reads-*` flags).
+#[derive(Debug, Clone)]
+pub struct BudgetConfig {
+    /// The limits.
+    pub limits: BudgetLimits,
+    /// US dollars per post read.
+    pub price_per_read_usd: f64,
+    /// Where the counts survive a restart (`None`: in memory only).
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 /// Classifies a non-200 answer to a connection attempt. `body` is the start of the body.
 pub fn classify_status(status: u16, body: &str) -> Disconnect {
     match status {
         401 | 403 => Disconnect::Unauthorized(status),
+        429 if budget::is_usage_capped(body) => Disconnect::UsageCapped {
+            reset_epoch_secs: None,
+        },
         429 if body.contains("TooManyConnections") => Disconnect::TooManyConnections,
         420 | 429 => Disconnect::RateLimited(status),
         _ => Disconnect::Http(status),
@@ -98,19 +121,51 @@ pub async fn run<A: StreamApi>(api: &A, context: &LiveContext) -> anyhow::Result
         metrics,
         max_line_bytes,
         cancel,
+        budget: _,
     } = context;
     let label = api.label();
     let mut ingest = Ingest::new(sink, metrics, api.source(), *max_line_bytes);
+    if let Some(config) = &context.budget {
+        ingest = ingest.with_budget(ReadBudget::load(
+            config.limits,
+            config.price_per_read_usd,
+            config.state_file.clone(),
+        ));
+    }
     let mut backoff = Backoff::default();
     let connected = metrics.stream_connected.with_label_values(&[label]);
     let backoff_gauge = metrics.stream_backoff_seconds.with_label_values(&[label]);
     while !cancel.is_cancelled() {
-        tracing::info!(api = label, "connecting");
+        if let Some(pause) = ingest.budget_pause(Utc::now()) {
+            ingest.save_budget();
+            let delay = budget::until(pause.until, Utc::now());
+            let (day_reads, month_reads) = ingest.budget_reads().unwrap_or_default();
+            backoff_gauge.set(delay.as_secs_f64());
+            tracing::warn!(
+                api = label,
+                window = pause.window.as_str(),
+                day_reads,
+                month_reads,
+                resume_at = %pause.until.to_rfc3339(),
+                "read budget reached: stream paused until the next UTC {}", pause.window.as_str()
+            );
+            if !wait(delay, cancel).await {
+                break;
+            }
+            backoff_gauge.set(0.0);
+            tracing::info!(api = label, "read budget window renewed: stream resumes");
+            continue;
+        }
+        match api.connect_warning() {
+            Some(warning) => tracing::warn!(api = label, "connecting; {warning}"),
+            None => tracing::info!(api = label, "connecting"),
+        }
         let ended = tokio::select! {
             _ = cancel.cancelled() => break,
             outcome = connect_and_read(api, client, &mut ingest, metrics, cancel) => outcome?,
         };
         connected.set(0);
+        ingest.save_budget();
         let Some(Ended {
             disconnect,
             healthy,
@@ -122,6 +177,26 @@ pub async fn run<A: StreamApi>(api: &A, context: &LiveContext) -> anyhow::Result
             .stream_disconnects
             .with_label_values(&[label, disconnect.reason()])
             .inc();
+        if let Disconnect::UsageCapped { reset_epoch_secs } = disconnect {
+            // One wait for the reset X gives, never a reconnect loop against the cap.
+            let delay = budget::usage_cap_wait(reset_epoch_secs, Utc::now());
+            backoff_gauge.set(delay.as_secs_f64());
+            tracing::error!(
+                api = label,
+                reason = disconnect.reason(),
+                retry_in_ms = delay.as_millis() as u64,
+                "X answered 429 usage-capped (the app's monthly read cap): waiting for the reset before connecting again"
+            );
+            if !wait(delay, cancel).await {
+                break;
+            }
+            backoff_gauge.set(0.0);
+            continue;
+        }
+        if disconnect == Disconnect::BudgetPaused {
+            // The loop's top logs the pause and waits for the next window.
+            continue;
+        }
         let Some(delay) = backoff.after(Ended {
             disconnect,
             healthy,
@@ -225,9 +300,19 @@ async fn connect_and_read<A: StreamApi>(
         }
     };
     if status != 200 {
+        let reset = response
+            .headers()
+            .get("x-rate-limit-reset")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<i64>().ok());
         let body = read_error_body(&mut response, &mut body).await;
         tracing::debug!(api = api.label(), status, body = %body, "connection refused");
-        return failed(classify_status(status, &body));
+        return failed(match classify_status(status, &body) {
+            Disconnect::UsageCapped { .. } => Disconnect::UsageCapped {
+                reset_epoch_secs: reset,
+            },
+            other => other,
+        });
     }
     metrics
         .stream_connections
@@ -266,6 +351,10 @@ async fn connect_and_read<A: StreamApi>(
                 if let Err(error) = decoded {
                     tracing::warn!(api = api.label(), %error, "stream ended: undecodable body");
                     break Some(Disconnect::Network);
+                }
+                // Disconnect before the limit: no post past it is read (and billed).
+                if ingest.budget_pause(Utc::now()).is_some() {
+                    break Some(Disconnect::BudgetPaused);
                 }
             }
         }
@@ -507,6 +596,53 @@ mod tests {
         let started = tokio::time::Instant::now();
         assert!(!wait(Duration::from_secs(300), &cancel).await);
         assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    /// The budget's waits in paused time: a `usage-capped` 429 is classified as its own reason
+    /// and answered by one wait to its reset (the rate-limit backoff untouched); a daily limit
+    /// reached 30 s before midnight waits 30 s, after which the new day lets the stream resume.
+    #[tokio::test(start_paused = true)]
+    async fn usage_caps_and_budget_pauses_wait_once_on_the_clock() {
+        let cancel = CancellationToken::new();
+        let capped = r#"{"title":"UsageCapExceeded","detail":"Usage cap exceeded: Monthly product cap","type":"https://api.twitter.com/2/problems/usage-capped","period":"Monthly","scope":"Product"}"#;
+        let disconnect = classify_status(429, capped);
+        assert_eq!(disconnect.reason(), "usage_capped");
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-31T23:59:30Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let delay = budget::usage_cap_wait(Some(now.timestamp() + 3600), now);
+        let started = tokio::time::Instant::now();
+        assert!(wait(delay, &cancel).await);
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(3600),
+            "one wait, to the reset"
+        );
+        let mut backoff = Backoff::default();
+        assert_eq!(backoff.next_delay(disconnect), Some(Duration::ZERO));
+        assert_eq!(
+            backoff.next_delay(Disconnect::RateLimited(429)),
+            Some(Duration::from_secs(60)),
+            "a usage cap does not advance the rate-limit backoff"
+        );
+
+        let limits = budget::BudgetLimits {
+            per_day: Some(1),
+            per_month: None,
+        };
+        let mut state = budget::BudgetState::default();
+        state.record(now);
+        let pause = state.pause(limits, now).expect("limit reached");
+        let started = tokio::time::Instant::now();
+        assert!(wait(budget::until(pause.until, now), &cancel).await);
+        let elapsed = started.elapsed();
+        assert_eq!(elapsed, Duration::from_secs(30));
+        let resumed_at = now + chrono::Duration::from_std(elapsed).unwrap();
+        assert_eq!(
+            state.pause(limits, resumed_at),
+            None,
+            "the next UTC day resumes"
+        );
     }
 
     #[test]

@@ -10,3 +10,4 @@ pub mod reconnect;
 pub mod replay;
 pub mod x_v1;
 pub mod x_v2;
+pub mod x_v2_dry_run;

@@ -10,6 +10,8 @@
 //! | 429 (v2) / 420 (v1.1) rate limited              | exponential: 60 s, doubling, at most 960 s         |
 //! | 429 TooManyConnections at connect (zombie)      | as rate limited: at least 60 s, for the old connection to time out |
 //! | 401 / 403                                       | none: stop, the credential is wrong                |
+//! | 429 `usage-capped` (the monthly read cap)       | until the reset the answer gives, else the next UTC month (`budget`) |
+//! | the read budget reached (`--max-post-reads-per-*`) | until the next UTC day or month (`budget`)      |
 //!
 //! Each wait gets up to 10 % random jitter on top so that many clients don't reconnect in step.
 //! Every counter resets once a connection delivered data.
@@ -38,6 +40,14 @@ pub enum Disconnect {
     TooManyConnections,
     /// 401 or 403: the credential is wrong or lacks access. Fatal.
     Unauthorized(u16),
+    /// 429 `usage-capped`: the app's monthly read cap is reached; `reset_epoch_secs` is the
+    /// answer's `x-rate-limit-reset` (Unix seconds), if it gave one.
+    UsageCapped {
+        /// When the cap resets, Unix seconds.
+        reset_epoch_secs: Option<i64>,
+    },
+    /// The producer's own read budget is reached: it disconnected itself.
+    BudgetPaused,
 }
 
 impl Disconnect {
@@ -52,6 +62,8 @@ impl Disconnect {
             Disconnect::RateLimited(_) => "rate_limited",
             Disconnect::TooManyConnections => "too_many_connections",
             Disconnect::Unauthorized(_) => "unauthorized",
+            Disconnect::UsageCapped { .. } => "usage_capped",
+            Disconnect::BudgetPaused => "budget_paused",
         }
     }
 }
@@ -111,6 +123,9 @@ impl Backoff {
                 Some(self.rate_limit.next_delay())
             }
             Disconnect::Unauthorized(_) => None,
+            // These wait on the clock, not on a backoff (`live::run` asks `budget`); the
+            // backoff counters are left alone.
+            Disconnect::UsageCapped { .. } | Disconnect::BudgetPaused => Some(Duration::ZERO),
         }
     }
 

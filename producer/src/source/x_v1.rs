@@ -3,14 +3,18 @@
 //! Sources: X API v1.1 "POST statuses/filter" reference (`track`: comma-separated phrases,
 //! `stall_warnings`), "Connecting to a streaming endpoint" (keep-alive every 30 s; reconnect
 //! after 90 s of silence; 420 when rate limited), and RFC 5849 (OAuth 1.0 signatures, done by
-//! the oauth1-request crate). The endpoint is gone from X; it lives on in archives and
-//! compatible servers, and in the local emulator.
+//! the oauth1-request crate). The endpoint is gone from X: since 2023 X answers 403 to v1.1
+//! `statuses/filter` for every app ("Please use V2 filtered stream"; [`V1_GONE`]). It lives on
+//! in archives (`--replay`), compatible servers and the local emulator.
 
 use std::time::Duration;
 
 use tweet_pipeline_common::secret::OAuthKeys;
 
 use crate::source::live::{Framing, StreamApi};
+
+/// What the first log line of every v1.1 connection and the v1.1 `--help` say.
+pub const V1_GONE: &str = "X answers 403 to v1.1 statuses/filter for every app since 2023 (\"Please use V2 filtered stream\"); --api v1 works only with a compatible server or the emulator (--x-api-url), and --replay reads v1.1 archives";
 
 /// Three missed 30-second keep-alives ("Connecting to a streaming endpoint": "if no data is
 /// received for 90 seconds, reconnect").
@@ -82,6 +86,38 @@ impl StreamApi for XV1 {
     }
 
     fn unauthorized_hint(&self) -> &'static str {
-        "check X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN and X_ACCESS_TOKEN_SECRET (OAuth 1.0a user context)"
+        "X answers 403 to v1.1 streaming for every app (use --api v2); against a compatible server, check X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN and X_ACCESS_TOKEN_SECRET (OAuth 1.0a user context)"
+    }
+
+    fn connect_warning(&self) -> Option<&'static str> {
+        Some(V1_GONE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tweet_pipeline_common::secret::Secret;
+
+    #[test]
+    fn every_connection_says_x_refuses_v1_streaming() {
+        let secret = || Secret::new("k");
+        let api = XV1 {
+            base_url: "http://127.0.0.1:1".to_owned(),
+            keys: OAuthKeys {
+                consumer_key: secret(),
+                consumer_secret: secret(),
+                access_token: secret(),
+                access_token_secret: secret(),
+            },
+            track: vec!["a".to_owned()],
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+        };
+        let warning = api.connect_warning().unwrap_or_default();
+        assert!(
+            warning.contains("403") && warning.contains("v1.1"),
+            "{warning}"
+        );
+        assert!(api.unauthorized_hint().contains("403"));
     }
 }

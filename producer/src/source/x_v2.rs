@@ -138,6 +138,25 @@ impl XV2 {
         check(response, "changing the stream rules").await
     }
 
+    /// What [`XV2::sync_rules`] would change, changing nothing (`tweet-producer rules
+    /// --dry-run`).
+    ///
+    /// # Errors
+    /// When the rules cannot be read from the X API.
+    pub async fn dry_run(
+        &self,
+        client: &reqwest::Client,
+    ) -> anyhow::Result<crate::source::x_v2_dry_run::RulesDryRun> {
+        let existing = self.get_rules(client).await?;
+        let plan = plan_sync(&existing, &self.rules, &self.tag_prefix);
+        Ok(crate::source::x_v2_dry_run::report(
+            &existing,
+            &plan.add,
+            &plan.delete,
+            plan.foreign,
+        ))
+    }
+
     /// Makes the owned rules equal to `self.rules`, leaving every other rule alone.
     ///
     /// # Errors
