@@ -369,7 +369,7 @@ fn two_consumers_in_one_group_store_one_row_per_post_in_postgres() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(migrations, vec![1, 2]);
+    assert_eq!(migrations, vec![1, 2, 3]);
     let remembered: i64 = client
         .query_one("SELECT COUNT(*) FROM deleted_posts", &[])
         .expect("deleted")
