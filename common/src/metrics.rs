@@ -134,6 +134,13 @@ pub struct ProducerMetrics {
     /// Estimated cost of the X posts read, US dollars (reads × `--price-per-read-usd`; an upper
     /// bound: X counts a post read twice in a UTC day once).
     pub x_estimated_cost_usd: prometheus::Counter,
+    /// Posts read in the current UTC day and month, by `window` (`day`, `month`): the read
+    /// budget's counts, which survive a restart (the counter above starts again from zero).
+    pub x_post_reads_window: IntGaugeVec,
+    /// The configured read limits, by `window` (`day`, `month`); absent without a limit.
+    pub x_post_reads_limit: IntGaugeVec,
+    /// The configured price of one post read, US dollars (`--price-per-read-usd`).
+    pub x_price_per_read_usd: prometheus::Gauge,
 }
 
 impl ProducerMetrics {
@@ -280,6 +287,28 @@ impl ProducerMetrics {
                     S,
                     "x_estimated_cost_usd_total",
                     "Estimated cost of the X posts read, US dollars (reads times the price per read).",
+                )),
+            ),
+            x_post_reads_window: int_gauge_vec(
+                registry,
+                S,
+                "x_post_reads_window",
+                "Posts read in the current UTC day or month (the read budget's counts).",
+                &["window"],
+            ),
+            x_post_reads_limit: int_gauge_vec(
+                registry,
+                S,
+                "x_post_reads_limit",
+                "The read budget's limit per UTC day or month.",
+                &["window"],
+            ),
+            x_price_per_read_usd: register(
+                registry,
+                prometheus::Gauge::with_opts(opts(
+                    S,
+                    "x_price_per_read_usd",
+                    "The configured price of one post read, US dollars.",
                 )),
             ),
         }

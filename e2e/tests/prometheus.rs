@@ -60,7 +60,7 @@ fn promtool_accepts_the_config_and_the_alert_tests_pass() {
     let config = promtool(&["check", "config", "deploy/prometheus.yml"]);
     assert!(config.contains("SUCCESS: 1 rule files found"), "{config}");
     let rules = promtool(&["check", "rules", "deploy/alerts.yml"]);
-    assert!(rules.contains("SUCCESS: 8 rules found"), "{rules}");
+    assert!(rules.contains("SUCCESS: 10 rules found"), "{rules}");
     let tests = promtool(&["test", "rules", "deploy/alerts.test.yml"]);
     assert!(tests.contains("SUCCESS"), "{tests}");
 }
@@ -404,7 +404,7 @@ async fn prometheus_scrapes_the_pipeline_with_the_deployed_config() {
         .and_then(Value::as_array)
         .map(|rules| rules.iter().filter_map(|r| r["name"].as_str()).collect())
         .unwrap_or_default();
-    assert_eq!(loaded.len(), 8, "{rules}");
+    assert_eq!(loaded.len(), 10, "{rules}");
     assert!(loaded.contains(&"TweetConsumerLagGrowing"), "{loaded:?}");
     let alerts = api(prometheus_port, "/api/v1/alerts").expect("alerts API");
     assert_eq!(

@@ -1,6 +1,7 @@
 //! From a framed line to a Kafka record: routing, the dead-letter reasons, counting. Shared by
 //! every source (replay, the X streams, Mastodon), so all of them route the same way.
 
+use prometheus::IntGauge;
 use tweet_pipeline_common::framing::Frame;
 use tweet_pipeline_common::metrics::ProducerMetrics;
 use tweet_pipeline_common::{headers, route_line, Destination, Kind, LineClass, Routed};
@@ -37,6 +38,8 @@ pub struct Ingest<'a> {
     pub stats: IngestStats,
     /// The X read budget (X streams only): every post counts as a read.
     budget: Option<ReadBudget>,
+    /// `x_post_reads_window{window="day"}` and `{window="month"}`, resolved once.
+    window_gauges: Option<[IntGauge; 2]>,
 }
 
 impl<'a> Ingest<'a> {
@@ -54,11 +57,27 @@ impl<'a> Ingest<'a> {
             max_line_bytes,
             stats: IngestStats::default(),
             budget: None,
+            window_gauges: None,
         }
     }
 
     /// Counts every post against `budget` (and in `x_post_reads_total`).
     pub fn with_budget(mut self, budget: ReadBudget) -> Self {
+        let m = self.metrics;
+        m.x_price_per_read_usd.set(budget.price_per_read_usd);
+        for (window, limit) in [
+            ("day", budget.limits.per_day),
+            ("month", budget.limits.per_month),
+        ] {
+            if let Some(limit) = limit {
+                m.x_post_reads_limit
+                    .with_label_values(&[window])
+                    .set(i64::try_from(limit).unwrap_or(i64::MAX));
+            }
+        }
+        let gauges = ["day", "month"].map(|w| m.x_post_reads_window.with_label_values(&[w]));
+        set_window_gauges(&gauges, &budget);
+        self.window_gauges = Some(gauges);
         self.budget = Some(budget);
         self
     }
@@ -177,6 +196,9 @@ impl<'a> Ingest<'a> {
                     .x_estimated_cost_usd
                     .inc_by(budget.price_per_read_usd);
                 budget.record(chrono::Utc::now());
+                if let Some(gauges) = &self.window_gauges {
+                    set_window_gauges(gauges, budget);
+                }
             }
         }
         let rule_tags = (!routed.rule_tags.is_empty()).then(|| routed.rule_tags.join(","));
@@ -195,4 +217,11 @@ impl<'a> Ingest<'a> {
             tracing::error!(kind = record.kind.as_str(), key = record.key, bytes = payload.len(), %error, "Kafka refused a record");
         }
     }
+}
+
+/// The budget's day and month counts into their gauges.
+fn set_window_gauges(gauges: &[IntGauge; 2], budget: &ReadBudget) {
+    let as_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    gauges[0].set(as_i64(budget.state.day_reads));
+    gauges[1].set(as_i64(budget.state.month_reads));
 }
