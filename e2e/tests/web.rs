@@ -590,6 +590,19 @@ impl Browser {
         )
     }
 
+    /// Opens the web view on `port` and waits until its event stream is live.
+    fn open_live(&self, port: u16) {
+        self.call(
+            "POST",
+            "/url",
+            serde_json::json!({"url": format!("http://127.0.0.1:{port}/")}),
+        );
+        self.wait_for(
+            "its live status",
+            "return document.getElementById('status').textContent === 'live'",
+        );
+    }
+
     /// Polls `script` until it returns true, failing after [`PATIENCE`].
     fn wait_for(&self, what: &str, script: &str) {
         let deadline = Instant::now() + PATIENCE;
@@ -691,15 +704,7 @@ async fn the_page_shows_live_cards_escaped_and_removes_a_deleted_one_in_chromium
     let db = dir.path().join("store.db");
     let web = Web::start(&names, &schedule, &db, &[]);
     let browser = Browser::start();
-    browser.call(
-        "POST",
-        "/url",
-        serde_json::json!({"url": format!("http://127.0.0.1:{}/", web.port)}),
-    );
-    browser.wait_for(
-        "its live status",
-        "return document.getElementById('status').textContent === 'live'",
-    );
+    browser.open_live(web.port);
 
     let posts = recorded_posts(3);
     let script_id = "999000000000000002";
@@ -882,15 +887,7 @@ async fn a_post_scheduled_from_the_page_is_posted_once_and_shows_as_posted_in_ch
         ],
     );
     let browser = Browser::start();
-    browser.call(
-        "POST",
-        "/url",
-        serde_json::json!({"url": format!("http://127.0.0.1:{}/", web.port)}),
-    );
-    browser.wait_for(
-        "its live status",
-        "return document.getElementById('status').textContent === 'live'",
-    );
+    browser.open_live(web.port);
 
     // Fill the form as a person would: the text, a local time 3 s from now, X only.
     let text = format!("posted from the web view {prefix}");
