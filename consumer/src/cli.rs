@@ -173,9 +173,9 @@ pub struct Cli {
     #[arg(long, env = "TWEET_PIPELINE_DETECTOR", value_enum)]
     pub detector: Option<DetectorKind>,
 
-    /// Sentiment scorer: vader (English posts only, the default) or model (the trained model
-    /// for ar, de, en, es, fr, hi, it, pt; docs/models.md).
-    #[arg(long, env = "TWEET_PIPELINE_SENTIMENT", value_enum, default_value_t = SentimentKind::Vader)]
+    /// Sentiment scorer: model (the default: the trained model for ar, de, en, es, fr, hi, it,
+    /// pt, scored as the post's language; docs/models.md) or vader (English posts only).
+    #[arg(long, env = "TWEET_PIPELINE_SENTIMENT", value_enum, default_value_t = SentimentKind::Model)]
     pub sentiment: SentimentKind,
 
     /// How to reach Kafka.

@@ -1,9 +1,9 @@
 //! Text analysis of one post: cleaning ([`clean`]), language identification and sentiment.
-//! By default both come from this project's own models trained on labelled tweets
-//! ([`trained`], [`model`]; docs/models.md): the language model answers when it is confident,
-//! else whichlang/whatlang ([`language`], see [`DetectorKind`]); a post gets the sentiment
-//! model's scores when its language is one the model covers (ar, de, en, es, fr, hi, it, pt)
-//! and none otherwise. `--sentiment vader` keeps VADER ([`sentiment`]: vader-parity, which
+//! Sentiment comes by default from this project's own model trained on labelled tweets
+//! ([`trained`], [`model`]; docs/models.md): a post gets its scores when its language is one
+//! the model covers (ar, de, en, es, fr, hi, it, pt) and none otherwise. Language: whichlang/
+//! whatlang by default ([`language`], see [`DetectorKind`]); `--detector model` takes the
+//! trained language model when it is confident and whichlang/whatlang otherwise. `--sentiment vader` keeps VADER ([`sentiment`]: vader-parity, which
 //! reproduces Python vaderSentiment 3.3.2), English only. [`Analyzer`] puts them together.
 //!
 //! Which language a post's sentiment is scored as: the platform's own `lang` tag when it gives
@@ -51,7 +51,8 @@ pub struct Analysis {
 /// How to build an [`Analyzer`].
 #[derive(Debug, Clone, Default)]
 pub struct AnalyzerOptions {
-    /// The language identifier; `None`: the model (the default).
+    /// The language identifier; `None`: [`DetectorKind::default`] (whichlang), or whatlang
+    /// with an allow-list.
     pub detector: Option<DetectorKind>,
     /// An allow-list: the model and whatlang choose among these languages only.
     pub languages: Option<Vec<whatlang::Lang>>,
@@ -83,7 +84,7 @@ impl Default for Analyzer {
 }
 
 impl Analyzer {
-    /// The default analysis: the built-in models, whichlang/whatlang as the fallback.
+    /// The default analysis: whichlang/whatlang and the built-in sentiment model.
     pub fn new() -> Self {
         match Self::with_options(AnalyzerOptions::default()) {
             Ok(analyzer) => analyzer,
@@ -95,7 +96,7 @@ impl Analyzer {
         }
     }
 
-    /// An analyzer detecting with `kind` (default: the model); `languages` limits detection
+    /// An analyzer detecting with `kind` (default: see [`AnalyzerOptions::detector`]); `languages` limits detection
     /// to an allow-list (a collection that knows its languages avoids confusions between
     /// neighbours, e.g. es/pt/gl). Sentiment: the model.
     ///
@@ -216,7 +217,7 @@ impl Analyzer {
         let sentiment = match (self.sentiment_kind, &self.models) {
             (SentimentKind::Model, Some(models)) => scored_as
                 .filter(|l| models.sentiment.languages.iter().any(|c| c == l))
-                .map(|l| model_sentiment(&models.sentiment, text, l)),
+                .map(|l| model_sentiment(&models.sentiment, &self.vader, text, l)),
             _ => (scored_as == Some("en")).then(|| self.vader.score(text)),
         };
         Analysis {
@@ -228,8 +229,14 @@ impl Analyzer {
 }
 
 /// The sentiment model's scores of `text` in `language` as a [`Sentiment`].
-fn model_sentiment(model: &model::TextModel, text: &str, language: &str) -> Sentiment {
-    let p = model.probabilities(text, Some(language), &mut Vec::new());
+fn model_sentiment(
+    model: &model::TextModel,
+    vader: &SentimentScorer,
+    text: &str,
+    language: &str,
+) -> Sentiment {
+    let input = trained::sentiment_input(&model.config, vader, text, language);
+    let p = model.probabilities(&input, Some(language), &mut Vec::new());
     let (neg, neu, pos) = (f64::from(p[0]), f64::from(p[1]), f64::from(p[2]));
     let label = if pos >= neu && pos >= neg {
         Label::Positive

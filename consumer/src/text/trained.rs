@@ -97,6 +97,24 @@ impl TrainedModels {
     }
 }
 
+/// The text the sentiment model sees for `text` in `language`: with
+/// [`super::model::FeatureConfig::vader_bins`] an English text gets VADER's scores appended as
+/// words ([`super::model::features::vader_words`]); otherwise the text itself. Training and
+/// analysis both go through here, so the two cannot drift.
+pub fn sentiment_input<'a>(
+    config: &super::model::FeatureConfig,
+    vader: &super::SentimentScorer,
+    text: &'a str,
+    language: &str,
+) -> std::borrow::Cow<'a, str> {
+    if config.vader_bins && language == "en" {
+        let words = super::model::features::vader_words(&vader.score(text));
+        std::borrow::Cow::Owned(format!("{text}{words}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 //!
 //! File format, version 1 (all integers little-endian), gzip-compressed as a whole:
 //! `b"TPTM"`, `u16` version, `u8` bucket_bits, `u8` word_ngrams, `u8` char_min, `u8` char_max,
-//! `u8` language_conjoined (0/1), `u16` label count K, K × (`u8` length, UTF-8 label), `u16`
+//! `u8` flags (bit 0: language_conjoined, bit 1: vader_bins), `u16` label count K, K × (`u8` length, UTF-8 label), `u16`
 //! language count L, L × (`u8` length, UTF-8 code), K × `f32` bias, K × `f32` scale, then
 //! 2^bucket_bits × K `i8` weights, bucket-major (a bucket's K weights are adjacent). A weight
 //! is `i8 × scale[k]`; the logit of class k is `bias[k] + mean over features of weight`.
@@ -151,7 +151,7 @@ impl TextModel {
             c.word_ngrams,
             c.char_min,
             c.char_max,
-            u8::from(c.language_conjoined),
+            u8::from(c.language_conjoined) | (u8::from(c.vader_bins) << 1),
         ]);
         for list in [&self.labels, &self.languages] {
             raw.extend_from_slice(&(list.len() as u16).to_le_bytes());
@@ -197,7 +197,17 @@ impl TextModel {
             word_ngrams: r.byte()?,
             char_min: r.byte()?,
             char_max: r.byte()?,
-            language_conjoined: r.byte()? != 0,
+            language_conjoined: false,
+            vader_bins: false,
+        };
+        let flags = r.byte()?;
+        if flags > 3 {
+            return Err(ModelError::Format(format!("unknown feature flags {flags:#04x}")));
+        }
+        let config = FeatureConfig {
+            language_conjoined: flags & 1 != 0,
+            vader_bins: flags & 2 != 0,
+            ..config
         };
         if !(8..=24).contains(&config.bucket_bits) || config.char_min > config.char_max {
             return Err(ModelError::Format("bad feature configuration".into()));

@@ -66,7 +66,13 @@ pub fn train(
     languages: Vec<String>,
     examples: &[Example],
 ) -> TextModel {
-    let k = labels.len();
+    let (bias, weights) = train_f32(config, labels.len(), examples);
+    TextModel::quantise(config.features, labels, languages, bias, &weights)
+}
+
+/// The trainer's f32 result over `k` classes: (bias, bucket-major weights), before
+/// [`TextModel::quantise`].
+pub fn train_f32(config: &TrainConfig, k: usize, examples: &[Example]) -> (Vec<f32>, Vec<f32>) {
     let buckets = 1usize << config.features.bucket_bits;
     let mut weights = vec![0f32; buckets * k];
     let mut bias = vec![0f32; k];
@@ -126,7 +132,7 @@ pub fn train(
             }
         }
     }
-    TextModel::quantise(config.features, labels, languages, bias, &weights)
+    (bias, weights)
 }
 
 #[cfg(test)]
@@ -141,6 +147,7 @@ mod tests {
                 char_min: 2,
                 char_max: 4,
                 language_conjoined: false,
+                vader_bins: true,
             },
             epochs: 10,
             learning_rate: 2.0,
