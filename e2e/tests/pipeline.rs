@@ -219,7 +219,10 @@ async fn replayed_recording_lands_once_per_line_and_is_stored_once_per_post() {
         scored, in_covered,
         "exactly the posts in the sentiment model's languages carry a sentiment"
     );
-    assert!(english > 100 && scored > english, "{english} English of {scored} scored");
+    assert!(
+        english > 100 && scored > english,
+        "{english} English of {scored} scored"
+    );
 
     // 3. A second run from the committed offsets adds nothing.
     let second = consume();

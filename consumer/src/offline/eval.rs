@@ -825,7 +825,17 @@ fn write_models_section(o: &mut String, sets: &Sets, models: &TrainedModels) -> 
         o,
         "| analysis of the recordings' statuses (one thread, best of 3) | µs/post |\n|---|---:|"
     );
-    for (name, a) in &analyzers {
+    let default = build(DetectorKind::Whichlang, SentimentKind::Model)?;
+    let timed = [
+        ("whichlang + sentiment model (the default)", &default),
+        ("model (--detector model)", &analyzers[0].1),
+        (
+            "whichlang + VADER (--sentiment vader, the old default)",
+            &analyzers[1].1,
+        ),
+        ("whatlang + VADER", &analyzers[2].1),
+    ];
+    for (name, a) in timed {
         let mut best = f64::MAX;
         for _ in 0..3 {
             let t0 = Instant::now();

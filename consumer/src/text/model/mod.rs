@@ -202,7 +202,9 @@ impl TextModel {
         };
         let flags = r.byte()?;
         if flags > 3 {
-            return Err(ModelError::Format(format!("unknown feature flags {flags:#04x}")));
+            return Err(ModelError::Format(format!(
+                "unknown feature flags {flags:#04x}"
+            )));
         }
         let config = FeatureConfig {
             language_conjoined: flags & 1 != 0,
