@@ -4,8 +4,10 @@
 # (copied into docs/benchmarks.md by hand, with the analysis).
 #
 #   a. producer ingest: tweet-producer --replay at full speed vs kcat -P on the same file
-#   b. analysis consumer on one core: with analysis, without (parse + store), with the whatlang
-#      detector, and the seed's Python stack (confluent-kafka + langdetect + vaderSentiment + sqlite3)
+#   b. analysis consumer on one core: with analysis (whichlang + the sentiment model, the default),
+#      the old analysis (--sentiment vader), the trained language model too (--detector model),
+#      without analysis (parse + store), with the whatlang detector, and the seed's Python stack
+#      (confluent-kafka + langdetect + vaderSentiment + sqlite3)
 #   c. end-to-end latency p50/p99/p999 (producer receive -> row committed) at 5,000 posts/s
 #   c'. the same with one core kept busy by another process (a shell loop on core 1)
 #   d. peak RSS of the producer and the consumer during (c)
@@ -102,6 +104,8 @@ RECORDS=$(awk '/records ->/ && !/deadletter/ {s+=$NF} END {print s}' "$OUT/produ
 WITH_S=$(consume "$RUN-with")
 WITHOUT_S=$(consume "$RUN-without" --no-analysis)
 WHATLANG_S=$(consume "$RUN-whatlang" --detector whatlang)
+VADER_S=$(consume "$RUN-vader" --sentiment vader)
+MODEL_S=$(consume "$RUN-model" --detector model)
 
 say "b. the seed's Python stack ($PY_POSTS posts, one core)"
 VENV="$ROOT/.local/bench/venv"
@@ -159,16 +163,17 @@ fi
 report() {
   python3 - "$@" <<'PY'
 import sys
-(lines, mb, prod_s, kcat_s, posts, records, with_s, without_s, whatlang_s, py_rate, p50, p99, p999,
- samples, rate, latency_s, sent, prod_rss, cons_rss, bp50, bp99, bp999, bsamples, bsent) = sys.argv[1:]
+(lines, mb, prod_s, kcat_s, posts, records, with_s, without_s, whatlang_s, vader_s, model_s, py_rate,
+ p50, p99, p999, samples, rate, latency_s, sent, prod_rss, cons_rss, bp50, bp99, bp999, bsamples,
+ bsent) = sys.argv[1:]
 lines, mb, posts, records = int(lines), float(mb), int(posts), int(records)
-prod_s, kcat_s, with_s, without_s, whatlang_s, py_rate = map(
-    float, (prod_s, kcat_s, with_s, without_s, whatlang_s, py_rate))
+prod_s, kcat_s, with_s, without_s, whatlang_s, vader_s, model_s, py_rate = map(
+    float, (prod_s, kcat_s, with_s, without_s, whatlang_s, vader_s, model_s, py_rate))
 prod_lps, kcat_lps = lines / prod_s, lines / kcat_s
 with_pps, without_pps = posts / with_s, posts / without_s
 rows = [
     ("producer ingest, lines/s", f"{prod_lps:,.0f} ({mb / prod_s:,.1f} MB/s)", f"kcat -P: {kcat_lps:,.0f} ({mb / kcat_s:,.1f} MB/s)", f"{prod_lps / kcat_lps:.0%} of kcat", ">= 90 % of kcat"),
-    ("analysis consumer, posts/s, 1 core", f"{with_pps:,.0f}", f"without analysis: {without_pps:,.0f}; with --detector whatlang: {posts / whatlang_s:,.0f}; Python stack: {py_rate:,.0f}", f"{with_pps / py_rate:,.0f}x Python", ">= 25,000 and >= 100x Python"),
+    ("analysis consumer, posts/s, 1 core", f"{with_pps:,.0f}", f"old analysis (--sentiment vader): {posts / vader_s:,.0f}; with --detector model: {posts / model_s:,.0f}; without analysis: {without_pps:,.0f}; with --detector whatlang: {posts / whatlang_s:,.0f}; Python stack: {py_rate:,.0f}", f"{with_pps / py_rate:,.0f}x Python", ">= 25,000 and >= 100x Python"),
     ("end-to-end latency p50 / p99 / p999", f"{p50} / {p99} / {p999} ms", f"{samples} records at {rate} lines/s for {latency_s} s ({sent} lines)", "", "p99 <= 100 ms"),
     ("end-to-end latency, one core busy", f"{bp50} / {bp99} / {bp999} ms", f"{bsamples} records ({bsent} lines), beside the quiet run above", "", "p99 <= 250 ms"),
     ("peak RSS producer / consumer", f"{int(prod_rss) / 1024:.0f} MB / {int(cons_rss) / 1024:.0f} MB", "VmHWM during the latency run", "", "<= 50 MB / <= 100 MB"),
@@ -182,7 +187,7 @@ print(f"Input: {lines:,} lines ({mb:,.0f} MB), {posts:,} posts and {records - po
 PY
 }
 MB=$(python3 -c "print($BYTES / 1e6)")
-TABLE=$(report "$LINES" "$MB" "$PROD_S" "$KCAT_S" "$POSTS" "$RECORDS" "$WITH_S" "$WITHOUT_S" "$WHATLANG_S" "$PY_RATE" \
+TABLE=$(report "$LINES" "$MB" "$PROD_S" "$KCAT_S" "$POSTS" "$RECORDS" "$WITH_S" "$WITHOUT_S" "$WHATLANG_S" "$VADER_S" "$MODEL_S" "$PY_RATE" \
   "$P50" "$P99" "$P999" "$SAMPLES" "$RATE" "$LATENCY_S" "$SENT" "$PROD_RSS" "$CONS_RSS" \
   "$BP50" "$BP99" "$BP999" "$BSAMPLES" "$BSENT")
 MACHINE="$(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -sr), Kafka 4.3.1 (single KRaft node, same machine)"

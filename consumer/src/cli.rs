@@ -16,7 +16,7 @@ use tweet_pipeline_common::config::{legacy_or, KafkaArgs, MetricsArgs, SummaryAr
 
 use crate::runner::membership::{self, Membership};
 use crate::store::StoreLocation;
-use crate::text::{self, DetectorKind, LanguageList};
+use crate::text::{self, DetectorKind, LanguageList, SentimentKind};
 use tweet_pipeline_scheduler::poster;
 
 /// Default `/metrics` address of the consumer.
@@ -188,6 +188,11 @@ pub struct Cli {
     #[arg(long, env = "TWEET_PIPELINE_DETECTOR", value_enum)]
     pub detector: Option<DetectorKind>,
 
+    /// Sentiment scorer: model (the default: the trained model for ar, de, en, es, fr, hi, it,
+    /// pt, scored as the post's language; docs/models.md) or vader (English posts only).
+    #[arg(long, env = "TWEET_PIPELINE_SENTIMENT", value_enum, default_value_t = SentimentKind::Model)]
+    pub sentiment: SentimentKind,
+
     /// How to reach Kafka.
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -349,6 +354,33 @@ pub enum Command {
         /// Language identifier to score (see `tweet-consumer --detector`).
         #[arg(long, value_enum)]
         detector: Option<DetectorKind>,
+        /// Score the models in this folder (langid.bin, sentiment.bin, as `train --out` writes
+        /// them) instead of the ones built in (consumer/models).
+        #[arg(long)]
+        models: Option<PathBuf>,
+    },
+    /// Train the language and sentiment models on the labelled tweets (docs/models.md) and
+    /// write langid.bin and sentiment.bin. Deterministic: the same data and seed give the same
+    /// bytes.
+    Train {
+        /// The training data folder (the one holding its MANIFEST.md and EXCLUDE_* lists).
+        #[arg(long, default_value = "../shared/data/training")]
+        data: PathBuf,
+        /// lingua's sentences folder (Apache-2.0; one file per language). Default:
+        /// DATA/../langid/lingua_testdata/sentences.
+        #[arg(long)]
+        lingua: Option<PathBuf>,
+        /// Output folder for the models (created if missing).
+        #[arg(long, default_value = "consumer/models")]
+        out: PathBuf,
+        /// Also train on the sets whose licence does not allow shipping a derived model
+        /// (TweetLID, Mozetič, TASS, airline, Sanders, ASTD: no licence, non-commercial or
+        /// GPL). Models trained so are for local research only.
+        #[arg(long)]
+        include_research_data: bool,
+        /// Seed of the example shuffles.
+        #[arg(long, default_value_t = 14)]
+        seed: u64,
     },
 }
 

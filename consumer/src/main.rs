@@ -45,11 +45,13 @@ fn main() -> ExitCode {
             vader_parity,
             languages,
             detector,
+            models,
         }) => eval::run(
             data,
             vader_parity.as_deref(),
             *detector,
             languages.clone().map(|l| l.0),
+            models.as_deref(),
         )
         .map(|report| {
             print!("{report}");
@@ -62,6 +64,31 @@ fn main() -> ExitCode {
                 print(&args.summary, &summary)
             })
         }),
+        Some(Command::Train {
+            data,
+            lingua,
+            out,
+            include_research_data,
+            seed,
+        }) => {
+            let lingua = lingua
+                .clone()
+                .unwrap_or_else(|| data.join("../langid/lingua_testdata/sentences"));
+            let sentiment140 =
+                data.join("../sentiment/sentiment140/testdata.manual.2009.06.14.csv");
+            offline::train::run(&offline::train::TrainArgs {
+                data,
+                lingua: &lingua,
+                sentiment140: &sentiment140,
+                out,
+                include_research_data: *include_research_data,
+                seed: *seed,
+            })
+            .map(|report| {
+                print!("{report}");
+                ExitCode::SUCCESS
+            })
+        }
         None => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()

@@ -11,7 +11,8 @@ use anyhow::Context as _;
 use tweet_pipeline_common::emoji::is_emoji_part;
 use tweet_pipeline_common::post::parse_post;
 
-use crate::text::{Analyzer, DetectorKind, Label};
+use crate::offline::train::tweetlid_held_back;
+use crate::text::{Analyzer, AnalyzerOptions, DetectorKind, Label, SentimentKind, TrainedModels};
 
 /// TweetLID 2014's single-language labels; `und`, `other` and multi-language rows are skipped.
 const TWEETLID_LANGUAGES: [&str; 6] = ["es", "pt", "ca", "en", "gl", "eu"];
@@ -208,24 +209,35 @@ fn read_lines(path: &Path) -> anyhow::Result<Vec<String>> {
 
 struct Sets {
     tweetlid: Vec<(String, String)>,
+    /// The held-back fifth of TweetLID train ([`tweetlid_held_back`]), never trained on.
+    tweetlid_held: Vec<(String, String)>,
     /// (language code, text, sentiment label 0..=2)
     xlmt: Vec<(&'static str, String, usize)>,
+    /// XLM-T val only, never trained on.
+    xlmt_val: Vec<(&'static str, String, usize)>,
     twitter: Vec<(String, String)>,
     semeval: Vec<(usize, String)>,
     sentiment140: Vec<(usize, String)>,
 }
 
 fn load(data: &Path) -> anyhow::Result<Sets> {
-    let tweetlid = read_lines(&data.join("langid/tweetlid2014/train.tsv"))?
-        .into_iter()
-        .filter_map(|line| {
-            let mut parts = line.splitn(4, '\t');
-            let (_, _, gold, text) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-            TWEETLID_LANGUAGES
-                .contains(&gold)
-                .then(|| (gold.to_owned(), text.to_owned()))
-        })
-        .collect();
+    let mut tweetlid = Vec::new();
+    let mut tweetlid_held = Vec::new();
+    for line in read_lines(&data.join("langid/tweetlid2014/train.tsv"))? {
+        let mut parts = line.splitn(4, '\t');
+        let (Some(id), Some(_), Some(gold), Some(text)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if TWEETLID_LANGUAGES.contains(&gold) {
+            if tweetlid_held_back(id) {
+                tweetlid_held.push((gold.to_owned(), text.to_owned()));
+            }
+            tweetlid.push((gold.to_owned(), text.to_owned()));
+        }
+    }
+    let mut xlmt_val = Vec::new();
 
     let mut xlmt = Vec::new();
     for (folder, code) in XLMT_LANGUAGES {
@@ -240,7 +252,11 @@ fn load(data: &Path) -> anyhow::Result<Sets> {
                 labels.len()
             );
             for (text, label) in texts.into_iter().zip(labels) {
-                xlmt.push((code, text, sentiment_label(&label)?));
+                let row = (code, text, sentiment_label(&label)?);
+                if split == "val" {
+                    xlmt_val.push(row.clone());
+                }
+                xlmt.push(row);
             }
         }
     }
@@ -291,7 +307,9 @@ fn load(data: &Path) -> anyhow::Result<Sets> {
 
     Ok(Sets {
         tweetlid,
+        tweetlid_held,
         xlmt,
+        xlmt_val,
         twitter,
         semeval,
         sentiment140,
@@ -321,7 +339,12 @@ pub fn run(
     vader_parity: Option<&Path>,
     detector: Option<DetectorKind>,
     languages: Option<Vec<whatlang::Lang>>,
+    models: Option<&Path>,
 ) -> anyhow::Result<String> {
+    let models = match models {
+        Some(dir) => TrainedModels::load(dir)?,
+        None => TrainedModels::embedded()?,
+    };
     if !data.is_dir() {
         anyhow::bail!(
             "no data directory at {}; pass --data with the shared data (the folder of MANIFEST.md)",
@@ -330,7 +353,13 @@ pub fn run(
     }
     let started = Instant::now();
     let sets = load(data)?;
-    let analyzer = Analyzer::with_detector(detector, languages).map_err(anyhow::Error::msg)?;
+    let analyzer = Analyzer::with_options(AnalyzerOptions {
+        detector,
+        languages,
+        sentiment: SentimentKind::Vader,
+        models: Some(models.clone()),
+    })
+    .map_err(anyhow::Error::msg)?;
     let detect = |text: &str| analyzer.analyze(text, None).language.map(normalise_lang);
     let vader = |text: &str| {
         let analysis = analyzer.analyze(text, Some("en"));
@@ -342,6 +371,7 @@ pub fn run(
     let mut out = String::new();
     let o = &mut out;
     let detector_name = match analyzer.detector_kind() {
+        DetectorKind::Model => "the trained model (whichlang below its threshold)",
         DetectorKind::Whatlang => "whatlang",
         DetectorKind::Whichlang => "whichlang (with whatlang for id/tl and other scripts)",
     };
@@ -349,7 +379,8 @@ pub fn run(
         o,
         "# tweet-consumer eval: {detector_name} (language) + vader-parity (VADER sentiment)\n"
     );
-    let _ = writeln!(o, "All rows of every set.\n");
+    let _ = writeln!(o, "All rows of every set in sections 1 and 2 (VADER sentiment); the trained models saw TweetLID's and XLM-T's train rows, so their held-out figures are in section 0.\n");
+    write_models_section(o, &sets, &models)?;
 
     // 1a. TweetLID
     let mut tweetlid = Confusion::new(&TWEETLID_LANGUAGES);
@@ -623,6 +654,201 @@ fn write_parity(o: &mut String, path: &Path, ours: &[Option<f64>]) -> anyhow::Re
         ours.len(),
         ratio(same as u64, ours.len() as u64)
     );
+    Ok(())
+}
+
+/// Section 0: the trained models beside whichlang/whatlang and VADER, on held-out data only
+/// (TweetLID's held-back fifth, XLM-T val, SemEval-2017 test, Sentiment140 test, the
+/// recordings), with each analysis's cost per post in this run.
+fn write_models_section(o: &mut String, sets: &Sets, models: &TrainedModels) -> anyhow::Result<()> {
+    let build = |detector, sentiment| {
+        Analyzer::with_options(AnalyzerOptions {
+            detector: Some(detector),
+            languages: None,
+            sentiment,
+            models: Some(models.clone()),
+        })
+        .map_err(anyhow::Error::msg)
+    };
+    let analyzers = [
+        ("model", build(DetectorKind::Model, SentimentKind::Model)?),
+        (
+            "whichlang + VADER",
+            build(DetectorKind::Whichlang, SentimentKind::Vader)?,
+        ),
+        (
+            "whatlang + VADER",
+            build(DetectorKind::Whatlang, SentimentKind::Vader)?,
+        ),
+    ];
+    let _ = writeln!(
+        o,
+        "## 0. Trained models (consumer/models) beside whichlang/whatlang and VADER, held-out data only\n"
+    );
+    let _ = writeln!(
+        o,
+        "TweetLID: the held-back fifth of train ({} single-language rows, by a hash of the id; never trained on). XLM-T: val ({} rows). Twitter: {} statuses of the v1.1 recordings.\n",
+        sets.tweetlid_held.len(),
+        sets.xlmt_val.len(),
+        sets.twitter.len()
+    );
+    let _ = writeln!(
+        o,
+        "| language measure | model | whichlang | whatlang |\n|---|---:|---:|---:|"
+    );
+    let codes: Vec<&str> = XLMT_LANGUAGES.iter().map(|(_, c)| *c).collect();
+    let mut rows: Vec<(String, Vec<f64>)> = Vec::new();
+    let mut lid = Vec::new();
+    for (_, a) in &analyzers {
+        let detect = |text: &str| a.analyze(text, None).language.map(normalise_lang);
+        let mut tl = Confusion::new(&TWEETLID_LANGUAGES);
+        for (gold, text) in &sets.tweetlid_held {
+            tl.add(gold, detect(text));
+        }
+        let mut xl = Confusion::new(&codes);
+        for (code, text, _) in &sets.xlmt_val {
+            xl.add(code, detect(text));
+        }
+        let mut agree = (0u64, 0u64);
+        for (lang, text) in &sets.twitter {
+            agree.1 += 1;
+            agree.0 += u64::from(detect(text) == Some(lang.as_str()));
+        }
+        lid.push((tl, xl, ratio(agree.0, agree.1)));
+    }
+    let recall = |m: &Confusion, label: &str| {
+        m.labels()
+            .iter()
+            .position(|l| l == label)
+            .map_or(0.0, |i| m.class(i).recall)
+    };
+    rows.push((
+        "TweetLID held-back accuracy".into(),
+        lid.iter().map(|l| l.0.accuracy()).collect(),
+    ));
+    for code in ["ca", "eu", "gl"] {
+        rows.push((
+            format!("TweetLID recall {code}"),
+            lid.iter().map(|l| recall(&l.0, code)).collect(),
+        ));
+    }
+    rows.push((
+        "XLM-T val language accuracy".into(),
+        lid.iter().map(|l| l.1.accuracy()).collect(),
+    ));
+    rows.push((
+        "XLM-T val recall hi (romanised)".into(),
+        lid.iter().map(|l| recall(&l.1, "hi")).collect(),
+    ));
+    rows.push((
+        "agreement with Twitter lang".into(),
+        lid.iter().map(|l| l.2).collect(),
+    ));
+    for (name, values) in &rows {
+        let _ = writeln!(
+            o,
+            "| {name} | {:.4} | {:.4} | {:.4} |",
+            values[0], values[1], values[2]
+        );
+    }
+    let _ = writeln!(o);
+
+    // Sentiment: the model scored as the gold language, VADER as English.
+    let score = |a: &Analyzer, text: &str, lang: &str| {
+        a.analyze(text, Some(lang))
+            .sentiment
+            .map(|s| SENTIMENT_LABELS[label_index(s.label)])
+    };
+    let (model, vader) = (&analyzers[0].1, &analyzers[1].1);
+    let _ = writeln!(o, "| sentiment measure | model | VADER |\n|---|---:|---:|");
+    for (name, set) in [
+        ("SemEval-2017 test", &sets.semeval),
+        ("Sentiment140 test", &sets.sentiment140),
+    ] {
+        let mut m = Confusion::new(&SENTIMENT_LABELS);
+        let mut v = Confusion::new(&SENTIMENT_LABELS);
+        for (gold, text) in set.iter() {
+            m.add(SENTIMENT_LABELS[*gold], score(model, text, "en"));
+            v.add(SENTIMENT_LABELS[*gold], score(vader, text, "en"));
+        }
+        let _ = writeln!(
+            o,
+            "| {name} macro recall | {:.4} | {:.4} |",
+            m.macro_recall(),
+            v.macro_recall()
+        );
+        let _ = writeln!(
+            o,
+            "| {name} macro F1 | {:.4} | {:.4} |",
+            m.macro_f1(),
+            v.macro_f1()
+        );
+    }
+    for code in &codes {
+        let mut m = Confusion::new(&SENTIMENT_LABELS);
+        let mut v = Confusion::new(&SENTIMENT_LABELS);
+        for (_, text, gold) in sets.xlmt_val.iter().filter(|(c, _, _)| c == code) {
+            m.add(SENTIMENT_LABELS[*gold], score(model, text, code));
+            v.add(SENTIMENT_LABELS[*gold], score(vader, text, code));
+        }
+        let vader_cell = if *code == "en" {
+            format!("{:.4}", v.macro_f1())
+        } else {
+            "no score".to_owned()
+        };
+        let _ = writeln!(
+            o,
+            "| XLM-T val macro F1, {code} | {:.4} | {vader_cell} |",
+            m.macro_f1()
+        );
+    }
+    // The pipeline's way: the sentiment of the detected language (no platform tag).
+    let mut m = Confusion::new(&SENTIMENT_LABELS);
+    for (_, text, gold) in &sets.xlmt_val {
+        m.add(
+            SENTIMENT_LABELS[*gold],
+            model
+                .analyze(text, None)
+                .sentiment
+                .map(|s| SENTIMENT_LABELS[label_index(s.label)]),
+        );
+    }
+    let _ = writeln!(
+        o,
+        "| XLM-T val macro F1, all 8, language detected (no tag) | {:.4} | |\n",
+        m.macro_f1()
+    );
+
+    // Cost per post: the whole analysis (detection and sentiment) of each recorded status, one
+    // thread, best of three passes.
+    let _ = writeln!(
+        o,
+        "| analysis of the recordings' statuses (one thread, best of 3) | µs/post |\n|---|---:|"
+    );
+    let default = build(DetectorKind::Whichlang, SentimentKind::Model)?;
+    let timed = [
+        ("whichlang + sentiment model (the default)", &default),
+        ("model (--detector model)", &analyzers[0].1),
+        (
+            "whichlang + VADER (--sentiment vader, the old default)",
+            &analyzers[1].1,
+        ),
+        ("whatlang + VADER", &analyzers[2].1),
+    ];
+    for (name, a) in timed {
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t0 = Instant::now();
+            let mut scored = 0usize;
+            for (_, text) in &sets.twitter {
+                scored += usize::from(a.analyze(text, None).sentiment.is_some());
+            }
+            std::hint::black_box(scored);
+            best = best.min(t0.elapsed().as_secs_f64() * 1e6 / sets.twitter.len().max(1) as f64);
+        }
+        let _ = writeln!(o, "| {name} | {best:.2} |");
+    }
+    let _ = writeln!(o);
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 pub mod eval;
 pub mod report;
 pub mod stats;
+pub mod train;
 
 use anyhow::Context as _;
 

@@ -25,7 +25,7 @@ use crate::runner::outputs::Outputs;
 use crate::runner::{self, Handler, RebalanceContext};
 use crate::store::{BatchOutcome, PostRow, SourcePosition, Store, TextFrom, Write};
 use crate::summary::AnalysisSummary;
-use crate::text::{Analysis, Analyzer};
+use crate::text::{Analysis, Analyzer, AnalyzerOptions};
 
 /// The analysis role's batch handler.
 pub struct AnalysisHandler {
@@ -427,8 +427,13 @@ pub async fn run(
     let analyzer = match cli.no_analysis {
         true => None,
         false => Some(
-            Analyzer::with_detector(cli.detector, cli.languages.clone().map(|l| l.0))
-                .map_err(anyhow::Error::msg)?,
+            Analyzer::with_options(AnalyzerOptions {
+                detector: cli.detector,
+                languages: cli.languages.clone().map(|l| l.0),
+                sentiment: cli.sentiment,
+                models: None,
+            })
+            .map_err(anyhow::Error::msg)?,
         ),
     };
     let (kafka, group) = (cli.kafka.clone(), cli.group.clone());

@@ -11,6 +11,12 @@
 /// of languages.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum DetectorKind {
+    /// This project's language model trained on tweets (consumer/models/langid.bin, 75
+    /// languages; docs/models.md), taken when its probability is at least
+    /// [`super::LANGID_MIN_PROBABILITY`]; below that whichlang decides as below (whatlang with
+    /// `--languages`, which the model also honours). Opt-in: it beats whichlang on TweetLID
+    /// and XLM-T but agrees less often with Twitter's own `lang` (docs/models.md).
+    Model,
     /// whatlang 0.18: 69 languages (trigram profiles and alphabets), with a confidence; the
     /// only one that takes a `--languages` allow-list.
     Whatlang,
@@ -46,7 +52,7 @@ impl LanguageDetector {
         }
     }
 
-    /// The language identifier in use.
+    /// The language identifier in use (whichlang or whatlang).
     pub fn kind(&self) -> DetectorKind {
         match self.whichlang {
             Some(_) => DetectorKind::Whichlang,
@@ -179,7 +185,7 @@ pub struct LanguageList(pub Vec<whatlang::Lang>);
 /// whatlang names languages by ISO 639-3; the platforms tag posts with ISO 639-1 (BCP 47).
 /// whatlang's Mandarin (`cmn`) and Iranian Persian (`pes`) are individual members of the
 /// macrolanguages the platforms tag `zh` and `fa`; ISO 639-1 has no code for the members.
-fn iso_639_1_or_3(lang: whatlang::Lang) -> &'static str {
+pub(crate) fn iso_639_1_or_3(lang: whatlang::Lang) -> &'static str {
     let code = lang.code();
     match code {
         "cmn" => "zh",
