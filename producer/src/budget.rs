@@ -73,11 +73,20 @@ pub struct BudgetState {
     pub month: String,
     /// Posts read that month.
     pub month_reads: u64,
+    /// The UTC date the windows were last rolled for: a post read the same day skips
+    /// formatting the window keys (every post read passes through [`Self::roll`]).
+    #[serde(skip)]
+    rolled_for: Option<NaiveDate>,
 }
 
 impl BudgetState {
     /// Starts new windows when `now` is past the counted ones.
     pub fn roll(&mut self, now: DateTime<Utc>) {
+        let today = now.date_naive();
+        if self.rolled_for == Some(today) {
+            return;
+        }
+        self.rolled_for = Some(today);
         let (day, month) = (
             now.format("%Y-%m-%d").to_string(),
             now.format("%Y-%m").to_string(),
