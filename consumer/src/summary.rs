@@ -15,7 +15,11 @@ use crate::store::LanguageSentiment;
 
 /// One `  label      value` row of a role's summary: the label left-aligned in 28 columns,
 /// the count right-aligned in 10.
-fn row(f: &mut fmt::Formatter<'_>, label: &str, value: impl fmt::Display) -> fmt::Result {
+pub(crate) fn row(
+    f: &mut fmt::Formatter<'_>,
+    label: &str,
+    value: impl fmt::Display,
+) -> fmt::Result {
     writeln!(f, "  {label:<28}{value:>10}")
 }
 

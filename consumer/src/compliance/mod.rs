@@ -38,6 +38,7 @@ use tweet_pipeline_common::{headers, kafka, Kind};
 
 use crate::cli::StoreArg;
 use crate::store::Store;
+use crate::summary::row;
 use client::{Job, JobsClient};
 
 /// The X API v2 root.
@@ -154,9 +155,6 @@ pub struct ComplianceSummary {
 
 impl fmt::Display for ComplianceSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let row = |f: &mut fmt::Formatter<'_>, label: &str, value: u64| {
-            writeln!(f, "  {label:<28}{value:>10}")
-        };
         writeln!(f, "compliance run")?;
         row(f, "batches", self.batches)?;
         row(f, "batches given up", self.batches_given_up)?;
@@ -166,7 +164,7 @@ impl fmt::Display for ComplianceSummary {
         row(f, "events", self.events)?;
         row(f, "records written", self.records_written)?;
         for (action, count) in &self.actions {
-            row(f, &format!("  {action}"), *count)?;
+            row(f, &format!("  {action}"), count)?;
         }
         Ok(())
     }
