@@ -348,7 +348,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<String> {
             continue;
         };
         if SENTIMENT_LANGUAGES.contains(&code) {
-            let input = sentiment_input(&sentiment_features(), &vader, &row[text], code);
+            let input =
+                sentiment_input(&sentiment_features(), &vader, &row[text], &row[text], code);
             let repeats = if code == "en" { 1 } else { NON_ENGLISH_REPEATS };
             for _ in 0..repeats {
                 sentiment.push(Example {

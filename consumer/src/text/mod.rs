@@ -188,9 +188,9 @@ impl Analyzer {
         self.sentiment_kind
     }
 
-    /// The language of `text`, and the model's probability or whatlang's confidence.
-    fn detect(&self, text: &str) -> (Option<&'static str>, Option<f64>) {
-        let cleaned = text_for_detection(text);
+    /// The language of a post whose text [`text_for_detection`] cleaned to `cleaned`, and the
+    /// model's probability or whatlang's confidence.
+    fn detect(&self, cleaned: &str) -> (Option<&'static str>, Option<f64>) {
         let model = self
             .models
             .as_ref()
@@ -198,18 +198,22 @@ impl Analyzer {
             .filter(|_| cleaned.chars().any(char::is_alphabetic));
         let allowed = self.allowed.as_deref().filter(|a| a.iter().any(|&x| x));
         if let Some(models) = model.filter(|_| self.allowed.is_none() || allowed.is_some()) {
-            let (best, p) = models.langid.predict(text, None, allowed, &mut Vec::new());
+            let (best, p) = models
+                .langid
+                .predict_cleaned(cleaned, allowed, &mut Vec::new());
             if p >= LANGID_MIN_PROBABILITY {
                 return (Some(self.langid_codes[best]), Some(f64::from(p)));
             }
         }
-        self.language.detect(&cleaned)
+        self.language.detect(cleaned)
     }
 
     /// Detects the language of `text` and scores its sentiment when the scorer covers its
     /// language. `platform_lang` is the post's own `lang` tag, if any (`und` counts as none).
     pub fn analyze(&self, text: &str, platform_lang: Option<&str>) -> Analysis {
-        let (language, confidence) = self.detect(text);
+        // Cleaned once: the detectors and the models read the same cleaned text.
+        let cleaned = text_for_detection(text);
+        let (language, confidence) = self.detect(&cleaned);
         let platform = platform_lang
             .filter(|l| *l != "und")
             .map(|l| l.split('-').next().unwrap_or(l).to_ascii_lowercase());
@@ -217,7 +221,7 @@ impl Analyzer {
         let sentiment = match (self.sentiment_kind, &self.models) {
             (SentimentKind::Model, Some(models)) => scored_as
                 .filter(|l| models.sentiment.languages.iter().any(|c| c == l))
-                .map(|l| model_sentiment(&models.sentiment, &self.vader, text, l)),
+                .map(|l| model_sentiment(&models.sentiment, &self.vader, text, &cleaned, l)),
             _ => (scored_as == Some("en")).then(|| self.vader.score(text)),
         };
         Analysis {
@@ -228,15 +232,17 @@ impl Analyzer {
     }
 }
 
-/// The sentiment model's scores of `text` in `language` as a [`Sentiment`].
+/// The sentiment model's scores of `text` (cleaned: `cleaned`) in `language` as a
+/// [`Sentiment`].
 fn model_sentiment(
     model: &model::TextModel,
     vader: &SentimentScorer,
     text: &str,
+    cleaned: &str,
     language: &str,
 ) -> Sentiment {
-    let input = trained::sentiment_input(&model.config, vader, text, language);
-    let p = model.probabilities(&input, Some(language), &mut Vec::new());
+    let input = trained::sentiment_input(&model.config, vader, text, cleaned, language);
+    let p = model.probabilities_cleaned(&input, Some(language), &mut Vec::new());
     let (neg, neu, pos) = (f64::from(p[0]), f64::from(p[1]), f64::from(p[2]));
     let label = if pos >= neu && pos >= neg {
         Label::Positive

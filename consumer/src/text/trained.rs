@@ -97,21 +97,24 @@ impl TrainedModels {
     }
 }
 
-/// The text the sentiment model sees for `text` in `language`: with
-/// [`super::model::FeatureConfig::vader_bins`] an English text gets VADER's scores appended as
-/// words ([`super::model::features::vader_words`]); otherwise the text itself. Training and
-/// analysis both go through here, so the two cannot drift.
+/// What the sentiment model reads for a post in `language`: `base` (the post's text, or that
+/// text already cleaned by [`super::text_for_detection`]), with
+/// [`super::model::FeatureConfig::vader_bins`] and an English post followed by VADER's scores of
+/// the raw `text` as words ([`super::model::features::vader_words`]). Training and analysis
+/// both go through here, so the two cannot drift; the words survive cleaning, so cleaning
+/// before or after appending them gives the same tokens.
 pub fn sentiment_input<'a>(
     config: &super::model::FeatureConfig,
     vader: &super::SentimentScorer,
-    text: &'a str,
+    text: &str,
+    base: &'a str,
     language: &str,
 ) -> std::borrow::Cow<'a, str> {
     if config.vader_bins && language == "en" {
         let words = super::model::features::vader_words(&vader.score(text));
-        std::borrow::Cow::Owned(format!("{text}{words}"))
+        std::borrow::Cow::Owned(format!("{base}{words}"))
     } else {
-        std::borrow::Cow::Borrowed(text)
+        std::borrow::Cow::Borrowed(base)
     }
 }
 

@@ -61,7 +61,12 @@ const SEED_LANGUAGE: u64 = 4;
 /// mentions, links or `#`), lowercased, cut into runs of letters/digits (with inner `'`) and
 /// single other symbols (punctuation, emoji), which carry sentiment.
 pub fn tokens(text: &str) -> Vec<String> {
-    let cleaned = text_for_detection(text).to_lowercase();
+    tokens_of_cleaned(&text_for_detection(text))
+}
+
+/// [`tokens`] of a text [`text_for_detection`] has already cleaned.
+pub fn tokens_of_cleaned(cleaned: &str) -> Vec<String> {
+    let cleaned = cleaned.to_lowercase();
     let mut out = Vec::new();
     let mut word = String::new();
     for c in cleaned.chars() {
@@ -91,9 +96,20 @@ fn is_combining(c: char) -> bool {
 /// Appends the bucket of every feature of `text` to `out` (cleared first). `language`, for a
 /// language-conjoined model, is the post's language code.
 pub fn extract(config: &FeatureConfig, text: &str, language: Option<&str>, out: &mut Vec<u32>) {
+    extract_cleaned(config, &text_for_detection(text), language, out);
+}
+
+/// [`extract`] of a text [`text_for_detection`] has already cleaned (analysis cleans each post
+/// once, for the language detector and the models).
+pub fn extract_cleaned(
+    config: &FeatureConfig,
+    cleaned: &str,
+    language: Option<&str>,
+    out: &mut Vec<u32>,
+) {
     out.clear();
     let mask = (1u64 << config.bucket_bits) - 1;
-    let words = tokens(text);
+    let words = tokens_of_cleaned(cleaned);
     let mut hashes: Vec<u64> = Vec::with_capacity(words.len() * 8);
     let mut previous: Option<u64> = None;
     let mut chars: Vec<u8> = Vec::with_capacity(64);

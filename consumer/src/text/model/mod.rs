@@ -95,9 +95,25 @@ impl TextModel {
         features: &mut Vec<u32>,
     ) -> Vec<f32> {
         features::extract(&self.config, text, language, features);
+        self.probabilities_of(features)
+    }
+
+    /// [`Self::probabilities`] of a text [`crate::text::text_for_detection`] has already
+    /// cleaned.
+    pub fn probabilities_cleaned(
+        &self,
+        cleaned: &str,
+        language: Option<&str>,
+        features: &mut Vec<u32>,
+    ) -> Vec<f32> {
+        features::extract_cleaned(&self.config, cleaned, language, features);
+        self.probabilities_of(features)
+    }
+
+    fn probabilities_of(&self, features: &[u32]) -> Vec<f32> {
         let k = self.labels.len();
         let mut sums = vec![0i32; k];
-        for &f in features.iter() {
+        for &f in features {
             let row = &self.weights[f as usize * k..(f as usize + 1) * k];
             for (s, &w) in sums.iter_mut().zip(row) {
                 *s += i32::from(w);
@@ -120,26 +136,40 @@ impl TextModel {
         allowed: Option<&[bool]>,
         features: &mut Vec<u32>,
     ) -> (usize, f32) {
-        let mut p = self.probabilities(text, language, features);
-        if let Some(allowed) = allowed {
-            for (p, &ok) in p.iter_mut().zip(allowed) {
-                if !ok {
-                    *p = 0.0;
-                }
-            }
-            let total: f32 = p.iter().sum();
-            if total > 0.0 {
-                p.iter_mut().for_each(|x| *x /= total);
-            }
-        }
-        let (best, prob) =
-            p.iter()
-                .copied()
-                .enumerate()
-                .fold((0, f32::MIN), |a, b| if b.1 > a.1 { b } else { a });
-        (best, prob)
+        best_allowed(self.probabilities(text, language, features), allowed)
     }
 
+    /// [`Self::predict`] of a text [`crate::text::text_for_detection`] has already cleaned.
+    pub fn predict_cleaned(
+        &self,
+        cleaned: &str,
+        allowed: Option<&[bool]>,
+        features: &mut Vec<u32>,
+    ) -> (usize, f32) {
+        best_allowed(self.probabilities_cleaned(cleaned, None, features), allowed)
+    }
+}
+
+/// The most probable class among those `allowed` keeps, its probability renormalised.
+fn best_allowed(mut p: Vec<f32>, allowed: Option<&[bool]>) -> (usize, f32) {
+    if let Some(allowed) = allowed {
+        for (p, &ok) in p.iter_mut().zip(allowed) {
+            if !ok {
+                *p = 0.0;
+            }
+        }
+        let total: f32 = p.iter().sum();
+        if total > 0.0 {
+            p.iter_mut().for_each(|x| *x /= total);
+        }
+    }
+    p.iter()
+        .copied()
+        .enumerate()
+        .fold((0, f32::MIN), |a, b| if b.1 > a.1 { b } else { a })
+}
+
+impl TextModel {
     /// The file bytes (gzip of the version-1 layout above).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut raw = Vec::with_capacity(self.weights.len() + 1024);
